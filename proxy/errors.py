@@ -1,0 +1,140 @@
+"""The gateway's error hierarchy: each class knows its HTTP status, OpenAI `type` and `code`.
+
+One handler renders any of them as OpenAI's body, `{"error": {"message", "type", "param",
+"code"}}`. Messages never carry a secret: neither a user key nor a backend key.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+
+class ErrorObject(msgspec.Struct, omit_defaults=False):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(msgspec.Struct):
+    error: ErrorObject
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class GatewayError(Exception):
+    """Base class: an error the client sees in OpenAI's shape."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    code: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.instance_code = code if code is not None else self.code
+        self.headers = headers or {}
+
+    def body(self) -> ErrorResponse:
+        return ErrorResponse(
+            ErrorObject(
+                message=self.message, type=self.type, param=self.param, code=self.instance_code
+            )
+        )
+
+    def to_json(self) -> bytes:
+        return _encoder.encode(self.body())
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class InvalidApiKey(GatewayError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    type = "invalid_request_error"
+    code = "model_not_allowed"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+
+class QuotaExceeded(GatewayError):
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
+class BackendError(GatewayError):
+    """The backend failed (5xx, broken stream, refused our backend key): our 502."""
+
+    status = 502
+    type = "server_error"
+    code = "backend_error"
+
+
+class BackendTimeout(GatewayError):
+    status = 504
+    type = "server_error"
+    code = "backend_timeout"
+
+
+class NoHealthyBackend(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "no_healthy_backend"
+
+
+class ShuttingDown(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "shutting_down"
