@@ -1,0 +1,195 @@
+"""Gateway settings: a TOML file read into msgspec Structs, or the embedded defaults.
+
+Every section is a Struct of its own; the helper that owns a section adds its fields there.
+Secrets never appear in the file: fields ending in `_env` name the environment variable that
+holds one, and only the process that needs a secret reads it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_DATA_DIR = "warmgate-data"
+# A 128k-token prompt is about 0.5 MB of text; images travel base64 inside the body.
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+EMBEDDED_MODEL = "demo"
+
+Policy = Literal["cache_aware", "least_outstanding", "round_robin"]
+
+
+class BackendSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One SGLang server (or a SkyServe endpoint) that serves a model."""
+
+    url: str
+    # Name of the environment variable holding the backend's `--api-key`; never the key itself.
+    api_key_env: str | None = None
+
+
+class ModelSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    # The name SGLang serves (`--served-model-name`); the public name when unset.
+    served_name: str | None = None
+    aliases: list[str] = msgspec.field(default_factory=list)
+    # Flat USD per billed request; a TOML string ("0.002") keeps it exact.
+    price_per_request: Decimal = Decimal(0)
+    context_length: int | None = None
+    policy: Policy = "cache_aware"
+    backends: list[BackendSettings] = msgspec.field(default_factory=list)
+
+
+class UpstreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The forwarding client. A stream's first byte arrives only at time-to-first-token (a
+    128k-token prefill, a deep queue), so nothing bounds a whole request: only connecting and
+    the silence between two reads are bounded."""
+
+    connect_timeout_s: float = 3.0
+    # Longest wait for the next bytes, the first ones (TTFT) included.
+    read_timeout_s: float = 900.0
+    max_connections: int = 1024
+    max_connections_per_backend: int = 512
+    # SGLang (uvicorn) closes idle connections after 5 s; drop ours first.
+    keepalive_expiry_s: float = 4.0
+    # Attempts per request, the first included; retries happen only before any byte reached
+    # the client and only where the backend cannot have started (refused connection, 503).
+    max_attempts: int = 3
+
+
+class RoutingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Balancing policies (H5's section)."""
+
+    backends_document: str | None = None
+
+
+class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Active probes and passive ejection (H5's section)."""
+
+    probe_path: str = "/health"
+    interval_s: float = 5.0
+    timeout_s: float = 5.0
+    eject_after: int = 3
+    readmit_after: int = 2
+    breaker_cooldown_s: float = 30.0
+
+
+class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Admin access (H4's section)."""
+
+    admin_key_env: str | None = None
+
+
+class StaticKeySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A key declared in the file (H4's section); its secret comes from the environment."""
+
+    name: str
+    secret_env: str
+    allowed_models: list[str] | None = None
+    rpm: int | None = None
+    max_concurrency: int | None = None
+    quota: int | None = None
+    quota_period: Literal["day", "month"] | None = None
+
+
+class LimitsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Per-key limits store (H4's section): in process, or Redis for a fleet of edges."""
+
+    redis_url: str | None = None
+
+
+class LedgerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The request ledger (H4's section). `url` unset means a SQLite file under `data_dir`."""
+
+    url: str | None = None
+    flush_interval_ms: int = 200
+    batch_rows: int = 500
+
+
+class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The HTTP edge itself."""
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    cors_allow_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    # One JSON line per request on stdout.
+    access_log: bool = True
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: str = DEFAULT_DATA_DIR
+    models: list[ModelSettings] = msgspec.field(default_factory=list)
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    upstream: UpstreamSettings = msgspec.field(default_factory=UpstreamSettings)
+    routing: RoutingSettings = msgspec.field(default_factory=RoutingSettings)
+    health: HealthSettings = msgspec.field(default_factory=HealthSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    keys: list[StaticKeySettings] = msgspec.field(default_factory=list)
+    limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
+    ledger: LedgerSettings = msgspec.field(default_factory=LedgerSettings)
+
+    @property
+    def ledger_url(self) -> str:
+        """The ledger's database URL: the configured one, else SQLite under `data_dir`."""
+        if self.ledger.url:
+            return self.ledger.url
+        return f"sqlite:///{Path(self.data_dir).resolve() / 'ledger.sqlite3'}"
+
+
+class SettingsError(Exception):
+    """The configuration file cannot be read or does not fit the schema."""
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read a TOML file; errors name the offending field (`$.models[0].backends[1].url`)."""
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"cannot read {path}: {exc}") from exc
+    return parse_settings(raw, source=str(path))
+
+
+def parse_settings(raw: dict[str, object], *, source: str = "settings") -> Settings:
+    try:
+        settings = msgspec.convert(raw, Settings)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"{source}: {exc}") from exc
+    check_settings(settings, source=source)
+    return settings
+
+
+def check_settings(settings: Settings, *, source: str = "settings") -> None:
+    """Cross-field rules a schema cannot state: unique public names, a backend per model."""
+    seen: set[str] = set()
+    for model in settings.models:
+        for name in (model.name, *model.aliases):
+            if name in seen:
+                raise SettingsError(f"{source}: model name or alias {name!r} is used twice")
+            seen.add(name)
+        if not model.backends and not settings.routing.backends_document:
+            raise SettingsError(f"{source}: model {model.name!r} has no backends")
+        if model.price_per_request < 0:
+            raise SettingsError(f"{source}: model {model.name!r} has a negative price")
+
+
+def embedded_settings(
+    backend_urls: list[str],
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    data_dir: str = DEFAULT_DATA_DIR,
+) -> Settings:
+    """The settings `warmgate serve` runs on without a file: model `demo` on the given
+    (simulator) backends, state under `data_dir`."""
+    model = ModelSettings(
+        name=EMBEDDED_MODEL,
+        price_per_request=Decimal("0.001"),
+        context_length=32768,
+        backends=[BackendSettings(url=url) for url in backend_urls],
+    )
+    return Settings(host=host, port=port, data_dir=data_dir, models=[model])
