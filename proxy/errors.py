@@ -122,6 +122,18 @@ class BackendError(GatewayError):
     code = "backend_error"
 
 
+class BackendUnreachable(BackendError):
+    """No connection to the backend could be made: it cannot have started the work."""
+
+    code = "backend_unreachable"
+
+
+class StreamInterrupted(BackendError):
+    """The backend's answer broke off after it had begun."""
+
+    code = "stream_interrupted"
+
+
 class BackendTimeout(GatewayError):
     status = 504
     type = "server_error"
