@@ -1,0 +1,68 @@
+"""OpenAI wire types and the pure logic around them (no I/O, no framework imports).
+
+Public API (what the gateway uses):
+
+    from proxy.wire import (
+        decode_chat_completion, decode_completion, decode_embedding, RequestView,
+        rewrite_request, encode_embeddings_base64,
+    )
+
+    view = decode_chat_completion(body)   # bytes -> RequestView; raises
+                                          # proxy.errors.InvalidRequest(message, param=...,
+                                          # code=...) for malformed JSON (param None) and for
+                                          # every schema violation (param like
+                                          # "messages[1].role", "temperature", "stop").
+    view.model                  # the model name as the client sent it (alias or name)
+    view.stream                 # bool
+    view.include_usage          # the client asked for stream_options.include_usage: true
+    view.n                      # choices requested (1 when unset)
+    view.prefix                 # prompt text for cache-aware routing (<= PREFIX_CHARS chars)
+    view.prompt_tokens_estimate # rough prompt size in tokens, the routing weight
+    view.encoding_format        # embeddings: "float" | "base64"; None elsewhere
+    view.request                # the decoded Struct (CreateChatCompletionRequest, ...)
+    body = view.upstream_body(body, served_model)
+                                # the original bytes, spliced only where the model name
+                                # differs or a stream lacks include_usage (forced true)
+
+    rewrite_request(body, model="served", include_usage=True)   # the splice itself
+    encode_embeddings_base64(response_body)  # float vectors -> base64 float32-LE strings,
+                                             # when view.encoding_format == "base64"
+
+Unknown request fields are never rejected and never touched: they reach the backend in the
+original bytes. Decoders are built once at import.
+"""
+
+from __future__ import annotations
+
+from proxy.wire.chat import CreateChatCompletionRequest
+from proxy.wire.completions import CreateCompletionRequest
+from proxy.wire.decoding import (
+    PREFIX_CHARS,
+    RequestView,
+    decode_chat_completion,
+    decode_completion,
+    decode_embedding,
+)
+from proxy.wire.embeddings import (
+    CreateEmbeddingRequest,
+    encode_embeddings_base64,
+    floats_to_base64,
+)
+from proxy.wire.rejection import MALFORMED_JSON, rejection
+from proxy.wire.rewriter import rewrite_request
+
+__all__ = [
+    "MALFORMED_JSON",
+    "PREFIX_CHARS",
+    "CreateChatCompletionRequest",
+    "CreateCompletionRequest",
+    "CreateEmbeddingRequest",
+    "RequestView",
+    "decode_chat_completion",
+    "decode_completion",
+    "decode_embedding",
+    "encode_embeddings_base64",
+    "floats_to_base64",
+    "rejection",
+    "rewrite_request",
+]

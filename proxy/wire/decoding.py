@@ -1,0 +1,233 @@
+"""Decode and validate a request body once; hand the gateway a small view of what it needs.
+
+The gateway forwards the original bytes, so decoding only validates and extracts: the model,
+whether the client streams and asked for usage, `n`, the text prefix for cache-aware routing,
+a prompt-token estimate to weigh the request, and the embeddings encoding. Decoders are built
+once here; a decode never re-encodes the body.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from proxy.errors import InvalidRequest
+from proxy.wire.chat import (
+    ChatCompletionMessageToolCall,
+    ChatCompletionRequestAssistantMessage,
+    ChatCompletionRequestFunctionMessage,
+    ChatCompletionRequestMessage,
+    ChatCompletionRequestMessageContentPartImage,
+    ChatCompletionRequestMessageContentPartText,
+    CreateChatCompletionRequest,
+)
+from proxy.wire.completions import CreateCompletionRequest, prompt_form
+from proxy.wire.embeddings import CreateEmbeddingRequest
+from proxy.wire.rejection import rejection
+from proxy.wire.rewriter import rewrite_request
+
+# How much prompt text the router sees: enough to tell shared system prompts and
+# conversations apart, small enough to keep routing state bounded.
+PREFIX_CHARS = 4096
+CHARS_PER_TOKEN = 4
+TOKENS_PER_MESSAGE = 4
+TOKENS_PER_IMAGE = 85
+
+Endpoint = Literal["chat.completions", "completions", "embeddings"]
+WireRequest = CreateChatCompletionRequest | CreateCompletionRequest | CreateEmbeddingRequest
+
+
+class RequestView(msgspec.Struct, frozen=True, kw_only=True):
+    """What the gateway needs from a validated request; `request` holds the decoded whole."""
+
+    endpoint: Endpoint
+    model: str
+    stream: bool
+    # The client asked for the final usage chunk (stream_options.include_usage: true).
+    include_usage: bool
+    n: int
+    # Prompt text (messages' text joined by spaces), at most PREFIX_CHARS, for routing.
+    prefix: str
+    prompt_tokens_estimate: int
+    # Embeddings only: the encoding the client asked for ("float" when it did not say).
+    encoding_format: Literal["float", "base64"] | None
+    request: WireRequest
+
+    def upstream_body(self, body: bytes, served_model: str) -> bytes:
+        """The bytes to send upstream: `body` itself unless the model name or usage must change.
+
+        Streams always ask the backend for usage so every stream can be accounted; the relay
+        drops the usage chunk again when `include_usage` is False.
+        """
+        model = served_model if served_model != self.model else None
+        force_usage = self.stream and not self.include_usage and self.endpoint != "embeddings"
+        if model is None and not force_usage:
+            return body
+        return rewrite_request(body, model=model, include_usage=force_usage)
+
+
+_chat = msgspec.json.Decoder(CreateChatCompletionRequest)
+_completion = msgspec.json.Decoder(CreateCompletionRequest)
+_embedding = msgspec.json.Decoder(CreateEmbeddingRequest)
+
+
+def _message_texts(message: ChatCompletionRequestMessage) -> tuple[list[str], int]:
+    """The text pieces of one message, and how many images it carries."""
+    if isinstance(message, ChatCompletionRequestFunctionMessage):
+        return ([message.content] if message.content else []), 0
+    content = message.content
+    if content is None:
+        texts: list[str] = []
+    elif isinstance(content, str):
+        texts = [content]
+    else:
+        texts = [
+            part.text
+            for part in content
+            if isinstance(part, ChatCompletionRequestMessageContentPartText)
+        ]
+    images = 0
+    if not isinstance(content, str | None):
+        images = sum(
+            isinstance(part, ChatCompletionRequestMessageContentPartImage) for part in content
+        )
+    if isinstance(message, ChatCompletionRequestAssistantMessage) and message.tool_calls:
+        for call in message.tool_calls:
+            if isinstance(call, ChatCompletionMessageToolCall):
+                texts.append(call.function.arguments)
+            else:
+                texts.append(call.custom.input)
+    return texts, images
+
+
+def _prefix(pieces: list[str], limit: int) -> str:
+    out: list[str] = []
+    size = 0
+    for piece in pieces:
+        if size >= limit:
+            break
+        out.append(piece[: limit - size])
+        size += len(out[-1]) + 1
+    return " ".join(out)[:limit]
+
+
+def _stream_checks(stream: bool | None, options: object) -> None:
+    if options is not None and stream is not True:
+        raise InvalidRequest(
+            "Invalid value for 'stream_options': Setting stream_options is only allowed when "
+            "'stream' is true.",
+            param="stream_options",
+            code="invalid_value",
+        )
+
+
+def decode_chat_completion(body: bytes, *, prefix_chars: int = PREFIX_CHARS) -> RequestView:
+    """Validate a `POST /v1/chat/completions` body; raise InvalidRequest naming the field."""
+    try:
+        request = _chat.decode(body)
+    except msgspec.DecodeError as exc:
+        raise rejection(exc) from None
+    _stream_checks(request.stream, request.stream_options)
+    if request.top_logprobs is not None and request.logprobs is not True:
+        raise InvalidRequest(
+            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when "
+            "'top_logprobs' is used.",
+            param="top_logprobs",
+            code="invalid_value",
+        )
+    pieces: list[str] = []
+    chars = images = 0
+    for message in request.messages:
+        texts, message_images = _message_texts(message)
+        pieces.extend(texts)
+        images += message_images
+        chars += sum(len(text) for text in texts)
+    estimate = (
+        chars // CHARS_PER_TOKEN
+        + TOKENS_PER_MESSAGE * len(request.messages)
+        + TOKENS_PER_IMAGE * images
+    )
+    options = request.stream_options
+    return RequestView(
+        endpoint="chat.completions",
+        model=request.model,
+        stream=request.stream is True,
+        include_usage=options is not None and options.include_usage is True,
+        n=request.n or 1,
+        prefix=_prefix(pieces, prefix_chars),
+        prompt_tokens_estimate=estimate,
+        encoding_format=None,
+        request=request,
+    )
+
+
+def _prompt_shape(
+    items: str | list[str | int | list[int]], param: str, *, allow_empty_text: bool
+) -> tuple[list[str], int]:
+    """Check a prompt/input is one of the spec's forms; its texts and a token estimate."""
+    if isinstance(items, str):
+        if not items and not allow_empty_text:
+            raise InvalidRequest(f"'{param}' cannot be an empty string.", param=param)
+        return [items], len(items) // CHARS_PER_TOKEN + 1
+    form = prompt_form(items)
+    if form is None:
+        raise InvalidRequest(
+            f"Invalid '{param}': an array must hold only strings, only token ids, or only "
+            "arrays of token ids.",
+            param=param,
+            code="invalid_type",
+        )
+    if form is int:
+        return [], len(items)
+    if form is list:
+        return [], sum(len(ids) for ids in items if isinstance(ids, list))
+    texts = [text for text in items if isinstance(text, str)]
+    if not allow_empty_text and any(not text for text in texts):
+        raise InvalidRequest(f"'{param}' cannot contain an empty string.", param=param)
+    return texts, sum(len(text) // CHARS_PER_TOKEN + 1 for text in texts)
+
+
+def decode_completion(body: bytes, *, prefix_chars: int = PREFIX_CHARS) -> RequestView:
+    """Validate a `POST /v1/completions` body; raise InvalidRequest naming the field."""
+    try:
+        request = _completion.decode(body)
+    except msgspec.DecodeError as exc:
+        raise rejection(exc) from None
+    _stream_checks(request.stream, request.stream_options)
+    texts: list[str] = []
+    estimate = 0
+    if request.prompt is not None:
+        texts, estimate = _prompt_shape(request.prompt, "prompt", allow_empty_text=True)
+    options = request.stream_options
+    return RequestView(
+        endpoint="completions",
+        model=request.model,
+        stream=request.stream is True,
+        include_usage=options is not None and options.include_usage is True,
+        n=request.n or 1,
+        prefix=_prefix(texts, prefix_chars),
+        prompt_tokens_estimate=estimate,
+        encoding_format=None,
+        request=request,
+    )
+
+
+def decode_embedding(body: bytes, *, prefix_chars: int = PREFIX_CHARS) -> RequestView:
+    """Validate a `POST /v1/embeddings` body; raise InvalidRequest naming the field."""
+    try:
+        request = _embedding.decode(body)
+    except msgspec.DecodeError as exc:
+        raise rejection(exc) from None
+    texts, estimate = _prompt_shape(request.input, "input", allow_empty_text=False)
+    return RequestView(
+        endpoint="embeddings",
+        model=request.model,
+        stream=False,
+        include_usage=False,
+        n=1,
+        prefix=_prefix(texts, prefix_chars),
+        prompt_tokens_estimate=estimate,
+        encoding_format=request.encoding_format,
+        request=request,
+    )
