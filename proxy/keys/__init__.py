@@ -1,0 +1,19 @@
+"""API keys: the Key record, the in-memory ring that authenticates, the store and its refresher."""
+
+from proxy.keys.key import Key, QuotaPeriod, generate_key_id, generate_secret, hash_secret
+from proxy.keys.refresher import KeyRefresher
+from proxy.keys.ring import KeyRing
+from proxy.keys.store import KeyStore, KeyUpdate, open_key_store
+
+__all__ = [
+    "Key",
+    "KeyRefresher",
+    "KeyRing",
+    "KeyStore",
+    "KeyUpdate",
+    "QuotaPeriod",
+    "generate_key_id",
+    "generate_secret",
+    "hash_secret",
+    "open_key_store",
+]

@@ -1,0 +1,27 @@
+"""The request ledger: one row per request id, exactly once, written in batches off the path."""
+
+from proxy.ledger.billing import BilledReason, decide
+from proxy.ledger.row import LedgerRow, format_usd, to_micro_usd
+from proxy.ledger.stores import open_ledger_store
+from proxy.ledger.usage import GroupBy, LedgerStore, UsageBucket, UsageFilter
+from proxy.ledger.writer import Ledger
+
+__all__ = [
+    "BilledReason",
+    "GroupBy",
+    "Ledger",
+    "LedgerRow",
+    "LedgerStore",
+    "UsageBucket",
+    "UsageFilter",
+    "decide",
+    "format_usd",
+    "open_ledger",
+    "open_ledger_store",
+    "to_micro_usd",
+]
+
+
+def open_ledger(url: str, *, flush_interval_s: float = 0.1, batch_rows: int = 500) -> Ledger:
+    """A Ledger over the store at `url` (`sqlite:///...` or `postgresql://...`); not started."""
+    return Ledger(open_ledger_store(url), flush_interval_s=flush_interval_s, batch_rows=batch_rows)

@@ -1,0 +1,125 @@
+"""Usage sums over ledger rows: the query both stores run, and the bucket it returns."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import msgspec
+
+from proxy.ledger.database import Dialect
+from proxy.ledger.row import FIELDS, LedgerRow
+
+GroupBy = Literal["day", "model", "key"]
+
+TABLE = "warmgate_ledger"
+
+
+class UsageBucket(msgspec.Struct, kw_only=True):
+    group: str | None  # the day (YYYY-MM-DD, UTC), model or key id; None for one total
+    requests: int = 0
+    billed_requests: int = 0
+    cost_micro_usd: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class UsageFilter(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str | None = None  # None: every key (admin)
+    start: float | None = None  # unix seconds, inclusive
+    end: float | None = None  # unix seconds, exclusive
+    model: str | None = None
+
+
+class LedgerStore(Protocol):
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def insert(self, rows: list[LedgerRow]) -> int: ...
+    async def get(self, request_id: str) -> LedgerRow | None: ...
+    async def usage(self, where: UsageFilter, group_by: GroupBy | None) -> list[UsageBucket]: ...
+    async def rows(self, where: UsageFilter) -> list[LedgerRow]: ...
+
+
+_DAY = {
+    "sqlite": "strftime('%Y-%m-%d', started_at, 'unixepoch')",
+    "postgresql": "to_char(to_timestamp(started_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+}
+
+
+def _placeholder(dialect: Dialect, index: int) -> str:
+    return "?" if dialect == "sqlite" else f"${index}"
+
+
+def where_sql(dialect: Dialect, where: UsageFilter) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    for column, op, value in (
+        ("key_id", "=", where.key_id),
+        ("model", "=", where.model),
+        ("started_at", ">=", where.start),
+        ("started_at", "<", where.end),
+    ):
+        if value is not None:
+            params.append(value)
+            clauses.append(f"{column} {op} {_placeholder(dialect, len(params))}")
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def usage_sql(
+    dialect: Dialect, where: UsageFilter, group_by: GroupBy | None
+) -> tuple[str, list[object]]:
+    group = {"day": _DAY[dialect], "model": "model", "key": "key_id", None: "NULL"}[group_by]
+    condition, params = where_sql(dialect, where)
+    sql = (
+        f"SELECT {group} AS grp, COUNT(*), "  # noqa: S608 expressions are constants
+        "COALESCE(SUM(CASE WHEN billed THEN 1 ELSE 0 END), 0), "
+        "COALESCE(SUM(CASE WHEN billed THEN price_micro_usd ELSE 0 END), 0), "
+        "COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(cached_tokens), 0), "
+        f"COALESCE(SUM(completion_tokens), 0) FROM {TABLE}{condition}"
+    )
+    if group_by is not None:
+        sql += " GROUP BY grp ORDER BY grp"
+    return sql, params
+
+
+def rows_sql(dialect: Dialect, where: UsageFilter) -> tuple[str, list[object]]:
+    condition, params = where_sql(dialect, where)
+    columns = ", ".join(FIELDS)
+    return f"SELECT {columns} FROM {TABLE}{condition} ORDER BY started_at", params  # noqa: S608
+
+
+def bucket(record: tuple[object, ...]) -> UsageBucket:
+    values = [int(v) for v in record[1:]]  # type: ignore[call-overload]
+    return UsageBucket(
+        group=None if record[0] is None else str(record[0]),
+        requests=values[0],
+        billed_requests=values[1],
+        cost_micro_usd=values[2],
+        prompt_tokens=values[3],
+        cached_tokens=values[4],
+        completion_tokens=values[5],
+    )
+
+
+_BOOLEANS = frozenset({"stream", "billed", "cancelled"})
+
+
+def row_from_record(record: tuple[object, ...]) -> LedgerRow:
+    values = {
+        name: bool(value) if name in _BOOLEANS else value
+        for name, value in zip(FIELDS, record, strict=True)
+    }
+    return msgspec.convert(values, LedgerRow)
+
+
+def row_params(row: LedgerRow) -> tuple[object, ...]:
+    return tuple(getattr(row, name) for name in FIELDS)
+
+
+def insert_sql(dialect: Dialect) -> str:
+    columns = ", ".join(FIELDS)
+    marks = ", ".join(_placeholder(dialect, i) for i in range(1, len(FIELDS) + 1))
+    return (
+        f"INSERT INTO {TABLE} ({columns}) VALUES ({marks}) "  # noqa: S608 constant columns
+        "ON CONFLICT (request_id) DO NOTHING"
+    )

@@ -1,0 +1,79 @@
+"""Limits held in this process: exact for one edge, no I/O on the request path."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from proxy.keys.key import Key
+from proxy.limits.admission import Admission
+from proxy.limits.policy import (
+    Counters,
+    decide,
+    has_limits,
+    minute_window,
+    quota_window,
+    ratelimit_headers,
+    refusal_error,
+)
+
+
+class LocalLimiter:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._rpm: dict[str, tuple[int, int]] = {}  # key id -> (minute window, count)
+        self._quota: dict[str, tuple[str, int]] = {}  # key id -> (period label, count)
+        self._concurrent: dict[str, int] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def seed_quota(self, key: Key, used: int) -> None:
+        """Start the key's current quota period at `used` (e.g. counted from the ledger)."""
+        if key.quota_period is not None:
+            label, _ = quota_window(self._clock(), key.quota_period)
+            self._quota[key.id] = (label, used)
+
+    async def admit(self, key: Key, model: str) -> Admission:
+        return self.admit_now(key, model)
+
+    def admit_now(self, key: Key, model: str) -> Admission:
+        """The synchronous core of `admit` (nothing here waits)."""
+        now = self._clock()
+        window, _ = minute_window(now)
+        rpm_window, rpm_used = self._rpm.get(key.id, (window, 0))
+        if rpm_window != window:
+            rpm_used = 0
+        label = quota_used = None
+        if key.quota_period is not None:
+            label, _ = quota_window(now, key.quota_period)
+            quota_label, quota_used = self._quota.get(key.id, (label, 0))
+            if quota_label != label:
+                quota_used = 0
+        concurrent = self._concurrent.get(key.id, 0)
+        counters = Counters(rpm_used=rpm_used, concurrent=concurrent, quota_used=quota_used or 0)
+        refusal = decide(key, model, now, counters)
+        if refusal is not None:
+            raise refusal_error(refusal, key, model, now, counters)
+        if not has_limits(key):
+            return Admission([])
+        self._rpm[key.id] = (window, rpm_used + 1)
+        if label is not None:
+            self._quota[key.id] = (label, (quota_used or 0) + 1)
+        self._concurrent[key.id] = concurrent + 1
+        after = Counters(rpm_used + 1, concurrent + 1, (quota_used or 0) + 1)
+        key_id = key.id
+        return Admission(ratelimit_headers(key, now, after), lambda: self._release(key_id))
+
+    def _release(self, key_id: str) -> None:
+        left = self._concurrent.get(key_id, 0) - 1
+        if left > 0:
+            self._concurrent[key_id] = left
+        else:
+            self._concurrent.pop(key_id, None)
+
+    def in_flight(self, key_id: str) -> int:
+        return self._concurrent.get(key_id, 0)

@@ -1,0 +1,156 @@
+"""The limit rules as pure functions of a key, a model, the time and the key's counters.
+
+Windows are fixed and aligned to the UTC clock so that every edge sharing Redis agrees on them:
+requests per minute count in the minute `floor(now / 60)`; a quota counts in the UTC day or month.
+A limiter reads the counters, asks `decide`, and counts the request only when it is admitted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import math
+
+import msgspec
+
+from proxy.errors import GatewayError, ModelNotFound, QuotaExceeded, RateLimited
+from proxy.keys.key import Key, QuotaPeriod
+
+MINUTE_S = 60.0
+MAX_RETRY_AFTER_S = 60  # SDKs honour Retry-After up to 60 s (node, python 1.x) or 120 s
+CONCURRENCY_RETRY_AFTER_S = 1
+
+Headers = list[tuple[str, str]]
+
+
+class Counters(msgspec.Struct, frozen=True):
+    """A key's usage in its current windows (before the request being decided)."""
+
+    rpm_used: int = 0
+    concurrent: int = 0
+    quota_used: int = 0
+
+
+class Refusal(enum.Enum):
+    MODEL = "model"
+    QUOTA = "quota"
+    CONCURRENCY = "concurrency"
+    RPM = "rpm"
+
+
+def minute_window(now: float) -> tuple[int, float]:
+    """(window number, seconds until it ends) for the requests-per-minute window at `now`."""
+    window = math.floor(now / MINUTE_S)
+    return window, (window + 1) * MINUTE_S - now
+
+
+def quota_window(now: float, period: QuotaPeriod) -> tuple[str, float]:
+    """(period label such as `2026-11-28` or `2026-11`, seconds until the next period)."""
+    moment = dt.datetime.fromtimestamp(now, tz=dt.UTC)
+    if period == "day":
+        start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start.strftime("%Y-%m-%d"), (start + dt.timedelta(days=1)).timestamp() - now
+    start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    following = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else (start.replace(month=start.month + 1))
+    )
+    return start.strftime("%Y-%m"), following.timestamp() - now
+
+
+def go_duration(seconds: float) -> str:
+    """OpenAI's reset format, Go's Duration.String to the millisecond: `20ms`, `1s`, `6m0s`."""
+    millis = max(0, round(seconds * 1000))
+    if millis < 1000:
+        return f"{millis}ms" if millis else "0s"
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, frac = divmod(rest, 1000)
+    text = f"{secs}.{frac:03d}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{text}"
+    if minutes:
+        return f"{minutes}m{text}"
+    return text
+
+
+def decide(key: Key, model: str, now: float, counters: Counters) -> Refusal | None:
+    """None when the request may go ahead; otherwise the first limit it breaks."""
+    if not key.may_use(model):
+        return Refusal.MODEL
+    if key.quota is not None and key.quota_period is not None and counters.quota_used >= key.quota:
+        return Refusal.QUOTA
+    if key.max_concurrency is not None and counters.concurrent >= key.max_concurrency:
+        return Refusal.CONCURRENCY
+    if key.rpm is not None and counters.rpm_used >= key.rpm:
+        return Refusal.RPM
+    return None
+
+
+def has_limits(key: Key) -> bool:
+    return (
+        key.rpm is not None
+        or key.max_concurrency is not None
+        or (key.quota is not None and key.quota_period is not None)
+    )
+
+
+def ratelimit_headers(key: Key, now: float, counters: Counters) -> Headers:
+    """`x-ratelimit-*-requests` for the key's request window: per minute, else its quota.
+
+    `counters` are those after the request was counted. A key with neither limit gets none.
+    """
+    if key.rpm is not None:
+        _, reset_s = minute_window(now)
+        limit, used = key.rpm, counters.rpm_used
+    elif key.quota is not None and key.quota_period is not None:
+        _, reset_s = quota_window(now, key.quota_period)
+        limit, used = key.quota, counters.quota_used
+    else:
+        return []
+    return [
+        ("x-ratelimit-limit-requests", str(limit)),
+        ("x-ratelimit-remaining-requests", str(max(0, limit - used))),
+        ("x-ratelimit-reset-requests", go_duration(reset_s)),
+    ]
+
+
+def refusal_error(
+    refusal: Refusal, key: Key, model: str, now: float, counters: Counters
+) -> GatewayError:
+    """The OpenAI-shaped 429 (or 404 for a model the key may not use) with its headers."""
+    if refusal is Refusal.MODEL:
+        return ModelNotFound(
+            f"The model `{model}` does not exist or you do not have access to it.", param="model"
+        )
+    headers = dict(ratelimit_headers(key, now, counters))
+    if refusal is Refusal.QUOTA:
+        assert key.quota_period is not None
+        _, reset_s = quota_window(now, key.quota_period)
+        headers["retry-after"] = str(_retry_after(reset_s))
+        headers["x-should-retry"] = "false"  # retrying cannot help until the period ends
+        return QuotaExceeded(
+            f"You exceeded your request quota of {key.quota} per {key.quota_period}; "
+            f"it resets in {go_duration(reset_s)}.",
+            headers=headers,
+        )
+    if refusal is Refusal.CONCURRENCY:
+        headers["retry-after"] = str(CONCURRENCY_RETRY_AFTER_S)
+        return RateLimited(
+            f"Rate limit reached for concurrent requests: limit {key.max_concurrency}, "
+            f"in flight {counters.concurrent}. Please try again in 1s.",
+            headers=headers,
+        )
+    _, reset_s = minute_window(now)
+    retry = _retry_after(reset_s)
+    headers["retry-after"] = str(retry)
+    return RateLimited(
+        f"Rate limit reached for requests per min (RPM): limit {key.rpm}, used "
+        f"{counters.rpm_used}. Please try again in {go_duration(reset_s)}.",
+        headers=headers,
+    )
+
+
+def _retry_after(reset_s: float) -> int:
+    return max(1, min(MAX_RETRY_AFTER_S, math.ceil(reset_s)))

@@ -1,0 +1,133 @@
+"""Keys: secrets, hashing, the in-memory ring, the stores and the refresher."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.errors import InvalidApiKey
+from proxy.keys import (
+    Key,
+    KeyRefresher,
+    KeyRing,
+    KeyUpdate,
+    generate_key_id,
+    generate_secret,
+    hash_secret,
+    open_key_store,
+)
+from tests.billing.conftest import FakeClock
+
+
+def test_a_secret_is_wg_prefixed_and_random_and_only_its_hash_is_kept() -> None:
+    first, second = generate_secret(), generate_secret()
+    assert first.startswith("wg-")
+    assert len(first) >= 40
+    assert first != second
+    digest = hash_secret(first)
+    assert len(digest) == 64
+    assert first not in digest
+    assert digest == hash_secret(first)
+
+
+def test_the_ring_authenticates_a_bearer_header_to_its_key() -> None:
+    secret = generate_secret()
+    key = Key(id="key_a", name="alice")
+    ring = KeyRing({hash_secret(secret): key})
+    assert ring.authenticate(f"Bearer {secret}") is key
+    assert ring.authenticate(f"bearer {secret}") is key
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer ", "Basic abc", "wg-nothing"])
+def test_the_ring_refuses_a_missing_or_malformed_header(header: str | None) -> None:
+    ring = KeyRing({hash_secret("wg-x"): Key(id="key_a", name="a")})
+    with pytest.raises(InvalidApiKey) as raised:
+        ring.authenticate(header)
+    assert raised.value.status == 401
+    assert raised.value.instance_code == "invalid_api_key"
+
+
+def test_a_wrong_key_is_refused_without_echoing_it() -> None:
+    ring = KeyRing({hash_secret("wg-right"): Key(id="key_a", name="a")})
+    wrong = "wg-wrong-secret-value"
+    with pytest.raises(InvalidApiKey) as raised:
+        ring.authenticate(f"Bearer {wrong}")
+    assert wrong not in raised.value.to_json().decode()
+    assert "wrong-secret" not in str(raised.value)
+
+
+def test_revoked_and_expired_keys_are_refused(clock: FakeClock) -> None:
+    revoked, expiring = generate_secret(), generate_secret()
+    ring = KeyRing(
+        {
+            hash_secret(revoked): Key(id="key_r", name="r", revoked=True),
+            hash_secret(expiring): Key(id="key_e", name="e", expires_at=clock.now + 10),
+        },
+        clock=clock,
+    )
+    with pytest.raises(InvalidApiKey):
+        ring.authenticate(f"Bearer {revoked}")
+    assert ring.authenticate(f"Bearer {expiring}").id == "key_e"
+    clock.advance(10)
+    with pytest.raises(InvalidApiKey):
+        ring.authenticate(f"Bearer {expiring}")
+
+
+def test_a_key_repr_holds_no_secret_material() -> None:
+    secret = generate_secret()
+    ring = KeyRing({hash_secret(secret): Key(id="key_a", name="a")})
+    assert secret not in repr(ring)
+    assert hash_secret(secret) not in repr(ring)
+
+
+@pytest.mark.anyio
+async def test_the_store_round_trips_keys_and_the_refresher_brings_revocations_to_the_ring(
+    store_url: str,
+) -> None:
+    store = open_key_store(store_url)
+    await store.start()
+    try:
+        secret = generate_secret()
+        key = Key(
+            id=generate_key_id(),
+            name="alice",
+            allowed_models=frozenset({"demo"}),
+            rpm=5,
+            quota=100,
+            quota_period="day",
+        )
+        await store.insert(key, hash_secret(secret))
+        ring = KeyRing()
+        refresher = KeyRefresher(store, ring, interval_s=3600)
+        await refresher.start()
+        try:
+            loaded = ring.authenticate(f"Bearer {secret}")
+            assert loaded.id == key.id
+            assert loaded.allowed_models == frozenset({"demo"})
+            assert (loaded.rpm, loaded.quota, loaded.quota_period) == (5, 100, "day")
+
+            updated = await store.update(key.id, KeyUpdate(rpm=None, max_concurrency=2))
+            assert updated is not None
+            assert (updated.rpm, updated.max_concurrency) == (None, 2)
+
+            await store.revoke(key.id)
+            assert ring.authenticate(f"Bearer {secret}").id == key.id  # not refreshed yet
+            await refresher.refresh()
+            with pytest.raises(InvalidApiKey):
+                ring.authenticate(f"Bearer {secret}")
+        finally:
+            await refresher.close()
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_the_store_holds_the_hash_and_never_the_secret(sqlite_url: str) -> None:
+    store = open_key_store(sqlite_url)
+    await store.start()
+    secret = generate_secret()
+    await store.insert(Key(id="key_a", name="a"), hash_secret(secret))
+    await store.close()
+    raw = sqlite_url.removeprefix("sqlite:///")
+    with open(raw, "rb") as handle:
+        contents = handle.read()
+    assert secret.encode() not in contents
