@@ -79,9 +79,14 @@ class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Admin access (H4's section)."""
+    """API keys and admin access (H4's section)."""
 
-    admin_key_env: str | None = None
+    # Off: every request is served as the anonymous key (benchmarks of the bare relay only).
+    enabled: bool = True
+    # The environment variable holding the admin key for /admin/* and `warmgate keys --url`.
+    admin_key_env: str | None = "WARMGATE_ADMIN_KEY"
+    # How often each edge reloads keys from the store (a revocation reaches it within this).
+    refresh_interval_s: float = 2.0
 
 
 class StaticKeySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -99,14 +104,18 @@ class StaticKeySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
 class LimitsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Per-key limits store (H4's section): in process, or Redis for a fleet of edges."""
 
+    # Off: no per-key limit is enforced and no x-ratelimit-* header is sent.
+    enabled: bool = True
     redis_url: str | None = None
 
 
 class LedgerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The request ledger (H4's section). `url` unset means a SQLite file under `data_dir`."""
 
+    # Off: no row is written (benchmarks of the bare relay only).
+    enabled: bool = True
     url: str | None = None
-    flush_interval_ms: int = 200
+    flush_interval_ms: int = 100
     batch_rows: int = 500
 
 
