@@ -1,0 +1,1 @@
+"""Conformance with the official OpenAI OpenAPI description (see validator.py)."""
