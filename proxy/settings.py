@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -22,6 +22,11 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 EMBEDDED_MODEL = "demo"
 
 Policy = Literal["cache_aware", "least_outstanding", "round_robin"]
+
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+Ratio = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
 class BackendSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -62,20 +67,52 @@ class UpstreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class RoutingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Balancing policies (H5's section)."""
+    """How a request picks a backend among the healthy ones serving its model (H5's section)."""
 
+    # The policy of every model that does not name its own.
+    policy: Policy = "cache_aware"
+    # cache_aware, as SGLang's router: follow the longest prefix match when more than this
+    # share of the request text matched ...
+    cache_threshold: Ratio = 0.3
+    # ... unless load is imbalanced: max - min > abs AND max > rel * min (outstanding requests).
+    balance_abs_threshold: Annotated[int, msgspec.Meta(ge=0)] = 64
+    balance_rel_threshold: Annotated[float, msgspec.Meta(ge=1)] = 1.5
+    # Characters of request text kept in one model's prefix tree before LRU eviction.
+    max_tree_chars: PositiveInt = 8_000_000
+    # Only the first characters of a request take part in prefix matching.
+    max_prefix_chars: PositiveInt = 262_144
+    # Polling of SGLang's own load view (`GET /v1/loads`); 0 turns it off.
+    load_poll_interval_s: NonNegativeSeconds = 5.0
+    load_poll_timeout_s: PositiveSeconds = 2.0
+    # The backends document written by `warmgate fleet sync`, reloaded when it changes.
     backends_document: str | None = None
+    document_poll_interval_s: PositiveSeconds = 2.0
 
 
 class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Active probes and passive ejection (H5's section)."""
+    """Active probes, the passive circuit breaker and slow start (H5's section)."""
 
-    probe_path: str = "/health"
-    interval_s: float = 5.0
-    timeout_s: float = 5.0
-    eject_after: int = 3
-    readmit_after: int = 2
-    breaker_cooldown_s: float = 30.0
+    # Active probes; `enabled = false` treats every backend as healthy until it fails.
+    enabled: bool = True
+    # /health_generate runs a real one-token generation: it is also our keep-warm.
+    probe_path: str = "/health_generate"
+    interval_s: PositiveSeconds = 10.0
+    # SGLang answers /health_generate only after a scheduler step (>= 1 s) and gives up
+    # itself after 20 s.
+    timeout_s: PositiveSeconds = 5.0
+    eject_after: PositiveInt = 2
+    # A probe that times out while requests are in flight does not count against a backend
+    # that showed a sign of life (a chunk, a load report) within this many seconds: its probe
+    # is queued behind a long prefill, not lost.
+    busy_grace_s: PositiveSeconds = 300.0
+    readmit_after: PositiveInt = 2
+    # Passive: consecutive connection errors, 5xx and timeouts before the first byte.
+    breaker_failures: PositiveInt = 3
+    breaker_cooldown_s: PositiveSeconds = 10.0
+    breaker_close_after: PositiveInt = 1
+    # A readmitted backend starts at `slow_start_floor` of its share, rising to all of it.
+    slow_start_s: NonNegativeSeconds = 30.0
+    slow_start_floor: Ratio = 0.1
 
 
 class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -1,0 +1,140 @@
+"""A pool member: the live, mutable state of one backend (work in flight, health, load).
+
+Only the event loop thread touches a member, so no locks: the request path changes counters
+with plain arithmetic, the health checker and the load poller write their own fields.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+
+from proxy.routing.backend import Backend
+from proxy.routing.breaker import BreakerState, CircuitBreaker
+from proxy.settings import HealthSettings
+
+
+class HealthState(enum.Enum):
+    UNKNOWN = "unknown"  # not probed yet: not routed to
+    HEALTHY = "healthy"
+    EJECTED = "ejected"  # failed `eject_after` probes in a row
+
+
+class RemoteLoad:
+    """The backend's own view of its load (SGLang `/v1/loads`), with when it was read."""
+
+    __slots__ = ("read_at", "requests", "token_usage", "waiting_tokens")
+
+    def __init__(
+        self, *, requests: int, waiting_tokens: int, token_usage: float, read_at: float
+    ) -> None:
+        self.requests = requests
+        self.waiting_tokens = waiting_tokens
+        self.token_usage = token_usage
+        self.read_at = read_at
+
+
+class Member:
+    __slots__ = (
+        "backend",
+        "breaker",
+        "consecutive_failures",
+        "consecutive_successes",
+        "ejections",
+        "errors",
+        "health",
+        "last_probe_error",
+        "last_progress_at",
+        "outstanding",
+        "outstanding_work",
+        "probes",
+        "readmitted_at",
+        "remote",
+        "requests",
+        "retired",
+    )
+
+    def __init__(
+        self, backend: Backend, health: HealthSettings, clock: Callable[[], float]
+    ) -> None:
+        self.backend = backend
+        self.breaker = CircuitBreaker(
+            failures=health.breaker_failures,
+            cooldown_s=health.breaker_cooldown_s,
+            close_after=health.breaker_close_after,
+            clock=clock,
+        )
+        self.health = HealthState.UNKNOWN if health.enabled else HealthState.HEALTHY
+        self.outstanding = 0
+        self.outstanding_work = 0.0
+        self.requests = 0
+        self.errors = 0
+        self.ejections = 0
+        self.probes = 0
+        self.consecutive_failures = 0
+        self.consecutive_successes = 0
+        self.last_probe_error: str | None = None
+        self.last_progress_at = float("-inf")
+        self.readmitted_at: float | None = None
+        self.remote: RemoteLoad | None = None
+        self.retired = False
+
+    def load(self, now: float, stale_after_s: float) -> int:
+        """Requests in flight: ours, or the backend's count when it reports more (other edges)."""
+        remote = self.remote
+        if remote is not None and now - remote.read_at <= stale_after_s:
+            return max(self.outstanding, remote.requests)
+        return self.outstanding
+
+    def work(self, now: float, stale_after_s: float) -> float:
+        """Prompt tokens in flight: ours, or the backend's queued uncached tokens if more."""
+        remote = self.remote
+        if remote is not None and now - remote.read_at <= stale_after_s:
+            return max(self.outstanding_work, float(remote.waiting_tokens))
+        return self.outstanding_work
+
+    def share(self, now: float, health: HealthSettings) -> float:
+        """The fraction of its traffic a readmitted backend takes during slow start."""
+        if self.readmitted_at is None or health.slow_start_s <= 0:
+            return 1.0
+        ramp = (now - self.readmitted_at) / health.slow_start_s
+        if ramp >= 1.0:
+            self.readmitted_at = None
+            return 1.0
+        floor = health.slow_start_floor
+        return floor + (1.0 - floor) * max(ramp, 0.0)
+
+    @property
+    def routable(self) -> bool:
+        """Healthy and its breaker lets a request through now."""
+        return self.health is HealthState.HEALTHY and not self.retired and self.breaker.allows()
+
+    def describe(self, now: float, stale_after_s: float) -> dict[str, object]:
+        """The admin view of this member (never the key)."""
+        remote = self.remote
+        breaker: BreakerState = self.breaker.state
+        return {
+            **self.backend.describe(),
+            "health": self.health.value,
+            "breaker": breaker.value,
+            "routable": self.routable,
+            "retired": self.retired,
+            "outstanding": self.outstanding,
+            "outstanding_work": self.outstanding_work,
+            "load": self.load(now, stale_after_s),
+            "remote_load": None
+            if remote is None
+            else {
+                "requests": remote.requests,
+                "waiting_tokens": remote.waiting_tokens,
+                "token_usage": remote.token_usage,
+                "age_s": round(now - remote.read_at, 3),
+            },
+            "requests": self.requests,
+            "errors": self.errors,
+            "ejections": self.ejections,
+            "breaker_opened": self.breaker.opened_count,
+            "probes": self.probes,
+            "last_probe_error": self.last_probe_error,
+            "slow_start": self.readmitted_at is not None,
+        }

@@ -1,0 +1,390 @@
+"""The pool: every backend of every model, their live state, and routing over a snapshot.
+
+Membership and health are published as an immutable `PoolSnapshot` whenever they change; the
+request path reads the current snapshot, filters members whose breaker is open or that were
+already tried, and lets the model's policy choose. Everything runs on one event loop thread.
+
+Lifecycle: `await pool.start()` loads the backends document, runs a first probe round and
+starts the background tasks (probes, load polling, document watching) in a task group that
+`await pool.close()` cancels and joins. `pool.drain()` refuses new routes (ShuttingDown) and
+makes `ready()` false; `await pool.wait_idle(timeout_s)` waits for in-flight leases to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import NamedTuple
+
+import httpx
+import structlog
+
+from proxy.errors import NoHealthyBackend, ShuttingDown
+from proxy.metrics import Family, Metrics, Sample
+from proxy.routing.backend import Backend, Outcome
+from proxy.routing.catalog import (
+    BackendSpec,
+    Catalog,
+    CatalogError,
+    MissingBackendKeyError,
+    ModelEntry,
+    materialize,
+)
+from proxy.routing.documents import DocumentWatcher
+from proxy.routing.health import HealthChecker
+from proxy.routing.lease import Lease
+from proxy.routing.load import LoadPoller
+from proxy.routing.member import HealthState, Member
+from proxy.routing.policies import Candidate, Policy, RouteHint, build_policy
+from proxy.settings import HealthSettings, RoutingSettings
+
+log = structlog.get_logger("warmgate.routing")
+
+_NO_EXCLUDE: frozenset[str] = frozenset()
+_NO_HINT = RouteHint()
+
+
+class PoolSnapshot(NamedTuple):
+    version: int
+    members: Mapping[str, tuple[Member, ...]]  # model -> members (not retired)
+    healthy: Mapping[str, tuple[Member, ...]]  # model -> members whose probes pass
+
+
+class Pool:
+    def __init__(
+        self,
+        catalog: Catalog,
+        backends: Sequence[BackendSpec] = (),
+        *,
+        routing: RoutingSettings | None = None,
+        health: HealthSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        environ: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.routing = routing or RoutingSettings()
+        self.health_settings = health or HealthSettings()
+        self.metrics = metrics or Metrics()
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._environ: Mapping[str, str] = os.environ if environ is None else environ
+        self._transport = transport
+        self._stale_after_s = 3 * max(self.routing.load_poll_interval_s, 1.0)
+        self._policies: dict[str, Policy] = {
+            entry.name: build_policy(entry.policy, self.routing, self._rng)
+            for entry in catalog.entries
+        }
+        self._members: dict[str, Member] = {}
+        self._retired: dict[int, Member] = {}
+        self._static_ids: set[str] = set()
+        self._document_ids: set[str] = set()
+        self._in_flight = 0
+        self._draining = False
+        self._changed = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self.health: HealthChecker | None = None
+        self.loads: LoadPoller | None = None
+        self.document: DocumentWatcher | None = None
+        for spec in backends:
+            entry = self._entry_for(spec)
+            if entry is None:
+                raise CatalogError(f"backend {spec.url} names unknown model {spec.model!r}")
+            member = self._add(materialize(spec, entry, self._environ))
+            self._static_ids.add(member.backend.id)
+        self._snapshot = PoolSnapshot(0, MappingProxyType({}), MappingProxyType({}))
+        self._publish()
+        self.metrics.add_collector(self.collect)
+
+    # ---- the request path -------------------------------------------------------------
+
+    def resolve(self, name: str) -> ModelEntry:
+        return self.catalog.resolve(name)
+
+    def route(
+        self, model: str, hint: RouteHint = _NO_HINT, exclude: frozenset[str] = _NO_EXCLUDE
+    ) -> Lease:
+        """A lease on the backend the model's policy picks among the routable ones."""
+        if self._draining:
+            raise ShuttingDown("The gateway is shutting down; retry on another instance")
+        snapshot = self._snapshot
+        members = snapshot.healthy.get(model)
+        if members is None:
+            name = self.catalog.resolve(model).name  # ModelNotFound for an unknown name
+            members = snapshot.healthy.get(name, ())
+            model = name
+        chosen = [
+            m
+            for m in members
+            if m.breaker.allows() and (not exclude or m.backend.id not in exclude)
+        ]
+        if not chosen:
+            raise NoHealthyBackend(f"No healthy backend is available for model '{model}'")
+        now = self._clock()
+        if len(chosen) > 1:
+            chosen = self._slow_start(chosen, now)
+        stale = self._stale_after_s
+        candidates = [
+            Candidate(m.backend.id, m.load(now, stale), m.work(now, stale)) for m in chosen
+        ]
+        member = chosen[self._policies[model].choose(model, candidates, hint)]
+        trial = member.breaker.acquire()
+        self._in_flight += 1
+        return Lease(
+            member,
+            weight=hint.weight,
+            trial=trial,
+            clock=self._clock,
+            metrics=self.metrics,
+            on_finish=self._finished,
+        )
+
+    def _slow_start(self, chosen: list[Member], now: float) -> list[Member]:
+        """Drop each slow-starting member with the probability of the share it has not earned."""
+        kept = chosen
+        for member in chosen:
+            if member.readmitted_at is None:
+                continue
+            share = member.share(now, self.health_settings)
+            if share < 1.0 and len(kept) > 1 and self._rng.random() >= share:
+                kept = [m for m in kept if m is not member]
+        return kept
+
+    def _finished(self, member: Member, outcome: Outcome, breaker_changed: bool) -> None:
+        self._in_flight -= 1
+        if member.retired and member.outstanding == 0:
+            self._retired.pop(id(member), None)
+        if breaker_changed:
+            log.info(
+                "backend_breaker",
+                backend=member.backend.id,
+                state=member.breaker.state.value,
+                outcome=outcome.value,
+            )
+        if breaker_changed or (self._draining and self._in_flight == 0):
+            self.notify()
+
+    # ---- what the rest of the gateway asks ----------------------------------------------
+
+    def models(self) -> list[ModelEntry]:
+        """Models with at least one healthy backend (for /v1/models)."""
+        healthy = self._snapshot.healthy
+        return [entry for entry in self.catalog.entries if healthy.get(entry.name)]
+
+    def ready(self) -> bool:
+        return not self._draining and any(self._snapshot.healthy.values())
+
+    @property
+    def snapshot(self) -> PoolSnapshot:
+        return self._snapshot
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def members(self) -> list[Member]:
+        return list(self._members.values())
+
+    def describe(self) -> list[dict[str, object]]:
+        now = self._clock()
+        views = [m.describe(now, self._stale_after_s) for m in self._members.values()]
+        views += [m.describe(now, self._stale_after_s) for m in self._retired.values()]
+        return views
+
+    def collect(self) -> Iterable[Family]:
+        """Gauges for /metrics: health, breaker and work in flight per backend."""
+        members = [*self._members.values(), *self._retired.values()]
+        labels = [(("backend", m.backend.id), ("model", m.backend.model)) for m in members]
+        yield Family(
+            "warmgate_backend_healthy",
+            "1 when the backend's probes pass and it is in the pool.",
+            "gauge",
+            [
+                Sample(lb, float(m.health is HealthState.HEALTHY and not m.retired))
+                for lb, m in zip(labels, members, strict=True)
+            ],
+        )
+        yield Family(
+            "warmgate_backend_breaker_open",
+            "1 while the backend's circuit breaker keeps requests away.",
+            "gauge",
+            [
+                Sample(lb, float(not m.breaker.allows()))
+                for lb, m in zip(labels, members, strict=True)
+            ],
+        )
+        yield Family(
+            "warmgate_backend_outstanding_requests",
+            "Requests in flight from this gateway.",
+            "gauge",
+            [Sample(lb, float(m.outstanding)) for lb, m in zip(labels, members, strict=True)],
+        )
+        yield Family(
+            "warmgate_backend_outstanding_tokens",
+            "Estimated prompt tokens in flight from this gateway.",
+            "gauge",
+            [Sample(lb, m.outstanding_work) for lb, m in zip(labels, members, strict=True)],
+        )
+        yield Family(
+            "warmgate_backend_ejections_total",
+            "Times active probes ejected the backend.",
+            "counter",
+            [Sample(lb, float(m.ejections)) for lb, m in zip(labels, members, strict=True)],
+        )
+
+    # ---- membership ----------------------------------------------------------------------
+
+    def _entry_for(self, spec: BackendSpec) -> ModelEntry | None:
+        return self.catalog.find(spec.model)
+
+    def _add(self, backend: Backend) -> Member:
+        member = Member(backend, self.health_settings, self._clock)
+        self._members[backend.id] = member
+        return member
+
+    def apply_document(self, specs: Sequence[BackendSpec]) -> tuple[list[str], list[str]]:
+        """Make the document's backends the pool's dynamic members: (added ids, removed ids).
+
+        A removed backend leaves the snapshot at once; its in-flight requests keep their
+        lease and finish normally. Config backends are never removed by a document.
+        """
+        wanted: dict[str, Member] = {}
+        for spec in specs:
+            entry = self._entry_for(spec)
+            if entry is None:
+                log.warning("backend_document_unknown_model", model=spec.model, url=spec.url)
+                continue
+            try:
+                backend = materialize(spec, entry, self._environ)
+            except MissingBackendKeyError as exc:
+                log.warning("backend_document_missing_key", error=str(exc))
+                continue
+            if backend.id in self._static_ids or backend.id in wanted:
+                continue
+            existing = self._members.get(backend.id)
+            wanted[backend.id] = existing or Member(backend, self.health_settings, self._clock)
+        added = [bid for bid in wanted if bid not in self._members]
+        removed = [bid for bid in self._document_ids if bid not in wanted]
+        for bid in removed:
+            self._retire(self._members.pop(bid))
+        for bid in added:
+            self._members[bid] = wanted[bid]
+        self._document_ids = set(wanted)
+        if added or removed:
+            log.info("backends_changed", added=added, removed=removed)
+            self._publish()
+            if self.health is not None and added:
+                self.health.kick()
+        return added, removed
+
+    def _retire(self, member: Member) -> None:
+        member.retired = True
+        for policy in self._policies.values():
+            policy.forget(member.backend.id)
+        if member.outstanding > 0:
+            self._retired[id(member)] = member
+
+    def set_health(self, member: Member, state: HealthState, *, readmitted: bool) -> None:
+        """The health checker's verdict; publishes a new snapshot when routability changes."""
+        if member.health is state:
+            return
+        member.health = state
+        if state is HealthState.EJECTED:
+            member.ejections += 1
+        if readmitted:
+            member.readmitted_at = self._clock()
+            member.breaker.reset()
+        log.info("backend_health", backend=member.backend.id, health=state.value)
+        self._publish()
+
+    def _publish(self) -> None:
+        members: dict[str, list[Member]] = {entry.name: [] for entry in self.catalog.entries}
+        healthy: dict[str, list[Member]] = {entry.name: [] for entry in self.catalog.entries}
+        for member in self._members.values():
+            members[member.backend.model].append(member)
+            if member.health is HealthState.HEALTHY:
+                healthy[member.backend.model].append(member)
+        self._snapshot = PoolSnapshot(
+            self._snapshot.version + 1,
+            MappingProxyType({k: tuple(v) for k, v in members.items()}),
+            MappingProxyType({k: tuple(v) for k, v in healthy.items()}),
+        )
+        self.notify()
+
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def next_change(self) -> None:
+        """Wait for the next change of membership, health, breaker or a probe round."""
+        await self._changed.wait()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        health = self.health_settings
+        self._client = httpx.AsyncClient(
+            transport=self._transport,
+            timeout=httpx.Timeout(health.timeout_s, connect=min(health.timeout_s, 2.0)),
+            limits=httpx.Limits(max_connections=64, keepalive_expiry=4.0),
+            follow_redirects=False,
+        )
+        routing = self.routing
+        if routing.backends_document:
+            self.document = DocumentWatcher(
+                routing.backends_document,
+                self.apply_document,
+                interval_s=routing.document_poll_interval_s,
+            )
+            await self.document.check()
+        if health.enabled:
+            self.health = HealthChecker(self, health, self._client, self._clock)
+            await self.health.probe_all()
+        if routing.load_poll_interval_s > 0:
+            self.loads = LoadPoller(self.members, routing, self._client, self._clock)
+        self._runner = asyncio.create_task(self._run(), name="warmgate-pool")
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            if self.health is not None:
+                group.create_task(self.health.run(), name="warmgate-health")
+            if self.loads is not None:
+                group.create_task(self.loads.run(), name="warmgate-loads")
+            if self.document is not None:
+                group.create_task(self.document.run(), name="warmgate-document")
+
+    def drain(self) -> None:
+        """Stop taking requests: `route` raises ShuttingDown and `ready()` turns false."""
+        self._draining = True
+        self.notify()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no lease is outstanding; False if the timeout came first."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self._in_flight > 0:
+                    await self.next_change()
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.cancel()
+            try:
+                await runner
+            except asyncio.CancelledError:
+                if (current := asyncio.current_task()) is not None and current.cancelling():
+                    raise
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self.metrics.remove_collector(self.collect)
