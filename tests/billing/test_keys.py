@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from proxy.errors import InvalidApiKey
@@ -127,7 +128,8 @@ async def test_the_store_holds_the_hash_and_never_the_secret(sqlite_url: str) ->
     secret = generate_secret()
     await store.insert(Key(id="key_a", name="a"), hash_secret(secret))
     await store.close()
-    raw = sqlite_url.removeprefix("sqlite:///")
-    with open(raw, "rb") as handle:
-        contents = handle.read()
-    assert secret.encode() not in contents
+    database = anyio.Path(sqlite_url.removeprefix("sqlite:///"))
+    files = [path async for path in database.parent.iterdir()]
+    assert files
+    for path in files:  # the database and its WAL
+        assert secret.encode() not in await path.read_bytes()

@@ -1,0 +1,186 @@
+"""Limits: the pure rules, the in-process limiter and the Redis limiter, at their boundaries."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from proxy.errors import GatewayError, ModelNotFound, QuotaExceeded, RateLimited
+from proxy.keys import Key
+from proxy.limits import Admission, LocalLimiter, go_duration
+from proxy.limits.policy import Counters, Refusal, decide, minute_window, quota_window
+from proxy.limits.redis_limiter import RedisLimiter
+from tests.billing.conftest import REDIS_URL, FakeClock
+
+# 1_795_000_000 is 20 s into a minute window: move to the start of the next one.
+WINDOW_START = 1_795_000_020.0
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (0.02, "20ms"), (1, "1s"), (360, "6m0s"), (179.56, "2m59.56s"), (3723, "1h2m3s")],
+)
+def test_reset_durations_use_openais_go_format(seconds: float, text: str) -> None:
+    assert go_duration(seconds) == text
+
+
+def test_the_rules_pick_the_first_limit_broken() -> None:
+    key = Key(
+        id="k",
+        name="k",
+        allowed_models=frozenset({"demo"}),
+        rpm=2,
+        max_concurrency=1,
+        quota=5,
+        quota_period="day",
+    )
+    assert decide(key, "other", 0, Counters()) is Refusal.MODEL
+    assert decide(key, "demo", 0, Counters()) is None
+    assert decide(key, "demo", 0, Counters(quota_used=5)) is Refusal.QUOTA
+    assert decide(key, "demo", 0, Counters(concurrent=1)) is Refusal.CONCURRENCY
+    assert decide(key, "demo", 0, Counters(rpm_used=2)) is Refusal.RPM
+
+
+def test_windows_are_aligned_to_the_utc_clock() -> None:
+    assert minute_window(WINDOW_START) == (WINDOW_START // 60, 60.0)
+    label, reset_s = quota_window(1_795_000_000.0, "day")  # 2026-11-18 11:06:40 UTC
+    assert label == "2026-11-18"
+    assert reset_s == pytest.approx(12 * 3600 + 53 * 60 + 20)
+    label, _ = quota_window(1_795_000_000.0, "month")
+    assert label == "2026-11"
+    assert quota_window(1_798_761_599.0, "month")[1] == pytest.approx(1.0)  # 2026-12-31 23:59:59
+
+
+def _headers(source: Admission | GatewayError) -> dict[str, str]:
+    return dict(source.headers)
+
+
+Pair = tuple[LocalLimiter, LocalLimiter] | tuple[RedisLimiter, RedisLimiter]
+
+
+@pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.redis)])
+async def limiters(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[Pair]:
+    """Two limiters sharing state: one in-process limiter twice, or two Redis clients."""
+    if request.param == "local":
+        local = LocalLimiter(clock=clock)
+        yield local, local
+        return
+    prefix = f"warmgate:test:{secrets.token_hex(6)}"
+    first = RedisLimiter(REDIS_URL, clock=clock, prefix=prefix)
+    second = RedisLimiter(REDIS_URL, clock=clock, prefix=prefix)
+    await first.start()
+    await second.start()
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest.mark.anyio
+async def test_n_requests_per_minute_pass_and_the_next_gets_429_with_headers(
+    limiters: Pair, clock: FakeClock
+) -> None:
+    clock.now = WINDOW_START + 15
+    key = Key(id=f"key_{secrets.token_hex(4)}", name="k", rpm=3)
+    admissions = [await limiters[0].admit(key, "demo") for _ in range(3)]
+    assert [_headers(a)["x-ratelimit-remaining-requests"] for a in admissions] == ["2", "1", "0"]
+    assert _headers(admissions[0]) == {
+        "x-ratelimit-limit-requests": "3",
+        "x-ratelimit-remaining-requests": "2",
+        "x-ratelimit-reset-requests": "45s",
+    }
+    with pytest.raises(RateLimited) as raised:
+        await limiters[1].admit(key, "demo")
+    error = raised.value
+    assert (error.status, error.type, error.instance_code) == (
+        429,
+        "requests",
+        "rate_limit_exceeded",
+    )
+    assert error.headers["retry-after"] == "45"
+    assert error.headers["x-ratelimit-remaining-requests"] == "0"
+    assert error.headers["x-ratelimit-reset-requests"] == "45s"
+    clock.advance(45)  # the next window
+    assert _headers(await limiters[1].admit(key, "demo"))["x-ratelimit-remaining-requests"] == "2"
+
+
+@pytest.mark.anyio
+async def test_two_limiters_sharing_state_enforce_one_combined_limit(
+    limiters: Pair, clock: FakeClock
+) -> None:
+    clock.now = WINDOW_START
+    first, second = limiters
+    key = Key(id=f"key_{secrets.token_hex(4)}", name="k", rpm=10)
+    for i in range(10):
+        await (first if i % 2 else second).admit(key, "demo")
+    for limiter in (first, second):
+        with pytest.raises(RateLimited):
+            await limiter.admit(key, "demo")
+
+
+@pytest.mark.anyio
+async def test_concurrency_slots_come_back_on_release_exactly_once(limiters: Pair) -> None:
+    key = Key(id=f"key_{secrets.token_hex(4)}", name="k", max_concurrency=2)
+    a, b = limiters
+    first = await a.admit(key, "demo")
+    await b.admit(key, "demo")
+    with pytest.raises(RateLimited) as raised:
+        await a.admit(key, "demo")
+    assert raised.value.headers["retry-after"] == "1"
+    first.release()
+    first.release()  # idempotent: frees one slot, not two
+    if isinstance(a, RedisLimiter):
+        await a.settle()
+    third = await b.admit(key, "demo")
+    with pytest.raises(RateLimited):
+        await a.admit(key, "demo")
+    assert not third.released
+
+
+@pytest.mark.anyio
+async def test_a_spent_quota_answers_insufficient_quota_until_the_period_ends(
+    limiters: Pair, clock: FakeClock
+) -> None:
+    key = Key(id=f"key_{secrets.token_hex(4)}", name="k", quota=2, quota_period="day")
+    limiter = limiters[0]
+    admitted = [await limiter.admit(key, "demo") for _ in range(2)]
+    assert _headers(admitted[1])["x-ratelimit-remaining-requests"] == "0"
+    with pytest.raises(QuotaExceeded) as raised:
+        await limiter.admit(key, "demo")
+    error = raised.value
+    assert (error.status, error.type, error.instance_code) == (
+        429,
+        "insufficient_quota",
+        "insufficient_quota",
+    )
+    assert error.headers["retry-after"] == "60"  # capped: the day ends in hours
+    assert error.headers["x-should-retry"] == "false"
+    clock.advance(quota_window(clock.now, "day")[1])
+    await limiter.admit(key, "demo")
+
+
+@pytest.mark.anyio
+async def test_a_model_outside_the_keys_list_is_not_found(clock: FakeClock) -> None:
+    key = Key(id="k", name="k", allowed_models=frozenset({"demo"}))
+    with pytest.raises(ModelNotFound) as raised:
+        await LocalLimiter(clock=clock).admit(key, "secret-model")
+    assert raised.value.status == 404
+    assert raised.value.param == "model"
+
+
+@pytest.mark.anyio
+async def test_a_key_without_limits_gets_no_ratelimit_headers(clock: FakeClock) -> None:
+    admission = await LocalLimiter(clock=clock).admit(Key(id="k", name="k"), "demo")
+    assert admission.headers == []
+
+
+@pytest.mark.anyio
+async def test_the_redis_limiter_fails_open_when_redis_is_unreachable(clock: FakeClock) -> None:
+    limiter = RedisLimiter("redis://127.0.0.1:1/0", clock=clock)
+    await limiter.start()
+    admission = await limiter.admit(Key(id="k", name="k", rpm=1), "demo")
+    assert admission.headers == []
+    await limiter.close()
