@@ -1,0 +1,210 @@
+"""The Litestar app: routes, the one error renderer, CORS, and a lifespan that owns every resource.
+
+`create_app(settings)` builds the app; the resources (key store and ring, limiter, backend pool
+with its health checks, ledger writer, forwarding client) are created from the settings and
+started by the lifespan, in order, and closed in reverse order on shutdown after in-flight
+requests have drained.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import BinaryIO
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+
+from proxy.error_handlers import EXCEPTION_HANDLERS
+from proxy.keys import Key, KeyRefresher, KeyRing, hash_secret, open_key_store
+from proxy.ledger import open_ledger
+from proxy.limits import LocalLimiter, Unlimited
+from proxy.limits.admission import Limiter
+from proxy.logs import RequestLog
+from proxy.metrics import Metrics
+from proxy.relay import Relay
+from proxy.routes.openai import openai_routes
+from proxy.routes.ops import ops_routes
+from proxy.routing.catalog import declare
+from proxy.routing.pool import Pool
+from proxy.settings import Settings
+from proxy.upstream import Upstream
+
+# Headers the OpenAI SDKs send (browsers need each one allowed by name) and those they may read.
+SDK_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Accept",
+    "OpenAI-Organization",
+    "OpenAI-Project",
+    "OpenAI-Beta",
+    "User-Agent",
+    "X-Stainless-Lang",
+    "X-Stainless-Package-Version",
+    "X-Stainless-OS",
+    "X-Stainless-Arch",
+    "X-Stainless-Runtime",
+    "X-Stainless-Runtime-Version",
+    "X-Stainless-Async",
+    "X-Stainless-Retry-Count",
+    "X-Stainless-Read-Timeout",
+    "X-Stainless-Timeout",
+    "X-Stainless-Helper-Method",
+    "X-Stainless-Poll-Helper",
+    "X-Stainless-Custom-Poll-Interval",
+]
+EXPOSED_HEADERS = [
+    "x-request-id",
+    "openai-processing-ms",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "retry-after",
+    "x-warmgate-price-usd",
+]
+# How long shutdown waits for requests in flight (a stream may still be generating).
+DRAIN_TIMEOUT_S = 30.0
+
+
+class MissingSecretError(ValueError):
+    """A static key names an environment variable that is not set."""
+
+
+def static_keys(settings: Settings, environ: Mapping[str, str]) -> list[tuple[str, Key]]:
+    """The `[[keys]]` of the settings as (hash, Key), secrets read from the environment."""
+    keys: list[tuple[str, Key]] = []
+    for declared in settings.keys:
+        secret = environ.get(declared.secret_env)
+        if not secret:
+            raise MissingSecretError(
+                f"environment variable {declared.secret_env} (key {declared.name!r}) is not set"
+            )
+        key = Key(
+            id=f"key_{declared.name}",
+            name=declared.name,
+            allowed_models=(
+                frozenset(declared.allowed_models) if declared.allowed_models is not None else None
+            ),
+            rpm=declared.rpm,
+            max_concurrency=declared.max_concurrency,
+            quota=declared.quota,
+            quota_period=declared.quota_period,
+        )
+        keys.append((hash_secret(secret), key))
+    return keys
+
+
+class Runtime:
+    """Every resource the gateway owns, built from the settings; started by the lifespan."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        log: RequestLog,
+        environ: Mapping[str, str],
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
+        self._on_started = on_started
+        self.settings = settings
+        self.log = log
+        self.metrics = Metrics()
+        catalog, backends = declare(settings.models, default_policy=settings.routing.policy)
+        self.pool = Pool(
+            catalog,
+            backends,
+            routing=settings.routing,
+            health=settings.health,
+            environ=environ,
+            metrics=self.metrics,
+        )
+        self.keys = KeyRing()
+        self.key_store = open_key_store(settings.ledger_url)
+        self.key_refresher = KeyRefresher(
+            self.key_store,
+            self.keys,
+            static_keys=static_keys(settings, environ),
+            interval_s=settings.auth.refresh_interval_s,
+        )
+        self.limiter: Limiter = LocalLimiter() if settings.limits.enabled else Unlimited()
+        self.ledger = open_ledger(
+            settings.ledger_url,
+            flush_interval_s=settings.ledger.flush_interval_ms / 1000.0,
+            batch_rows=settings.ledger.batch_rows,
+        )
+        self.upstream = Upstream(settings.upstream)
+        self.relay = Relay(
+            keys=self.keys,
+            limiter=self.limiter,
+            pool=self.pool,
+            upstream=self.upstream,
+            ledger=self.ledger,
+            log=log,
+            metrics=self.metrics,
+            max_attempts=settings.upstream.max_attempts,
+        )
+
+    @asynccontextmanager
+    async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
+        await self.ledger.start()
+        try:
+            await self.key_store.start()
+            await self.key_refresher.start()
+            await self.limiter.start()
+            await self.upstream.start()
+            await self.pool.start()
+            self.log.event("gateway_started", models=[m.name for m in self.settings.models])
+            if self._on_started is not None:
+                self._on_started()
+            try:
+                yield
+            finally:
+                self.pool.drain()
+                await self.pool.wait_idle(DRAIN_TIMEOUT_S)
+                await self.pool.close()
+                await self.upstream.close()
+                await self.limiter.close()
+                await self.key_refresher.close()
+                await self.key_store.close()
+        finally:
+            await self.ledger.close()
+            self.log.event("gateway_stopped")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    log_sink: BinaryIO | None = None,
+    environ: Mapping[str, str] | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> Litestar:
+    """The gateway app; `on_started` runs once every resource is up (the CLI prints there)."""
+    runtime = Runtime(
+        settings,
+        log=RequestLog(log_sink, enabled=settings.server.access_log),
+        environ=os.environ if environ is None else environ,
+        on_started=on_started,
+    )
+    cors = CORSConfig(
+        allow_origins=list(settings.server.cors_allow_origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=SDK_REQUEST_HEADERS,
+        expose_headers=EXPOSED_HEADERS,
+        max_age=600,
+    )
+    app = Litestar(
+        route_handlers=[
+            *openai_routes(runtime.relay, runtime.pool, runtime.keys),
+            *ops_routes(runtime),
+        ],
+        lifespan=[runtime.lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        cors_config=cors,
+        openapi_config=None,
+        logging_config=None,
+        request_max_body_size=settings.server.max_body_bytes,
+        debug=False,
+    )
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,339 @@
+"""The request path: validate → authenticate → limit → route → forward → account.
+
+`Relay.forward` takes a request's raw parts and returns the Litestar response. It decodes the
+body once (`proxy.wire`), forwards the original bytes (only the model name and the usage flag
+may be rewritten), streams the answer back chunk by chunk and, in a `finally`, closes the
+request's `Exchange` exactly once: one ledger row and one log line per request id.
+
+Retries happen only before any byte reached the client and only where the backend cannot have
+started the work (connection refused, 503), each time on another backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+from litestar.response import Response, Stream
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
+from proxy.answers import backend_failure, read_head, replace_id
+from proxy.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnreachable,
+    GatewayError,
+    NoHealthyBackend,
+    StreamInterrupted,
+    UnsupportedMediaType,
+)
+from proxy.exchange import Exchange, LedgerSink, RequestSink
+from proxy.keys.ring import KeyRing
+from proxy.ledger.row import format_usd, to_micro_usd
+from proxy.limits.admission import Admission, Limiter
+from proxy.metrics import Metrics
+from proxy.routing.backend import Outcome
+from proxy.routing.catalog import ModelEntry
+from proxy.routing.lease import Lease
+from proxy.routing.policies import RouteHint
+from proxy.routing.pool import Pool
+from proxy.sse import SseRelay
+from proxy.upstream import Upstream, UpstreamResponse
+from proxy.wire.decoding import (
+    RequestView,
+    decode_chat_completion,
+    decode_completion,
+    decode_embedding,
+)
+from proxy.wire.embeddings import encode_embeddings_base64
+
+JSON = "application/json"
+EVENT_STREAM = "text/event-stream"
+PATHS = {
+    "chat.completions": "/v1/chat/completions",
+    "completions": "/v1/completions",
+    "embeddings": "/v1/embeddings",
+}
+DECODERS: dict[str, Callable[[bytes], RequestView]] = {
+    "chat.completions": decode_chat_completion,
+    "completions": decode_completion,
+    "embeddings": decode_embedding,
+}
+PRICE_HEADER = "x-warmgate-price-usd"
+
+
+class _RetryableError(Exception):
+    """A failure where the backend cannot have started the work: try another backend."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == JSON or media.endswith("+json")
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        keys: KeyRing,
+        limiter: Limiter,
+        pool: Pool,
+        upstream: Upstream,
+        ledger: LedgerSink,
+        log: RequestSink,
+        metrics: Metrics,
+        max_attempts: int = 3,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._keys = keys
+        self._limiter = limiter
+        self._pool = pool
+        self._prices: dict[str, tuple[int, str]] = {}
+        self._upstream = upstream
+        self._ledger = ledger
+        self._log = log
+        self._metrics = metrics
+        self._max_attempts = max(1, max_attempts)
+        self._clock = clock
+        self._monotonic = monotonic
+
+    async def forward(
+        self,
+        endpoint: str,
+        *,
+        authorization: str | None,
+        content_type: str | None,
+        body: bytes,
+    ) -> Response[bytes] | Stream:
+        exchange = Exchange(endpoint, clock=self._clock, monotonic=self._monotonic)
+        admission: Admission | None = None
+        headers: dict[str, str] = {"x-request-id": exchange.request_id}
+        streaming = False
+        try:
+            key = self._keys.authenticate(authorization)
+            exchange.key_id = key.id
+            if not _is_json(content_type):
+                raise UnsupportedMediaType(
+                    "Invalid Content-Type header: expected 'application/json'.",
+                )
+            view = DECODERS[endpoint](body)
+            exchange.model = view.model
+            exchange.stream = view.stream
+            entry = self._pool.resolve(view.model)
+            exchange.model = entry.name
+            admission = await self._limiter.admit(key, entry.name)
+            headers.update(admission.headers)
+            exchange.price_micro_usd, headers[PRICE_HEADER] = self._price(entry)
+            exchange.queue_ms = exchange.elapsed_ms()
+            upstream_body = view.upstream_body(body, entry.served_name)
+            lease, answer = await self._connect(entry.name, view, upstream_body, exchange)
+            headers["openai-processing-ms"] = str(int(exchange.elapsed_ms()))
+            if view.stream and answer.status == 200:
+                streaming = True
+                events = self._stream(answer, lease, admission, exchange, view.include_usage)
+                return Stream(
+                    events,
+                    status_code=200,
+                    media_type=EVENT_STREAM,
+                    headers={**headers, "cache-control": "no-cache"},
+                )
+            return await self._complete(answer, lease, view, exchange, headers)
+        except GatewayError as error:
+            return self._error(error, exchange, headers)
+        finally:
+            if not streaming:
+                if admission is not None:
+                    admission.release()
+                self._close(exchange)
+
+    def _price(self, entry: ModelEntry) -> tuple[int, str]:
+        """The model's price per request as (micro-USD, header value), computed once."""
+        price = self._prices.get(entry.name)
+        if price is None:
+            micro = to_micro_usd(entry.price_per_request)
+            price = self._prices[entry.name] = (micro, format_usd(micro))
+        return price
+
+    def _error(
+        self, error: GatewayError, exchange: Exchange, headers: dict[str, str]
+    ) -> Response[bytes]:
+        exchange.status = error.status
+        exchange.error_code = error.instance_code
+        return Response(
+            error.to_json(),
+            status_code=error.status,
+            media_type=JSON,
+            headers={**headers, **error.headers},
+        )
+
+    async def _connect(
+        self, model: str, view: RequestView, body: bytes, exchange: Exchange
+    ) -> tuple[Lease, UpstreamResponse]:
+        """The first backend answer with a usable head, retrying where it is safe to."""
+        tried: set[str] = set()
+        try:
+            return await self._attempt(model, view, body, exchange, tried)
+        except _RetryableError as failure:
+            if self._max_attempts == 1:
+                raise failure.error from None
+            last = failure.error
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._max_attempts - 1),
+            retry=retry_if_exception_type(_RetryableError),
+            reraise=True,
+        )
+        try:
+            return await retrying(self._attempt, model, view, body, exchange, tried)
+        except _RetryableError as failure:
+            raise failure.error from None
+        except NoHealthyBackend:
+            raise last from None
+
+    async def _attempt(
+        self,
+        model: str,
+        view: RequestView,
+        body: bytes,
+        exchange: Exchange,
+        tried: set[str],
+    ) -> tuple[Lease, UpstreamResponse]:
+        hint = RouteHint(view.prefix, float(view.prompt_tokens_estimate))
+        lease = self._pool.route(model, hint, frozenset(tried))
+        backend = lease.backend
+        if tried:
+            exchange.retries += 1
+        tried.add(backend.id)
+        exchange.backend = backend.id
+        url = backend.url + PATHS[view.endpoint]
+        try:
+            answer = await self._upstream.post(
+                url, body, api_key=backend.api_key, request_id=exchange.request_id
+            )
+        except BackendUnreachable as error:
+            lease.finish(Outcome.CONNECT_FAILED)
+            raise _RetryableError(error) from None
+        except BackendTimeout:
+            lease.finish(Outcome.TIMEOUT_BEFORE_FIRST_BYTE)
+            raise
+        except BackendError:
+            lease.finish(Outcome.SERVER_ERROR)
+            raise
+        except asyncio.CancelledError:
+            lease.finish(Outcome.CANCELLED)
+            raise
+        if answer.status == 200:
+            return lease, answer
+        try:
+            payload = await answer.read()
+        except GatewayError:
+            payload = b""
+        failure = backend_failure(answer.status, payload)
+        if answer.status == 503:
+            lease.finish(Outcome.UNAVAILABLE)
+            raise _RetryableError(failure)
+        server_side = answer.status >= 500 or answer.status in (401, 403, 404)
+        lease.finish(Outcome.SERVER_ERROR if server_side else Outcome.OK)
+        raise failure
+
+    async def _complete(
+        self,
+        answer: UpstreamResponse,
+        lease: Lease,
+        view: RequestView,
+        exchange: Exchange,
+        headers: dict[str, str],
+    ) -> Response[bytes]:
+        """A non-streamed answer: read whole, id swapped for ours, vectors encoded if asked."""
+        try:
+            payload = await answer.read()
+        except (StreamInterrupted, BackendTimeout):
+            lease.finish(Outcome.STREAM_CUT)
+            raise
+        except asyncio.CancelledError:
+            lease.finish(Outcome.CANCELLED)
+            raise
+        lease.finish(Outcome.OK)
+        head = read_head(payload)
+        if head.usage is not None:
+            exchange.prompt_tokens = head.usage.prompt_tokens
+            exchange.cached_tokens = head.usage.cached_tokens
+            exchange.completion_tokens = head.usage.completion_tokens
+        if view.endpoint == "embeddings":
+            if view.encoding_format == "base64":
+                payload = encode_embeddings_base64(payload)
+        else:
+            payload = replace_id(payload, head.id, exchange.request_id)
+        exchange.completed = True
+        exchange.mark_first_byte()
+        return Response(payload, status_code=200, media_type=JSON, headers=headers)
+
+    async def _stream(
+        self,
+        answer: UpstreamResponse,
+        lease: Lease,
+        admission: Admission,
+        exchange: Exchange,
+        include_usage: bool,
+    ) -> AsyncIterator[bytes]:
+        """The client's stream. Its `finally` releases the backend, the limit slot and closes
+        the exchange, whether the stream ended, broke off, or the client went away."""
+        relay = SseRelay(exchange.request_id, forward_usage=include_usage)
+        outcome = Outcome.OK
+        released = False
+        try:
+            try:
+                async for chunk in answer.chunks():
+                    lease.progress()
+                    out = relay.feed(chunk)
+                    if out:
+                        exchange.mark_first_byte()
+                        yield out
+                released = True
+                answer.release()
+                if relay.failed:
+                    outcome = Outcome.SERVER_ERROR
+                elif not relay.complete:
+                    outcome = Outcome.STREAM_CUT
+                    yield relay.fail(StreamInterrupted("The model backend's stream broke off."))
+            except (StreamInterrupted, BackendTimeout) as error:
+                outcome = Outcome.STREAM_CUT
+                yield relay.fail(error)
+        except (asyncio.CancelledError, GeneratorExit):
+            outcome = Outcome.CANCELLED
+            exchange.cancelled = True
+            raise
+        finally:
+            if not released:
+                answer.abort()
+            lease.finish(outcome)
+            admission.release()
+            self._account_stream(relay, exchange, outcome)
+            self._close(exchange)
+
+    def _close(self, exchange: Exchange) -> None:
+        row = exchange.close(self._ledger, self._log)
+        if row is not None and row.model is not None:
+            self._metrics.model_request(row.model, row.status)
+
+    @staticmethod
+    def _account_stream(relay: SseRelay, exchange: Exchange, outcome: Outcome) -> None:
+        exchange.delivered_tokens = relay.token_chunks
+        usage = relay.usage
+        if usage is not None:
+            exchange.prompt_tokens = usage.prompt_tokens
+            exchange.cached_tokens = usage.cached_tokens
+            exchange.completion_tokens = usage.completion_tokens
+        elif relay.token_chunks:
+            exchange.completion_tokens = relay.token_chunks
+        if relay.failed or outcome is Outcome.STREAM_CUT:
+            exchange.error_code = StreamInterrupted.code
+        else:
+            exchange.completed = relay.complete and outcome is Outcome.OK
