@@ -1,0 +1,258 @@
+"""Active probes, load polling and the backends document, over an injected httpx transport."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from proxy.routing import BackendSpec, Catalog, ModelEntry, Outcome, Pool
+from proxy.routing.health import Verdict
+from proxy.routing.load import LoadPoller
+from proxy.routing.member import HealthState, Member
+from proxy.settings import HealthSettings, RoutingSettings
+from tests.routing.conftest import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+A, B = "http://10.0.0.1:30000", "http://10.0.0.2:30000"
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class Backends:
+    """What each fake backend answers, switchable per host while a test runs."""
+
+    def __init__(self) -> None:
+        self.health: dict[str, int | type[httpx.TransportError]] = {}
+        self.loads: dict[str, httpx.Response] = {}
+        self.seen: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        host = f"http://{request.url.host}:{request.url.port}"
+        if request.url.path == "/v1/loads":
+            return self.loads.get(host, httpx.Response(404))
+        answer = self.health.get(host, 200)
+        if isinstance(answer, int):
+            return httpx.Response(answer)
+        raise answer("injected", request=request)
+
+
+def health_of(member: Member) -> HealthState:
+    return member.health
+
+
+def make_pool(
+    clock: FakeClock, backends: Backends, *, document: str | None = None, **health: object
+) -> Pool:
+    catalog = Catalog([ModelEntry(name="llama", served_name="llama", policy="round_robin")])
+    settings = HealthSettings(eject_after=2, readmit_after=2, **health)  # type: ignore[arg-type]
+    return Pool(
+        catalog,
+        [BackendSpec(model="llama", url=A, api_key_env="KEY_A"), BackendSpec(model="llama", url=B)],
+        health=settings,
+        routing=RoutingSettings(load_poll_interval_s=0, backends_document=document),
+        clock=clock,
+        rng=random.Random(1),
+        environ={"KEY_A": "sk-backend-a"},
+        transport=httpx.MockTransport(backends),
+    )
+
+
+async def test_start_probes_once_and_only_passing_backends_take_traffic(clock: FakeClock) -> None:
+    backends = Backends()
+    backends.health[B] = 503
+    pool = make_pool(clock, backends)
+    assert not pool.ready()  # nothing is routed to before its first probe
+    await pool.start()
+    try:
+        a, b = pool.members()
+        assert health_of(a) is HealthState.HEALTHY
+        assert health_of(b) is HealthState.UNKNOWN
+        assert b.last_probe_error == "not ready (503)"
+        assert pool.ready()
+        assert {pool.route("llama").backend.url for _ in range(4)} == {A}
+        probe = next(r for r in backends.seen if r.url.host == "10.0.0.1")
+        assert probe.url.path == "/health_generate"
+        assert probe.headers["authorization"] == "Bearer sk-backend-a"
+    finally:
+        await pool.close()
+
+
+async def test_failing_probes_eject_and_passing_probes_readmit_in_slow_start(
+    clock: FakeClock,
+) -> None:
+    backends = Backends()
+    pool = make_pool(clock, backends)
+    await pool.start()
+    try:
+        checker = pool.health
+        assert checker is not None
+        a = pool.members()[0]
+        backends.health[A] = httpx.ConnectError
+        await checker.probe_all()
+        assert health_of(a) is HealthState.HEALTHY  # one failure is not enough
+        await checker.probe_all()
+        assert health_of(a) is HealthState.EJECTED
+        assert a.ejections == 1
+        assert a.backend.id not in {m.backend.id for m in pool.snapshot.healthy["llama"]}
+        backends.health[A] = 200
+        await checker.probe_all()
+        assert health_of(a) is HealthState.EJECTED  # one pass is not enough
+        await checker.probe_all()
+        assert health_of(a) is HealthState.HEALTHY
+        assert a.readmitted_at == clock.now
+        views = {v["url"]: v for v in pool.describe()}
+        assert views[A]["slow_start"] is True
+        assert views[A]["ejections"] == 1
+    finally:
+        await pool.close()
+
+
+async def test_a_probe_stuck_behind_a_long_prefill_does_not_eject_a_busy_backend(
+    clock: FakeClock,
+) -> None:
+    backends = Backends()
+    pool = make_pool(clock, backends, busy_grace_s=60.0)
+    await pool.start()
+    try:
+        checker = pool.health
+        assert checker is not None
+        a = pool.members()[0]
+        lease = pool.route("llama")  # a 128k-token prefill is running on A
+        assert lease.backend.url == A
+        backends.health[A] = httpx.ReadTimeout
+        for _ in range(5):
+            clock.advance(10.0)
+            result = await checker.check(a)
+            assert result.verdict is Verdict.BUSY
+        assert health_of(a) is HealthState.HEALTHY
+        # progress keeps it alive past the grace period...
+        lease.progress()
+        clock.advance(50.0)
+        assert (await checker.check(a)).verdict is Verdict.BUSY
+        # ...but a backend silent for longer than busy_grace_s is ejected like any other
+        clock.advance(61.0)
+        await checker.check(a)
+        await checker.check(a)
+        assert health_of(a) is HealthState.EJECTED
+        lease.finish(Outcome.OK)
+    finally:
+        await pool.close()
+
+
+async def test_a_probe_timeout_on_an_idle_backend_counts_as_a_failure(clock: FakeClock) -> None:
+    backends = Backends()
+    pool = make_pool(clock, backends)
+    await pool.start()
+    try:
+        checker = pool.health
+        assert checker is not None
+        a = pool.members()[0]
+        backends.health[A] = httpx.ReadTimeout
+        assert (await checker.check(a)).verdict is Verdict.FAIL
+        await checker.check(a)
+        assert health_of(a) is HealthState.EJECTED
+    finally:
+        await pool.close()
+
+
+async def test_load_reports_raise_the_load_routing_sees(clock: FakeClock) -> None:
+    backends = Backends()
+    report = {
+        "timestamp": 1.0,
+        "loads": [
+            {"dp_rank": 0, "num_running_reqs": 7, "num_waiting_reqs": 3, "token_usage": 0.5},
+            {
+                "dp_rank": 1,
+                "num_running_reqs": 2,
+                "num_waiting_reqs": 0,
+                "token_usage": 0.7,
+                "num_waiting_uncached_tokens": 4096,
+            },
+        ],
+    }
+    backends.loads[A] = httpx.Response(200, json=report)
+    pool = make_pool(clock, backends)
+    await pool.start()
+    try:
+        assert pool._client is not None
+        poller = LoadPoller(pool.members, pool.routing, pool._client, clock)
+        await poller.poll_all()
+        a, b = pool.members()
+        assert a.remote is not None
+        assert (a.remote.requests, a.remote.waiting_tokens, a.remote.token_usage) == (
+            12,
+            4096,
+            0.7,
+        )
+        assert a.load(clock.now, 15.0) == 12
+        assert a.work(clock.now, 15.0) == 4096.0
+        assert b.remote is None  # 404: not asked again
+        await poller.poll_all()
+        assert (
+            sum(1 for r in backends.seen if r.url.path == "/v1/loads" and r.url.host == "10.0.0.2")
+            == 1
+        )
+        clock.advance(16.0)
+        assert a.load(clock.now, 15.0) == 0  # a stale report no longer counts
+    finally:
+        await pool.close()
+
+
+def write_document(path: Path, version: int, urls: list[str]) -> None:
+    document = {
+        "version": version,
+        "backends": [
+            {
+                "model": "llama",
+                "url": url,
+                "cloud": "aws",
+                "region": "us-east-1",
+                "accelerators": {"H100": 8},
+                "source": "skyserve:llama",
+            }
+            for url in urls
+        ],
+    }
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(document))
+    temporary.replace(path)
+
+
+async def test_the_backends_document_is_loaded_at_start_and_reloaded_on_change(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    backends = Backends()
+    path = tmp_path / "backends.json"
+    c, d = "http://10.0.0.3:30000", "http://10.0.0.4:30000"
+    write_document(path, 1, [c])
+    pool = make_pool(clock, backends, document=str(path))
+    await pool.start()
+    try:
+        watcher = pool.document
+        assert watcher is not None
+        urls = {m.backend.url for m in pool.snapshot.healthy["llama"]}
+        assert urls == {A, B, c}
+        view = next(v for v in pool.describe() if v["url"] == c)
+        assert (view["cloud"], view["accelerators"], view["source"]) == (
+            "aws",
+            "H100:8",
+            "skyserve:llama",
+        )
+        assert not await watcher.check()  # unchanged
+        write_document(path, 2, [d])
+        assert await watcher.check()
+        assert watcher.version == 2
+        assert {m.backend.url for m in pool.snapshot.members["llama"]} == {A, B, d}
+        path.write_text("{not json")
+        assert not await watcher.check()
+        assert watcher.error is not None
+        assert {m.backend.url for m in pool.snapshot.members["llama"]} == {A, B, d}
+    finally:
+        await pool.close()
