@@ -24,6 +24,7 @@ from proxy.limits.admission import Limiter
 from proxy.logs import RequestLog
 from proxy.metrics import Metrics
 from proxy.relay import Relay
+from proxy.routes.admin_backends import admin_backends_routes
 from proxy.routes.openai import openai_routes
 from proxy.routes.ops import ops_routes
 from proxy.routing.catalog import declare
@@ -172,6 +173,11 @@ class Runtime:
             self.log.event("gateway_stopped")
 
 
+def _admin_key(settings: Settings, environ: Mapping[str, str] | None) -> str | None:
+    name = settings.auth.admin_key_env
+    return (os.environ if environ is None else environ).get(name) if name else None
+
+
 def create_app(
     settings: Settings,
     *,
@@ -197,6 +203,7 @@ def create_app(
         route_handlers=[
             *openai_routes(runtime.relay, runtime.pool, runtime.keys),
             *ops_routes(runtime),
+            *admin_backends_routes(runtime.pool, _admin_key(settings, environ)),
         ],
         lifespan=[runtime.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
