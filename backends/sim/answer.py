@@ -1,0 +1,130 @@
+"""What a request will answer, decided before it runs: one piece per sampled token.
+
+A piece is (kind, text, call): kind REASONING or CONTENT carries text; TOOL_NAME opens tool call
+`call` (its text is the function name); TOOL_ARGS carries a fragment of that call's arguments.
+A natural stop samples one more token, the end-of-turn token, which is never shown.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from backends.sim.tokenizer import Tokenizer
+from backends.sim.wire import ChatCompletionRequest
+from backends.sim.writer import Writer
+
+REASONING, CONTENT, TOOL_NAME, TOOL_ARGS = 0, 1, 2, 3
+Piece = tuple[int, str, int]
+JSON_OBJECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}, "confidence": {"type": "number"}},
+}
+
+
+class ToolCallPlan:
+    __slots__ = ("arguments", "id", "name")
+
+    def __init__(self, name: str, arguments: str) -> None:
+        self.id = f"call_{uuid.uuid4().hex[:24]}"
+        self.name = name
+        self.arguments = arguments
+
+
+class Answer:
+    """The pieces a request will stream, how many tokens it samples and why it stops."""
+
+    __slots__ = ("calls", "output_tokens", "pieces", "stop_reason")
+
+    def __init__(
+        self,
+        pieces: list[Piece],
+        calls: list[ToolCallPlan],
+        max_new_tokens: int,
+        ignore_eos: bool,
+        writer: Writer,
+    ) -> None:
+        if ignore_eos and len(pieces) < max_new_tokens and not calls:
+            pieces = pieces + [(CONTENT, w, 0) for w in writer.words(max_new_tokens - len(pieces))]
+        if len(pieces) + (0 if ignore_eos else 1) > max_new_tokens:
+            self.pieces = pieces[:max_new_tokens]
+            self.output_tokens = max_new_tokens
+            self.stop_reason = "length"
+        else:
+            self.pieces = pieces
+            self.output_tokens = len(pieces) + 1
+            self.stop_reason = "stop"
+        self.calls = calls
+
+    def text(self, kind: int, upto: int) -> str:
+        """The text of one kind among the first `upto` pieces."""
+        return "".join(text for k, text, _ in self.pieces[:upto] if k == kind)
+
+    def arguments(self, call: int, upto: int) -> str:
+        pieces = self.pieces[:upto]
+        return "".join(text for k, text, c in pieces if k == TOOL_ARGS and c == call)
+
+    def reasoning_tokens(self, upto: int) -> int:
+        return sum(1 for kind, _, _ in self.pieces[:upto] if kind == REASONING)
+
+
+def plan_text(writer: Writer, mean: int, max_new_tokens: int, ignore_eos: bool) -> Answer:
+    """Free text for /v1/completions and /generate: a seeded length, then words."""
+    visible = writer.natural_length(mean) - 1
+    pieces = [(CONTENT, word, 0) for word in writer.words(visible)]
+    return Answer(pieces, [], max_new_tokens, ignore_eos, writer)
+
+
+def plan_chat(
+    request: ChatCompletionRequest,
+    writer: Writer,
+    tokenizer: Tokenizer,
+    mean: int,
+    max_new_tokens: int,
+    *,
+    reasoning: bool,
+    tool_parser: bool,
+) -> Answer:
+    """Text, JSON or tool calls, as the request's tools, tool_choice and response_format ask."""
+    pieces: list[Piece] = []
+    calls: list[ToolCallPlan] = []
+    natural = writer.natural_length(mean)
+    if reasoning and request.separate_reasoning:
+        thought = max(1, natural // 3)
+        pieces += [(REASONING, word, 0) for word in writer.words(thought)]
+    tool = _chosen_tool(request) if tool_parser or _forced(request) else None
+    if tool is not None:
+        name, parameters = tool
+        arguments = writer.json_text(parameters or {"type": "object", "properties": {}})
+        calls.append(ToolCallPlan(name, arguments))
+        pieces.append((TOOL_NAME, name, 0))
+        pieces += [(TOOL_ARGS, fragment, 0) for fragment in tokenizer.tokenize(arguments)]
+    elif request.response_format is not None and request.response_format.type != "text":
+        schema: Any = JSON_OBJECT_SCHEMA
+        if request.response_format.type == "json_schema" and request.response_format.json_schema:
+            schema = request.response_format.json_schema.schema
+        pieces += [(CONTENT, t, 0) for t in tokenizer.tokenize(writer.json_text(schema))]
+    else:
+        visible = max(1, natural - 1 - len(pieces))
+        pieces += [(CONTENT, word, 0) for word in writer.words(visible)]
+    return Answer(pieces, calls, max_new_tokens, request.ignore_eos, writer)
+
+
+def _forced(request: ChatCompletionRequest) -> bool:
+    return request.tool_choice is not None and request.tool_choice not in ("auto", "none")
+
+
+def _chosen_tool(request: ChatCompletionRequest) -> tuple[str, dict[str, Any] | None] | None:
+    """Named choice → that tool; "required" → one; "auto" → call when the user spoke last."""
+    tools = request.tools or []
+    choice = request.tool_choice
+    if not tools or choice == "none":
+        return None
+    if choice is not None and not isinstance(choice, str):
+        tool = next(t for t in tools if t.function.name == choice.function.name)
+        return tool.function.name, tool.function.parameters
+    if choice != "required" and request.messages[-1].role != "user":
+        return None
+    last = request.messages[-1].text().lower()
+    tool = next((t for t in tools if t.function.name.lower() in last), tools[0])
+    return tool.function.name, tool.function.parameters

@@ -1,0 +1,158 @@
+"""One simulated SGLang server: its engine state, its faults and its listening socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from backends.sim.config import KEEP_ALIVE_S, SimConfig
+from backends.sim.faults import FaultDice, Faults
+from backends.sim.generation import Generation, QueueFullError
+from backends.sim.prefix_cache import PrefixCache
+from backends.sim.scheduler import Scheduler, Sleep
+from backends.sim.telemetry import Telemetry
+from backends.sim.tokenizer import Tokenizer
+
+
+class Replica:
+    """State and lifecycle of one replica; the HTTP routes read and drive it."""
+
+    def __init__(
+        self,
+        config: SimConfig,
+        index: int = 0,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self.index = index
+        self.faults = Faults.from_config(config)
+        self.faults.validate()
+        self.dice = FaultDice(config.seed + index)
+        self.tokenizer = Tokenizer(config.page_size)
+        self.telemetry = Telemetry()
+        self.scheduler = Scheduler(
+            config, PrefixCache(config.page_size), self.telemetry, monotonic, sleep
+        )
+        self.scheduler.slow_decode_factor = self.faults.slow_decode_factor
+        self.draining = False
+        self.started = False  # warm-up done: /health may answer 200
+        self.startup_time = time.time()
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._monotonic = monotonic
+        self._unhung = asyncio.Event()
+        self._unhung.set()
+        self._runner: web.AppRunner | None = None
+        self._site: web.SockSite | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # ---- lifecycle
+    async def start(self, app: web.Application, host: str, port: int) -> None:
+        self.host = host
+        self._runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=KEEP_ALIVE_S, handler_cancellation=True
+        )
+        await self._runner.setup()
+        self._tasks.append(asyncio.create_task(self.scheduler.run(), name="sim-scheduler"))
+        self._tasks.append(asyncio.create_task(self._warm_up(), name="sim-warm-up"))
+        sock = _listen(host, port)
+        self.port = sock.getsockname()[1]
+        if self.faults.refuse_connections:
+            sock.close()
+        else:
+            await self._open(sock)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+            self._site = None
+
+    async def _open(self, sock: socket.socket) -> None:
+        assert self._runner is not None
+        self._site = web.SockSite(self._runner, sock)
+        await self._site.start()
+
+    async def _warm_up(self) -> None:
+        """SGLang answers /health with 503 until its warm-up generation has run."""
+        delay = self.config.startup_s * self.config.time_scale
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self.started = True
+
+    # ---- faults
+    async def set_faults(self, **changes: Any) -> Faults:
+        """Replace the named fault fields (also reopens or closes the listening socket)."""
+        faults = msgspec.structs.replace(self.faults, **changes)
+        faults.validate()
+        was_refusing = self.faults.refuse_connections
+        self.faults = faults
+        self.scheduler.slow_decode_factor = faults.slow_decode_factor
+        if faults.hang_before_first_byte:
+            self._unhung.clear()
+        else:
+            self._unhung.set()
+        if faults.refuse_connections and not was_refusing and self._site is not None:
+            site, self._site = self._site, None
+            await site.stop()
+        elif was_refusing and not faults.refuse_connections and self._runner is not None:
+            await self._open(_listen(self.host, self.port))
+        return faults
+
+    async def hold_if_hung(self) -> None:
+        """Hold a request before its first byte while `hang_before_first_byte` is set."""
+        if not self._unhung.is_set():
+            await self._unhung.wait()
+
+    # ---- health as SGLang reports it
+    @property
+    def starting(self) -> bool:
+        return not self.started or self.faults.never_ready
+
+    def ready(self) -> bool:
+        return not (self.starting or self.draining or self.scheduler.paused)
+
+    def healthy_flag(self) -> bool:
+        return not (self.starting or self.draining or self.faults.unhealthy)
+
+    # ---- requests
+    def submit(self, generation: Generation) -> None:
+        self.telemetry.requests_received += 1
+        try:
+            self.scheduler.submit(generation)
+        except QueueFullError:
+            self.telemetry.rejected_queue_full += 1
+            raise
+
+    def observe(self, path: str, body: bytes) -> None:
+        """Remember the last request body (decoded lazily by /_sim/stats)."""
+        self.telemetry.last_request_path = path
+        self.telemetry.last_request_body = body
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock

@@ -1,0 +1,147 @@
+"""POST /v1/chat/completions, answered with serving_chat.py's bytes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from aiohttp import web
+
+from backends.sim.answer import CONTENT, REASONING, Answer, plan_chat
+from backends.sim.errors import SimError
+from backends.sim.generation import Generation, QueueFullError
+from backends.sim.prompt import render_chat
+from backends.sim.replica import Replica
+from backends.sim.routes import intake
+from backends.sim.routes.chat_stream import ChatStream
+from backends.sim.usage import usage
+from backends.sim.wire import ChatCompletionRequest, chat_decoder, encode
+from backends.sim.writer import EOS_TOKEN_ID, Writer
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    replica = intake.replica_of(request)
+    try:
+        body = await intake.read_body(request, replica)
+        chat: ChatCompletionRequest = intake.decode(chat_decoder, body, "ChatCompletionRequest")
+        validate(chat)
+        intake.check_model(chat.model, replica.config)
+        answer, generation = plan(chat, replica)
+        await intake.pass_faults(replica)
+    except SimError as error:
+        return intake.error_response(error)
+    if chat.stream:
+        return await ChatStream(request, replica, chat, answer, generation).run()
+    try:
+        replica.submit(generation)
+    except QueueFullError as full:
+        return intake.error_response(SimError(str(full), 503, "503"))
+    try:
+        await generation.completed()
+    finally:
+        replica.scheduler.abort(generation)
+    return intake.json_response(response_body(chat, answer, generation, replica))
+
+
+def validate(chat: ChatCompletionRequest) -> None:
+    """serving_chat._validate_request, the checks that apply here."""
+    if not chat.messages:
+        raise SimError("Messages cannot be empty.")
+    tools = chat.tools or []
+    choice = chat.tool_choice
+    if isinstance(choice, str) and choice.lower() == "required" and not tools:
+        raise SimError("Tools cannot be empty if tool choice is set to required.")
+    if choice is not None and not isinstance(choice, str):
+        if not tools:
+            raise SimError("Tools cannot be empty if tool choice is set to a specific tool.")
+        if not any(t.function.name == choice.function.name for t in tools):
+            raise SimError(f"Tool '{choice.function.name}' not found in tools list.")
+    fmt = chat.response_format
+    if (
+        fmt is not None
+        and fmt.type == "json_schema"
+        and (fmt.json_schema is None or fmt.json_schema.schema is None)
+    ):
+        raise SimError("schema_ is required for json_schema response format request.")
+    if chat.n != 1:
+        raise SimError("The simulator answers one choice per request (n must be 1).")
+
+
+def plan(chat: ChatCompletionRequest, replica: Replica) -> tuple[Answer, Generation]:
+    config = replica.config
+    requested = chat.max_completion_tokens or chat.max_tokens
+    if requested and requested > config.context_length and not config.allow_auto_truncate:
+        raise SimError(
+            f"max_completion_tokens is too large: {requested}.This model supports at most "
+            f"{config.context_length} completion tokens."
+        )
+    prompt = render_chat(chat.messages, chat.tools, replica.tokenizer, config.seed, chat.seed)
+    budget = intake.max_new_tokens(requested, len(prompt), config)
+    answer = plan_chat(
+        chat,
+        Writer(prompt.seed),
+        replica.tokenizer,
+        config.output_tokens_mean,
+        budget,
+        reasoning=config.reasoning_parser is not None,
+        tool_parser=config.tool_call_parser is not None,
+    )
+    rid = chat.rid or uuid.uuid4().hex
+    generation = Generation(
+        rid,
+        prompt_tokens=len(prompt),
+        block_hashes=prompt.block_hashes,
+        output_tokens=answer.output_tokens,
+        stop_reason=answer.stop_reason,
+    )
+    return answer, generation
+
+
+def finish_reason(answer: Answer, generation: Generation) -> tuple[str, int | None]:
+    reason = generation.finish_reason or "abort"
+    if reason == "stop" and answer.calls:
+        return "tool_calls", None
+    return reason, EOS_TOKEN_ID if reason == "stop" else None
+
+
+def response_body(
+    chat: ChatCompletionRequest, answer: Answer, generation: Generation, replica: Replica
+) -> bytes:
+    """ChatCompletionResponse as serving_chat._build_chat_response dumps it."""
+    upto = generation.generated
+    reasoning = answer.text(REASONING, upto) or None
+    message: dict[str, object] = {
+        "role": "assistant",
+        "content": answer.text(CONTENT, upto),
+        "reasoning_content": reasoning,
+    }
+    if answer.calls and generation.finish_reason == "stop":
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "index": index,
+                "type": "function",
+                "function": {"name": call.name, "arguments": answer.arguments(index, upto)},
+            }
+            for index, call in enumerate(answer.calls)
+        ]
+    reason, matched = finish_reason(answer, generation)
+    config = replica.config
+    body = {
+        "id": generation.rid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": chat.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": reason,
+                "matched_stop": matched,
+            }
+        ],
+        "usage": usage(generation, answer.reasoning_tokens(upto), config.enable_cache_report),
+        "metadata": {"weight_version": "default"},
+    }
+    return encode(body)
