@@ -35,6 +35,8 @@ TOKENS_PER_MESSAGE = 4
 TOKENS_PER_IMAGE = 85
 
 Endpoint = Literal["chat.completions", "completions", "embeddings"]
+# Streams whose usage arrives only when `stream_options.include_usage` asks for it.
+USAGE_STREAMS = frozenset({"chat.completions", "completions"})
 WireRequest = CreateChatCompletionRequest | CreateCompletionRequest | CreateEmbeddingRequest
 
 
@@ -61,7 +63,7 @@ class RequestView(msgspec.Struct, frozen=True, kw_only=True):
         drops the usage chunk again when `include_usage` is False.
         """
         model = served_model if served_model != self.model else None
-        force_usage = self.stream and not self.include_usage and self.endpoint != "embeddings"
+        force_usage = self.stream and not self.include_usage and self.endpoint in USAGE_STREAMS
         if model is None and not force_usage:
             return body
         return rewrite_request(body, model=model, include_usage=force_usage)

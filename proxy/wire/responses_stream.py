@@ -1,0 +1,171 @@
+"""The relay of a Responses API stream: `event:` lines kept, usage read, the end recognised.
+
+Unlike chat streams, a Responses stream names each event (`event: response.output_text.delta`)
+and ends with `response.completed` (or `.incomplete` / `.failed`), not `[DONE]`. Events pass
+through byte for byte; the relay decodes only the first event (the response id, which binds
+the response to its backend) and the final one (usage, for the ledger). A stream that breaks
+off gets a spec-shaped `error` event that the SDKs also raise on.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from proxy.answers import CompletionUsage, PromptTokensDetails
+from proxy.errors import GatewayError
+
+FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_SEPARATOR = b"\n\n"
+
+
+class InputTokensDetails(msgspec.Struct):
+    cached_tokens: int = 0
+
+
+class ResponseUsage(msgspec.Struct):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    input_tokens_details: InputTokensDetails | None = None
+
+
+class ResponseHead(msgspec.Struct):
+    id: str | None = None
+    status: str | None = None
+    usage: ResponseUsage | None = None
+
+
+class StreamEvent(msgspec.Struct):
+    type: str | None = None
+    sequence_number: int | None = None
+    response: ResponseHead | None = None
+    error: msgspec.Raw | None = None
+
+
+_event = msgspec.json.Decoder(StreamEvent)
+_head = msgspec.json.Decoder(ResponseHead)
+_encoder = msgspec.json.Encoder()
+
+
+def completion_usage(usage: ResponseUsage) -> CompletionUsage:
+    """A Responses usage in the gateway's accounting shape."""
+    cached = usage.input_tokens_details.cached_tokens if usage.input_tokens_details else 0
+    return CompletionUsage(
+        prompt_tokens=usage.input_tokens,
+        completion_tokens=usage.output_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
+    )
+
+
+def read_response(payload: bytes) -> ResponseHead:
+    """The id, status and usage of a `Response` body; an empty head when it is not one."""
+    try:
+        return _head.decode(payload)
+    except msgspec.DecodeError:
+        return ResponseHead()
+
+
+def error_event(error: GatewayError, sequence_number: int) -> bytes:
+    """A `ResponseErrorEvent` that also carries OpenAI's `error` object (the SDKs raise on it)."""
+    detail = {
+        "message": error.message,
+        "type": error.type,
+        "param": error.param,
+        "code": error.instance_code,
+    }
+    payload = {
+        "type": "error",
+        "code": error.instance_code,
+        "message": error.message,
+        "param": error.param,
+        "sequence_number": sequence_number,
+        "error": detail,
+    }
+    return b"event: error\ndata: " + _encoder.encode(payload) + _SEPARATOR
+
+
+def _fields(block: bytes) -> tuple[bytes, bytes]:
+    """(event name, data) of one event block."""
+    name = payload = b""
+    for line in block.split(b"\n"):
+        if line.startswith(b"event:"):
+            name = line[6:].strip()
+        elif line.startswith(b"data:"):
+            payload = line[5:].lstrip(b" ")
+    return name, payload
+
+
+class ResponsesStreamRelay:
+    """Feed it the backend's bytes; it returns the complete events for the client.
+
+    After the stream: `response_id`, `usage`, `token_chunks` (text/argument deltas),
+    `complete` (a final event was seen), `failed` (the stream ended in an error).
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_last_sequence",
+        "complete",
+        "failed",
+        "response_id",
+        "token_chunks",
+        "usage",
+    )
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._last_sequence = -1
+        self.response_id: str | None = None
+        self.usage: CompletionUsage | None = None
+        self.token_chunks = 0
+        self.complete = False
+        self.failed = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._buffer + chunk if self._buffer else chunk
+        data = data.replace(b"\r\n", b"\n")
+        end = data.rfind(_SEPARATOR)
+        if end == -1:
+            self._buffer = data
+            return b""
+        self._buffer = data[end + 2 :]
+        out = [self._event(block) for block in data[:end].split(_SEPARATOR) if block.strip()]
+        return b"".join(out)
+
+    def _event(self, block: bytes) -> bytes:
+        name, payload = _fields(block)
+        if not payload:
+            return b""  # comments and keep-alives carry nothing for the client
+        if payload.startswith(b"[DONE]"):
+            self.complete = True
+            return b""
+        try:
+            event = _event.decode(payload)
+        except msgspec.DecodeError:
+            return b""
+        kind = event.type or name.decode("utf-8", "replace")
+        self._observe(event, kind)
+        if not name and kind:
+            block = b"event: " + kind.encode() + b"\n" + block
+        return block + _SEPARATOR
+
+    def _observe(self, event: StreamEvent, kind: str) -> None:
+        if event.sequence_number is not None:
+            self._last_sequence = event.sequence_number
+        if event.error is not None or kind == "error":
+            self.failed = True
+        elif kind.endswith(".delta"):
+            self.token_chunks += 1
+        if event.response is not None:
+            if self.response_id is None and event.response.id:
+                self.response_id = event.response.id
+            if kind in FINAL_EVENTS:
+                self.complete = True
+                if event.response.usage is not None:
+                    self.usage = completion_usage(event.response.usage)
+
+    def fail(self, error: GatewayError) -> bytes:
+        """The end of a stream that broke off: one error event (none after a final event)."""
+        if self.complete or self.failed:
+            return b""
+        self.failed = True
+        return error_event(error, self._last_sequence + 1)
