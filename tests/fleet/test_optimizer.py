@@ -1,0 +1,84 @@
+"""SkyPilot's optimizer on each model task, offline: seeded catalogs, cloud checks faked.
+
+The cloud checks are replaced the way SkyPilot's own suite does it (`enable_all_clouds` in
+tests/common_test_fixtures.py patches `sky.check.get_cached_enabled_clouds_or_refresh` and
+`sky.check.check_capability`), here with Lambda as the one enabled cloud. Those are private
+functions of SkyPilot, which is why `skypilot==0.14.1` is pinned.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from backends.fleet.lineup import Lineup
+from backends.fleet.skypilot import SkyPilot
+from tests.fleet.conftest import MODELS_DIR
+from tests.fleet.lineup_facts import holds
+
+MODEL_FILES = sorted(MODELS_DIR.glob("*.yaml"))
+
+# What the optimizer must pick on the seeded Lambda catalog: the first preference it offers.
+EXPECTED_US = {
+    "llama-3-3-70b-instruct": ("gpu_4x_h100_sxm5", "H100", 4),
+    "qwen3-32b": ("gpu_2x_h100_sxm5", "H100", 2),
+    "deepseek-r1-distill-llama-70b": ("gpu_4x_h100_sxm5", "H100", 4),
+    "mistral-7b-instruct": ("gpu_1x_a10", "A10", 1),
+    "deepseek-v3-2": ("gpu_8x_h100_sxm5", "H100", 8),
+    "qwen3-embedding-4b": ("gpu_1x_a10", "A10", 1),
+    "whisper-large-v3": ("gpu_1x_a10", "A10", 1),
+}
+
+
+@pytest.fixture
+def lambda_only(sky: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud = sky.utils.registry.CLOUD_REGISTRY.from_str("lambda")
+    monkeypatch.setattr(sky.check, "get_cached_enabled_clouds_or_refresh", lambda *_, **__: [cloud])
+    monkeypatch.setattr(sky.check, "check_capability", lambda *_, **__: None)
+
+
+def optimize(sky: ModuleType, task: Any) -> Any:
+    with sky.Dag() as dag:
+        dag.add(task)
+    sky.optimizer.Optimizer.optimize(dag, quiet=True)
+    return dag.tasks[0].best_resources
+
+
+@pytest.mark.usefixtures("lambda_only")
+@pytest.mark.parametrize("path", MODEL_FILES, ids=[p.stem for p in MODEL_FILES])
+def test_the_optimizer_picks_an_offered_accelerator_that_holds_the_model(
+    sky: ModuleType, path: Path
+) -> None:
+    task = sky.Task.from_yaml(str(path))
+    best = optimize(sky, task)
+    ((accelerator, count),) = best.accelerators.items()
+    assert str(best.cloud) == "Lambda"
+    assert (best.instance_type, accelerator, count) == EXPECTED_US[path.stem]
+    assert holds(path.stem, accelerator, count, task.num_nodes)
+
+
+@pytest.mark.usefixtures("lambda_only")
+def test_a_region_without_the_first_choices_falls_back_along_the_preference_list(
+    sky: ModuleType,
+) -> None:
+    # europe-central-1 in the seeded catalog has no H200 or H100 nodes, only B200s.
+    fleet = SkyPilot(sky)
+    lineup = Lineup.from_directory(MODELS_DIR, fleet.read_config)
+    secrets = {"HF_TOKEN": "hf_x", "SGLANG_API_KEY": "sk_x"}
+    task = fleet.task(lineup.get("deepseek-v3-2"), environ=secrets, infra="lambda/europe-central-1")
+    best = optimize(sky, task)
+    assert (best.region, best.instance_type) == ("europe-central-1", "gpu_8x_b200_sxm6")
+    assert holds("deepseek-v3-2", "B200", 8, task.num_nodes)
+
+
+@pytest.mark.usefixtures("lambda_only")
+def test_no_offered_accelerator_is_an_error_not_a_smaller_gpu(sky: ModuleType) -> None:
+    fleet = SkyPilot(sky)
+    lineup = Lineup.from_directory(MODELS_DIR, fleet.read_config)
+    secrets = {"HF_TOKEN": "hf_x", "SGLANG_API_KEY": "sk_x"}
+    task = fleet.task(lineup.get("qwen3-32b"), environ=secrets, infra="lambda/europe-central-1")
+    with pytest.raises(sky.exceptions.ResourcesUnavailableError):
+        optimize(sky, task)
