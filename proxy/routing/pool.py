@@ -333,7 +333,9 @@ class Pool:
         self._client = httpx.AsyncClient(
             transport=self._transport,
             timeout=httpx.Timeout(health.timeout_s, connect=min(health.timeout_s, 2.0)),
-            limits=httpx.Limits(max_connections=64, keepalive_expiry=4.0),
+            # A fresh connection per probe: a backend whose listener died must fail its probe
+            # even while old keep-alive connections to it still answer.
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=0),
             follow_redirects=False,
         )
         routing = self.routing

@@ -1,0 +1,124 @@
+"""Simulator replicas and the gateway in the test's own event loop, on real loopback ports.
+
+Everything shares one loop, so a test can await the pool's change notifications directly
+(`wait_for`) instead of sleeping, and flip faults on a replica in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from openai import AsyncOpenAI
+
+from backends.sim import SimCluster, SimConfig
+from proxy.app import create_app
+from proxy.routing.pool import Pool
+from proxy.server import base_url, bind
+from proxy.settings import (
+    AuthSettings,
+    BackendSettings,
+    HealthSettings,
+    LedgerSettings,
+    LimitsSettings,
+    ModelSettings,
+    Policy,
+    RoutingSettings,
+    ServerSettings,
+    Settings,
+    StaticKeySettings,
+    UpstreamSettings,
+)
+
+API_KEY = "sk-routing-test-key"
+ADMIN_KEY = "sk-routing-admin-key"
+ENVIRON = {"ROUTING_TEST_KEY": API_KEY, "ROUTING_ADMIN_KEY": ADMIN_KEY}
+MODEL = "demo"
+
+
+def sim_config(**changes: object) -> SimConfig:
+    return SimConfig(model=MODEL, time_scale=0.0, enable_cache_report=True, **changes)  # type: ignore[arg-type]
+
+
+def gateway_settings(
+    urls: list[str],
+    data_dir: Path,
+    *,
+    policy: Policy = "cache_aware",
+    health: HealthSettings | None = None,
+    routing: RoutingSettings | None = None,
+    max_attempts: int = 3,
+) -> Settings:
+    return Settings(
+        data_dir=str(data_dir),
+        models=[
+            ModelSettings(
+                name=MODEL,
+                policy=policy,
+                backends=[BackendSettings(url=url) for url in urls],
+            )
+        ],
+        keys=[StaticKeySettings(name="routing-test", secret_env="ROUTING_TEST_KEY")],
+        auth=AuthSettings(admin_key_env="ROUTING_ADMIN_KEY"),
+        limits=LimitsSettings(enabled=False),
+        ledger=LedgerSettings(enabled=False),
+        server=ServerSettings(access_log=False),
+        upstream=UpstreamSettings(max_attempts=max_attempts),
+        health=health or HealthSettings(interval_s=3600.0),
+        routing=routing or RoutingSettings(load_poll_interval_s=0),
+    )
+
+
+@dataclass
+class Gateway:
+    base_url: str
+    root: str
+    pool: Pool
+    client: AsyncOpenAI
+
+    async def wait_for(self, condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
+        """Wait until `condition()` holds, woken by each pool change (probe rounds included)."""
+        async with asyncio.timeout(timeout_s):
+            while not condition():
+                await self.pool.next_change()
+
+
+@asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    started = asyncio.Event()
+    app = create_app(settings, environ=ENVIRON, on_started=started.set)
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, lifespan="on", http="httptools", ws="none", log_level="warning", access_log=False
+        )
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(30):
+            done, _ = await asyncio.wait(
+                [task, asyncio.ensure_future(started.wait())],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        if task in done:
+            task.result()  # the server failed to start: raise its error
+        url = base_url(sock)
+        client = AsyncOpenAI(base_url=url, api_key=API_KEY, max_retries=0, timeout=60.0)
+        try:
+            yield Gateway(url, url.removesuffix("/v1"), app.state.runtime.pool, client)
+        finally:
+            await client.close()
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@asynccontextmanager
+async def sim_cluster(replicas: int, **config: object) -> AsyncIterator[SimCluster]:
+    async with SimCluster(sim_config(**config), replicas=replicas) as cluster:
+        yield cluster
