@@ -20,6 +20,7 @@ from backends.sim.routes import (
     metrics,
     models,
     native,
+    surface,
 )
 from backends.sim.routes.intake import JSON, REPLICA
 
@@ -59,6 +60,7 @@ def build_app(replica: Replica) -> web.Application:
     add("GET", "/_sim/faults", control.get_faults)
     add("POST", "/_sim/faults", control.set_faults)
     add("GET", "/_sim/stats", control.stats)
+    surface.install(app)  # transcriptions, Responses API, images (routes/surface.py)
     add("*", "/{tail:.*}", _not_found)
     return app
 
