@@ -7,6 +7,8 @@ Everything shares one loop, so a test can await the pool's change notifications 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -66,7 +68,7 @@ def gateway_settings(
         auth=AuthSettings(admin_key_env="ROUTING_ADMIN_KEY"),
         limits=LimitsSettings(enabled=False),
         ledger=LedgerSettings(enabled=False),
-        server=ServerSettings(access_log=False),
+        server=ServerSettings(access_log=True),
         upstream=UpstreamSettings(max_attempts=max_attempts),
         health=health or HealthSettings(interval_s=3600.0),
         routing=routing or RoutingSettings(load_poll_interval_s=0),
@@ -79,6 +81,16 @@ class Gateway:
     root: str
     pool: Pool
     client: AsyncOpenAI
+    log: io.BytesIO
+
+    def backends_by_request(self) -> dict[str, str]:
+        """Request id -> backend id, from the gateway's per-request log lines."""
+        found: dict[str, str] = {}
+        for line in self.log.getvalue().splitlines():
+            record = json.loads(line)
+            if record.get("request_id") and record.get("backend"):
+                found[record["request_id"]] = record["backend"]
+        return found
 
     async def wait_for(self, condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
         """Wait until `condition()` holds, woken by each pool change (probe rounds included)."""
@@ -90,7 +102,8 @@ class Gateway:
 @asynccontextmanager
 async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     started = asyncio.Event()
-    app = create_app(settings, environ=ENVIRON, on_started=started.set)
+    log = io.BytesIO()
+    app = create_app(settings, environ=ENVIRON, on_started=started.set, log_sink=log)
     sock = bind("127.0.0.1", 0)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -109,7 +122,7 @@ async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
         url = base_url(sock)
         client = AsyncOpenAI(base_url=url, api_key=API_KEY, max_retries=0, timeout=60.0)
         try:
-            yield Gateway(url, url.removesuffix("/v1"), app.state.runtime.pool, client)
+            yield Gateway(url, url.removesuffix("/v1"), app.state.runtime.pool, client, log)
         finally:
             await client.close()
     finally:
