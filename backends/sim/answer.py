@@ -44,9 +44,9 @@ class Answer:
         ignore_eos: bool,
         writer: Writer,
     ) -> None:
-        if ignore_eos and len(pieces) < max_new_tokens and not calls:
+        if ignore_eos and len(pieces) < max_new_tokens:
             pieces = pieces + [(CONTENT, w, 0) for w in writer.words(max_new_tokens - len(pieces))]
-        if len(pieces) + (0 if ignore_eos else 1) > max_new_tokens:
+        if ignore_eos or len(pieces) + 1 > max_new_tokens:
             self.pieces = pieces[:max_new_tokens]
             self.output_tokens = max_new_tokens
             self.stop_reason = "length"

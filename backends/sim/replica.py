@@ -43,6 +43,7 @@ class Replica:
         )
         self.scheduler.slow_decode_factor = self.faults.slow_decode_factor
         self.draining = False
+        self.held = 0  # requests held by hang_before_first_byte right now
         self.started = False  # warm-up done: /health may answer 200
         self.startup_time = time.time()
         self.host = "127.0.0.1"
@@ -120,7 +121,12 @@ class Replica:
     async def hold_if_hung(self) -> None:
         """Hold a request before its first byte while `hang_before_first_byte` is set."""
         if not self._unhung.is_set():
-            await self._unhung.wait()
+            self.held += 1
+            self.scheduler.notify()
+            try:
+                await self._unhung.wait()
+            finally:
+                self.held -= 1
 
     # ---- health as SGLang reports it
     @property

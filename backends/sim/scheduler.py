@@ -142,6 +142,10 @@ class Scheduler:
             self._watchers.append(waiter)
             await waiter
 
+    def notify(self) -> None:
+        """Re-check the predicates of `wait_until` (for state kept outside the scheduler)."""
+        self._changed()
+
     def _changed(self) -> None:
         if self._watchers:
             watchers, self._watchers = self._watchers, []

@@ -6,26 +6,31 @@ import base64
 import json
 import struct
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import openai
 import pytest
+from openai.types.chat import (
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageFunctionToolCall,
+)
 
 pytestmark = pytest.mark.anyio
 
-WEATHER_TOOL = {
+WEATHER_PARAMETERS: dict[str, object] = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+        "days": {"type": "integer", "minimum": 1, "maximum": 7},
+    },
+    "required": ["city", "unit"],
+}
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
         "description": "Current weather for a city",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string"},
-                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-                "days": {"type": "integer", "minimum": 1, "maximum": 7},
-            },
-            "required": ["city", "unit"],
-        },
+        "parameters": WEATHER_PARAMETERS,
     },
 }
 
@@ -75,7 +80,7 @@ async def test_forced_tool_call_has_sglang_id_and_arguments_that_fit_the_schema(
     reply = await sdk.chat.completions.create(
         model="demo",
         messages=[{"role": "user", "content": "Weather in Paris?"}],
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
         max_tokens=200,
     )
@@ -84,18 +89,20 @@ async def test_forced_tool_call_has_sglang_id_and_arguments_that_fit_the_schema(
     calls = choice.message.tool_calls
     assert calls is not None
     assert len(calls) == 1
-    assert calls[0].id.startswith("call_")
-    assert len(calls[0].id) == len("call_") + 24
-    assert calls[0].function.name == "get_weather"
-    arguments = json.loads(calls[0].function.arguments)
-    jsonschema.validate(arguments, WEATHER_TOOL["function"]["parameters"])  # type: ignore[index]
+    call = calls[0]
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
+    assert call.id.startswith("call_")
+    assert len(call.id) == len("call_") + 24
+    assert call.function.name == "get_weather"
+    arguments = json.loads(call.function.arguments)
+    jsonschema.validate(arguments, WEATHER_PARAMETERS)
 
 
 async def test_streamed_tool_call_deltas_rebuild_valid_arguments(sdk: openai.AsyncOpenAI) -> None:
     stream = await sdk.chat.completions.create(
         model="demo",
         messages=[{"role": "user", "content": "What is the weather in Oslo?"}],
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
         tool_choice="auto",
         max_tokens=200,
         stream=True,
@@ -111,7 +118,7 @@ async def test_streamed_tool_call_deltas_rebuild_valid_arguments(sdk: openai.Asy
         finish = choice.finish_reason or finish
     assert names == ["get_weather"]
     assert finish == "tool_calls"
-    jsonschema.validate(json.loads(arguments), WEATHER_TOOL["function"]["parameters"])  # type: ignore[index]
+    jsonschema.validate(json.loads(arguments), WEATHER_PARAMETERS)
 
 
 async def test_json_object_mode_returns_a_json_object(sdk: openai.AsyncOpenAI) -> None:

@@ -1,0 +1,248 @@
+"""Byte-level shapes, written from SGLang 0.5.23's serving_chat.py, serving_completions.py,
+sse_utils.py, serving_base.py, http_server.py and utils/auth.py."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from backends.sim import SimCluster, SimConfig
+
+pytestmark = pytest.mark.anyio
+
+HEAD = r'data: \{"id":"([0-9a-f]{32})","object":"chat.completion.chunk","created":\d+,"model":"m"'
+TAIL = '"logprobs":null,"finish_reason":null,"matched_stop":null}]}'
+
+
+def chat_body(**extra: Any) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": "hello"}], **extra}
+
+
+def events(raw: bytes) -> list[str]:
+    text = raw.decode()
+    assert text.endswith("\n\n")
+    return text[:-2].split("\n\n")
+
+
+async def test_chat_stream_is_role_content_finish_usage_done(http: httpx.AsyncClient) -> None:
+    body = chat_body(max_tokens=3, ignore_eos=True, stream=True,
+                     stream_options={"include_usage": True})  # fmt: skip
+    reply = await http.post("/v1/chat/completions", json=body)
+    assert reply.headers["content-type"] == "text/event-stream; charset=utf-8"
+    lines = events(reply.content)
+    assert len(lines) == 7
+    role = re.fullmatch(HEAD + r',"choices":\[\{"index":0,"delta":(.*)', lines[0])
+    assert role is not None
+    assert role.group(2) == '{"reasoning_content":null,"role":"assistant","content":""},' + TAIL
+    rid = role.group(1)
+    for line in lines[1:4]:
+        content = re.fullmatch(HEAD + r',"choices":\[\{"index":0,"delta":(.*)', line)
+        assert content is not None
+        assert content.group(1) == rid
+        assert re.fullmatch(r'\{"reasoning_content":null,"content":"[^"]+"\},' + TAIL,
+                            content.group(2))  # fmt: skip
+    assert lines[4].endswith(
+        ',"choices":[{"index":0,"delta":{"reasoning_content":null},"logprobs":null,'
+        '"finish_reason":"length","matched_stop":null}]}'
+    )
+    assert lines[5].endswith(
+        ',"choices":[],"usage":{"prompt_tokens":11,"total_tokens":14,"completion_tokens":3,'
+        '"prompt_tokens_details":{"cached_tokens":0},"reasoning_tokens":0,'
+        '"completion_tokens_details":null}}'
+    )
+    assert lines[6] == "data: [DONE]"
+
+
+async def test_a_stream_without_include_usage_has_no_usage_event(http: httpx.AsyncClient) -> None:
+    reply = await http.post("/v1/chat/completions", json=chat_body(max_tokens=2, stream=True))
+    assert all('"usage"' not in line for line in events(reply.content))
+    assert events(reply.content)[-1] == "data: [DONE]"
+
+
+async def test_a_natural_stop_reports_the_eos_token_as_matched_stop(
+    http: httpx.AsyncClient,
+) -> None:
+    reply = (await http.post("/v1/chat/completions", json=chat_body(max_tokens=2000))).json()
+    assert reply["choices"][0]["finish_reason"] == "stop"
+    assert reply["choices"][0]["matched_stop"] == 128009
+    assert reply["metadata"] == {"weight_version": "default"}
+    assert list(reply) == ["id", "object", "created", "model", "choices", "usage", "metadata"]
+
+
+async def test_the_body_rid_becomes_the_response_id(http: httpx.AsyncClient) -> None:
+    reply = await http.post("/v1/chat/completions", json=chat_body(max_tokens=1, rid="abc"))
+    assert reply.json()["id"] == "abc"
+
+
+async def test_a_streamed_tool_call_opens_with_id_and_name_then_argument_deltas(
+    http: httpx.AsyncClient,
+) -> None:
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {
+        "type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}}  # fmt: skip
+    body = chat_body(tools=[tool], tool_choice="required", stream=True, max_tokens=100)
+    lines = events((await http.post("/v1/chat/completions", json=body)).content)
+    opening = json.loads(lines[1].removeprefix("data: "))
+    assert opening["usage"] is None
+    delta = opening["choices"][0]["delta"]
+    assert list(delta) == ["role", "content", "reasoning_content", "tool_calls"]
+    call = delta["tool_calls"][0]
+    assert re.fullmatch(r"call_[0-9a-f]{24}", call["id"])
+    assert call["function"] == {"name": "lookup", "arguments": ""}
+    follow = json.loads(lines[2].removeprefix("data: "))["choices"][0]["delta"]["tool_calls"][0]
+    assert follow["id"] is None
+    assert follow["function"]["name"] is None
+    assert '"finish_reason":"tool_calls"' in lines[-2]
+
+
+async def test_completion_stream_carries_finish_on_its_last_token_event(
+    http: httpx.AsyncClient,
+) -> None:
+    body = {"model": "m", "prompt": "hi", "max_tokens": 2, "ignore_eos": True, "stream": True,
+            "stream_options": {"include_usage": True}}  # fmt: skip
+    lines = events((await http.post("/v1/completions", json=body)).content)
+    assert len(lines) == 4
+    assert lines[0].endswith(
+        ',"logprobs":null,"finish_reason":null,"matched_stop":null}],"usage":null}'
+    )
+    assert lines[1].endswith(
+        ',"logprobs":null,"finish_reason":"length","matched_stop":null}],"usage":null}'
+    )
+    assert lines[2].endswith(
+        ',"choices":[],"usage":{"prompt_tokens":2,"total_tokens":4,"completion_tokens":2,'
+        '"prompt_tokens_details":{"cached_tokens":0},"reasoning_tokens":0}}'
+    )
+    assert lines[3] == "data: [DONE]"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (chat_body(messages=[]), "Messages cannot be empty."),
+        (
+            chat_body(tool_choice="required"),
+            "Tools cannot be empty if tool choice is set to required.",
+        ),
+        (
+            chat_body(response_format={"type": "json_schema", "json_schema": {"name": "x"}}),
+            "schema_ is required for json_schema response format request.",
+        ),
+        (
+            chat_body(max_tokens=200_000),
+            "max_completion_tokens is too large: 200000.This model supports at most 131072 "
+            "completion tokens.",
+        ),
+        (
+            chat_body(max_tokens=131_070),
+            "Requested token count exceeds the model's maximum context length of 131072 tokens. "
+            "You requested a total of 131081 tokens: 11 tokens from the input messages and "
+            "131070 tokens for the completion. Please reduce the number of tokens in the input "
+            "messages or the completion to fit within the limit.",
+        ),
+        (
+            chat_body(model="llama3:8b"),
+            "LoRA adapter '8b' was requested, but LoRA is not enabled. Please launch the server "
+            "with --enable-lora flag and preload adapters using --lora-paths or "
+            "/load_lora_adapter endpoint.",
+        ),
+    ],
+)
+async def test_bad_requests_get_the_flat_error_body_with_sglang_messages(
+    http: httpx.AsyncClient, body: dict[str, Any], message: str
+) -> None:
+    reply = await http.post("/v1/chat/completions", json=body)
+    assert reply.status_code == 400
+    assert reply.json() == {"object": "error", "message": message, "type": "BadRequestError",
+                            "param": None, "code": 400}  # fmt: skip
+
+
+async def test_an_overlong_prompt_gets_the_context_length_message(http: httpx.AsyncClient) -> None:
+    reply = await http.post("/v1/completions", json={"model": "m", "prompt": " a" * 131_072})
+    assert reply.status_code == 400
+    assert reply.json()["message"] == (
+        "The input (131073 tokens) is longer than the model's context length (131072 tokens)."
+    )
+
+
+async def test_schema_violations_are_400_bad_request_never_422(http: httpx.AsyncClient) -> None:
+    reply = await http.post("/v1/chat/completions", json={"model": "m", "messages": "nope"})
+    assert reply.status_code == 400
+    assert reply.json()["type"] == "Bad Request"
+    plain = await http.post("/v1/chat/completions", content=b"{}",
+                            headers={"content-type": "text/plain"})  # fmt: skip
+    assert plain.status_code == 400
+    assert "Only 'application/json' is allowed" in plain.json()["message"]
+
+
+async def test_unknown_model_retrieval_is_404_with_openai_nested_body(
+    http: httpx.AsyncClient,
+) -> None:
+    reply = await http.get("/v1/models/other")
+    assert reply.status_code == 404
+    assert reply.content == (
+        b'{"error":{"message":"The model \'other\' does not exist","type":"invalid_request_error",'
+        b'"param":"model","code":"model_not_found"}}'
+    )
+    assert (await http.get("/v1/models/demo")).json()["id"] == "demo"
+
+
+class TestApiKey:
+    @pytest.fixture
+    def sim_config(self) -> SimConfig:
+        return SimConfig(model="demo", time_scale=0.0, api_key="sk-sim", enable_metrics=True)
+
+    async def test_every_route_but_health_ready_and_metrics_needs_the_key(
+        self, http: httpx.AsyncClient
+    ) -> None:
+        for path in ("/v1/models", "/ping", "/model_info", "/v1/loads"):
+            reply = await http.get(path)
+            assert reply.status_code == 401
+            assert reply.content == b'{"error":"Unauthorized"}'
+        for path in ("/health", "/health_generate", "/ready", "/metrics"):
+            assert (await http.get(path)).status_code == 200
+        wrong = await http.get("/v1/models", headers={"Authorization": "Bearer sk-other"})
+        assert wrong.status_code == 401
+        right = await http.get("/v1/models", headers={"Authorization": "bearer sk-sim"})
+        assert right.status_code == 200
+
+
+class TestCacheReportOff:
+    @pytest.fixture
+    def sim_config(self) -> SimConfig:
+        return SimConfig(model="demo", time_scale=0.0)
+
+    async def test_cached_tokens_are_not_reported(self, http: httpx.AsyncClient) -> None:
+        reply = (await http.post("/v1/chat/completions", json=chat_body(max_tokens=1))).json()
+        assert reply["usage"]["prompt_tokens_details"] is None
+
+
+class TestReasoning:
+    @pytest.fixture
+    def sim_config(self) -> SimConfig:
+        return SimConfig(model="demo", time_scale=0.0, reasoning_parser="deepseek-r1")
+
+    async def test_reasoning_content_streams_before_content(self, http: httpx.AsyncClient) -> None:
+        body = chat_body(max_tokens=30, ignore_eos=True, stream=True)
+        kinds = []
+        for line in events((await http.post("/v1/chat/completions", json=body)).content)[1:-2]:
+            delta = json.loads(line.removeprefix("data: "))["choices"][0]["delta"]
+            kinds.append("reasoning" if delta["reasoning_content"] else "content")
+        assert kinds[0] == "reasoning"
+        assert kinds == sorted(kinds, key=lambda kind: kind != "reasoning")
+        assert "content" in kinds
+        plain = (await http.post("/v1/chat/completions", json=chat_body(max_tokens=30))).json()
+        assert plain["choices"][0]["message"]["reasoning_content"]
+
+
+async def test_metrics_use_sglang_names_and_count_requests(
+    cluster: SimCluster, http: httpx.AsyncClient
+) -> None:
+    await http.post("/v1/chat/completions", json=chat_body(max_tokens=2))
+    text = (await http.get("/metrics")).text
+    assert 'sglang:num_running_reqs{model_name="demo",engine_type="unified",tp_rank="0"' in text
+    assert re.search(r"sglang:num_requests_total\{[^}]*\} 1\.0", text)
+    assert "sglang:time_to_first_token_seconds_bucket{" in text
+    assert "sglang:e2e_request_latency_seconds_count{" in text
