@@ -100,17 +100,28 @@ class Upstream:
             self._session = None
 
     async def post(
-        self, url: str, body: bytes, *, api_key: str | None, request_id: str
+        self,
+        url: str,
+        body: bytes,
+        *,
+        api_key: str | None,
+        request_id: str,
+        method: str = "POST",
+        content_type: str | None = _JSON,
     ) -> UpstreamResponse:
-        """POST `body` (JSON) to `url`; returns once the status line and headers arrived."""
+        """Send `body` (JSON unless `content_type` says otherwise; GET sends none) to `url`;
+        returns once the status line and headers arrived."""
         session = self._session
         if session is None:
             raise BackendError("The gateway is not started.")
-        headers = {"Content-Type": _JSON, "X-Request-Id": request_id}
+        headers = {"X-Request-Id": request_id}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
         if api_key:
             headers["Authorization"] = "Bearer " + api_key
         try:
-            response = await session.post(url, data=body, headers=headers)
+            data = body if method != "GET" else None
+            response = await session.request(method, url, data=data, headers=headers)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise BackendUnreachable("The model backend could not be reached.") from exc
         except aiohttp.SocketTimeoutError as exc:
