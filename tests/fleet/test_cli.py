@@ -1,0 +1,186 @@
+"""`warmgate fleet up | status | down | sync` against SkyPilot's SDK surface."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from backends.fleet.cli import Context, run
+from backends.fleet.document import read_document
+from backends.fleet.skypilot import SkyPilot
+from proxy.cli import main as warmgate_main
+from tests.fleet.conftest import MODELS_DIR
+from tests.fleet.skypilot_double import (
+    SkyPilotDouble,
+    cluster_payload,
+    replica_payload,
+    service_payload,
+)
+
+SECRETS = {"HF_TOKEN": "hf_canary_77", "SGLANG_API_KEY": "sk_canary_77"}
+
+
+def context(double: SkyPilotDouble, environ: dict[str, str] | None = None) -> Context:
+    return Context(
+        sky=SkyPilot(double),
+        environ=SECRETS if environ is None else environ,
+        stdout=io.StringIO(),
+        stop=double.stop,
+    )
+
+
+def fleet(ctx: Context, *argv: str) -> int:
+    return run(["--models-dir", str(MODELS_DIR), *argv], ctx)
+
+
+def output(ctx: Context) -> str:
+    assert isinstance(ctx.stdout, io.StringIO)
+    return ctx.stdout.getvalue()
+
+
+def test_up_serves_a_model_as_a_skyserve_service_with_the_minimum_replicas(
+    sky: ModuleType,
+) -> None:
+    double = SkyPilotDouble(sky)
+    ctx = context(double)
+    assert fleet(ctx, "up", "qwen3-32b", "--replicas", "3", "--infra", "lambda") == 0
+    ((name, task),) = double.served
+    assert name == "wg-qwen3-32b"
+    assert task.service.min_replicas == 3
+    assert task.service.max_replicas >= 3
+    assert {str(r.cloud) for r in task.resources} == {"Lambda"}
+    assert "wg-qwen3-32b" in output(ctx)
+
+
+def test_up_cluster_launches_the_missing_numbered_clusters_only(sky: ModuleType) -> None:
+    double = SkyPilotDouble(sky, clusters=[cluster_payload("wg-mistral-7b-instruct-c1")])
+    ctx = context(double)
+    assert fleet(ctx, "up", "mistral-7b-instruct", "--cluster", "--replicas", "3") == 0
+    assert [name for name, _ in double.launched] == [
+        "wg-mistral-7b-instruct-c2",
+        "wg-mistral-7b-instruct-c3",
+    ]
+    assert "wg-mistral-7b-instruct-c1: exists" in output(ctx)
+
+
+def test_up_without_the_secrets_fails_naming_them_and_launches_nothing(
+    sky: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    double = SkyPilotDouble(sky)
+    ctx = context(double, environ={"HF_TOKEN": "hf_canary_77"})
+    assert fleet(ctx, "up", "qwen3-32b") == 1
+    error = capsys.readouterr().err
+    assert "SGLANG_API_KEY" in error
+    assert "hf_canary_77" not in error
+    assert double.served == []
+
+
+def test_up_refuses_zero_replicas_because_the_fleet_never_scales_to_zero(
+    sky: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fleet(context(SkyPilotDouble(sky)), "up", "qwen3-32b", "--replicas", "0") == 1
+    assert "never scales to zero" in capsys.readouterr().err
+
+
+def test_an_unknown_model_is_an_error_that_lists_the_lineup(
+    sky: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fleet(context(SkyPilotDouble(sky)), "up", "gpt-5") == 1
+    assert "qwen3-32b" in capsys.readouterr().err
+
+
+def test_status_lists_our_clusters_services_and_replicas_only(sky: ModuleType) -> None:
+    double = SkyPilotDouble(
+        sky,
+        clusters=[cluster_payload("wg-qwen3-32b-c1"), cluster_payload("notebook-alice")],
+        addresses={"wg-qwen3-32b-c1": "192.0.2.5:30000"},
+        services=[
+            service_payload(
+                "wg-qwen3-32b",
+                "READY",
+                "http://198.51.100.1:30002",
+                [replica_payload(1, "READY", "http://203.0.113.7:30000")],
+            )
+        ],
+    )
+    ctx = context(double)
+    assert fleet(ctx, "status") == 0
+    lines = output(ctx).splitlines()
+    assert lines[0].split() == ["KIND", "NAME", "MODEL", "STATUS", "REGION", "URL"]
+    assert [line.split()[:4] for line in lines[1:]] == [
+        ["cluster", "wg-qwen3-32b-c1", "qwen3-32b", "UP"],
+        ["service", "wg-qwen3-32b", "qwen3-32b", "READY"],
+        ["replica", "wg-qwen3-32b/1", "qwen3-32b", "READY"],
+    ]
+    assert "192.0.2.5:30000" in lines[1]
+
+
+def test_down_tears_down_a_models_clusters_and_service_and_nothing_else(sky: ModuleType) -> None:
+    double = SkyPilotDouble(
+        sky,
+        clusters=[
+            cluster_payload("wg-qwen3-32b-c1"),
+            cluster_payload("wg-qwen3-32b-c2", "STOPPED"),
+            cluster_payload("wg-mistral-7b-instruct-c1"),
+            cluster_payload("notebook-alice"),
+        ],
+        services=[service_payload("wg-qwen3-32b", "READY", "http://198.51.100.1:30002", [])],
+    )
+    assert fleet(context(double), "down", "qwen3-32b") == 0
+    assert double.downed == ["wg-qwen3-32b-c1", "wg-qwen3-32b-c2", "wg-qwen3-32b"]
+
+
+def test_down_needs_models_or_all(sky: ModuleType) -> None:
+    double = SkyPilotDouble(sky, clusters=[cluster_payload("wg-qwen3-32b-c1")])
+    assert fleet(context(double), "down") == 1
+    assert double.downed == []
+
+
+def test_sync_writes_the_document_and_reports_its_version(sky: ModuleType, tmp_path: Path) -> None:
+    double = SkyPilotDouble(
+        sky,
+        clusters=[cluster_payload("wg-qwen3-32b-c1")],
+        addresses={"wg-qwen3-32b-c1": "192.0.2.5:30000"},
+    )
+    out = tmp_path / "state" / "backends.json"
+    ctx = context(double)
+    assert fleet(ctx, "sync", "--out", str(out), "--api-key-env", "QWEN_KEY") == 0
+    document = read_document(out)
+    assert document is not None
+    assert [(b.model, b.url, b.api_key_env) for b in document.backends] == [
+        ("qwen3-32b", "http://192.0.2.5:30000", "QWEN_KEY")
+    ]
+    assert f"{out}: version 1" in output(ctx)
+    assert fleet(ctx, "sync", "--out", str(out)) == 0
+    assert f"{out}: version 2" in output(ctx)  # another key variable is another document
+
+
+def test_sync_watch_keeps_the_named_clusters_and_stops_when_asked(
+    sky: ModuleType, tmp_path: Path
+) -> None:
+    double = SkyPilotDouble(sky, clusters=[], stop_after_status_calls=1)
+    out = tmp_path / "backends.json"
+    ctx = context(double)
+    code = fleet(ctx, "sync", "--out", str(out), "--watch", "30", "--keep", "whisper-large-v3=1")
+    assert code == 0
+    assert [name for name, _ in double.launched] == ["wg-whisper-large-v3-c1"]
+    assert read_document(out) is not None
+
+
+def test_an_edge_watch_never_launches_anything(sky: ModuleType, tmp_path: Path) -> None:
+    double = SkyPilotDouble(
+        sky, clusters=[cluster_payload("wg-qwen3-32b-c1", "STOPPED")], stop_after_status_calls=1
+    )
+    out = tmp_path / "backends.json"
+    assert fleet(context(double), "sync", "--out", str(out), "--watch", "5", "--no-relaunch") == 0
+    assert double.launched == []
+
+
+def test_warmgate_dispatches_fleet_to_this_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        warmgate_main(["fleet", "--help"])
+    assert exit_info.value.code == 0
+    assert "sync" in capsys.readouterr().out
