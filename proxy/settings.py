@@ -160,6 +160,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The HTTP edge itself."""
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Audio uploads (POST /v1/audio/transcriptions): OpenAI's limit is 25 MB per file.
+    max_audio_bytes: int = 25 * 1024 * 1024
     cors_allow_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
     # One JSON line per request on stdout.
     access_log: bool = True
