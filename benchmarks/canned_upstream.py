@@ -8,8 +8,9 @@ httptools, keeps connections alive and answers from bytes built once:
   `stream_options.include_usage` is set, `[DONE]`), each event its own HTTP chunk;
 - the probes and metadata a gateway or router asks for: `/health`, `/health_generate`,
   `/v1/models`, `/get_model_info`, `/model_info`, `/get_server_info`, `/server_info`, `/v1/loads`,
-  `/metrics`.
-`--delay-ms` holds every completion that long (to keep many requests in flight on purpose).
+  `/metrics`, and SkyServe's controller sync (naming this server as the one ready replica).
+`--delay-ms`, or at run time `POST /_canned/delay?ms=N`, holds every completion that long (to keep
+many requests in flight on purpose, for the memory measurement).
 
     python -m benchmarks.canned_upstream --port 30000 --model demo
 """
@@ -49,7 +50,7 @@ def _chunk(event: dict[str, Any] | bytes) -> bytes:
 class CannedAnswers:
     """Every response the server sends, encoded once."""
 
-    def __init__(self, model: str, tokens: int, prompt_tokens: int = 12) -> None:
+    def __init__(self, model: str, tokens: int, self_url: str, prompt_tokens: int = 12) -> None:
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": tokens,
@@ -117,7 +118,12 @@ class CannedAnswers:
             b"/v1/loads": _response("200 OK", json_type, _encode(loads)),
             b"/metrics": _response("200 OK", b"text/plain; version=0.0.4", b""),
             b"/flush_cache": _response("200 OK", json_type, ok),
+            # SkyServe's load balancer asks its controller for the ready replicas: this server.
+            b"/controller/load_balancer_sync": _response(
+                "200 OK", json_type, _encode({"replica_info": {self_url: {}}})
+            ),
         }
+        self.delay_s = 0.0  # hold before each completion (seconds); settable at run time
         self.not_found = _response(
             "404 Not Found", json_type, b'{"object":"error","message":"Not Found","code":404}'
         )
@@ -152,9 +158,8 @@ class CannedAnswers:
 
 
 class CannedProtocol(asyncio.Protocol):
-    def __init__(self, answers: CannedAnswers, delay_s: float) -> None:
+    def __init__(self, answers: CannedAnswers) -> None:
         self.answers = answers
-        self.delay_s = delay_s
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url = b""
@@ -187,9 +192,13 @@ class CannedProtocol(asyncio.Protocol):
         path = self.url.split(b"?", 1)[0]
         if path in (b"/v1/chat/completions", b"/v1/completions"):
             answer = self._completion(path, b"".join(self.body))
-            if self.delay_s > 0:
-                asyncio.get_running_loop().call_later(self.delay_s, self._write, answer)
+            if self.answers.delay_s > 0:
+                asyncio.get_running_loop().call_later(self.answers.delay_s, self._write, answer)
                 return
+        elif path == b"/_canned/delay":
+            query = self.url.partition(b"?")[2]
+            self.answers.delay_s = float(query.partition(b"ms=")[2] or 0) / 1000.0
+            answer = self.answers.health
         else:
             answer = self.answers.paths.get(path, self.answers.not_found)
         self._write(answer)
@@ -208,10 +217,10 @@ class CannedProtocol(asyncio.Protocol):
             self.transport.write(answer)
 
 
-async def serve(host: str, port: int, answers: CannedAnswers, delay_s: float) -> None:
+async def serve(host: str, port: int, answers: CannedAnswers) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: CannedProtocol(answers, delay_s), host, port, backlog=4096, reuse_address=True
+        lambda: CannedProtocol(answers), host, port, backlog=4096, reuse_address=True
     )
     async with server:
         await server.serve_forever()
@@ -225,13 +234,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=20, help="completion tokens per answer")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="hold each completion")
     args = parser.parse_args(argv)
-    answers = CannedAnswers(args.model, args.tokens)
+    answers = CannedAnswers(args.model, args.tokens, f"http://{args.host}:{args.port}")
+    answers.delay_s = args.delay_ms / 1000.0
     try:
         import uvloop  # noqa: PLC0415 - optional: asyncio's own loop works, more slowly
     except ImportError:
-        asyncio.run(serve(args.host, args.port, answers, args.delay_ms / 1000.0))
+        asyncio.run(serve(args.host, args.port, answers))
     else:
-        uvloop.run(serve(args.host, args.port, answers, args.delay_ms / 1000.0))
+        uvloop.run(serve(args.host, args.port, answers))
     return 0
 
 

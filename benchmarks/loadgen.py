@@ -17,6 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -319,6 +322,50 @@ async def run(
     summary["concurrency"] = concurrency
     summary["outcomes"] = outcomes
     return summary
+
+
+def run_subprocess(
+    base_url: str,
+    api_key: str | None,
+    workload: Workload,
+    *,
+    workdir: Path,
+    concurrency: int,
+    requests: int | None = None,
+    duration_s: float | None = None,
+    warmup: int = 0,
+    label: str = "load",
+    cpus: str | None = None,
+    raw: bool = False,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """Runs the load generator in its own process (pinned to `cpus`) and returns its JSON."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec = workdir / f"workload-{os.getpid()}-{next(_spawned)}.json"
+    out = spec.with_suffix(".out.json")
+    spec.write_bytes(_encode(workload))
+    argv = [sys.executable, "-m", "benchmarks.loadgen", "--base-url", base_url]
+    argv += ["--workload", str(spec), "--concurrency", str(concurrency), "--label", label]
+    argv += ["--warmup", str(warmup), "--out", str(out), "--progress", "auto"]
+    if api_key:
+        argv += ["--api-key", api_key]
+    if requests is not None:
+        argv += ["--requests", str(requests)]
+    if duration_s is not None:
+        argv += ["--duration", str(duration_s)]
+    if raw:
+        argv.append("--raw")
+    if cpus and shutil.which("taskset"):
+        argv = ["taskset", "-c", cpus, *argv]
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(argv, check=True, cwd=root, timeout=timeout_s)
+    result: dict[str, Any] = msgspec.json.decode(out.read_bytes())
+    spec.unlink()
+    out.unlink()
+    return result
+
+
+_spawned = itertools.count()
 
 
 def chat_body(model: str, prompt: str, max_tokens: int, stream: bool) -> dict[str, Any]:
