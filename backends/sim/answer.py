@@ -70,7 +70,7 @@ class Answer:
 
 def plan_text(writer: Writer, mean: int, max_new_tokens: int, ignore_eos: bool) -> Answer:
     """Free text for /v1/completions and /generate: a seeded length, then words."""
-    visible = writer.natural_length(mean) - 1
+    visible = min(writer.natural_length(mean) - 1, max_new_tokens)  # the rest would be cut
     pieces = [(CONTENT, word, 0) for word in writer.words(visible)]
     return Answer(pieces, [], max_new_tokens, ignore_eos, writer)
 
@@ -90,7 +90,7 @@ def plan_chat(
     calls: list[ToolCallPlan] = []
     natural = writer.natural_length(mean)
     if reasoning and request.separate_reasoning:
-        thought = max(1, natural // 3)
+        thought = min(max(1, natural // 3), max_new_tokens)
         pieces += [(REASONING, word, 0) for word in writer.words(thought)]
     tool = _chosen_tool(request) if tool_parser or _forced(request) else None
     if tool is not None:
@@ -105,7 +105,7 @@ def plan_chat(
             schema = request.response_format.json_schema.schema
         pieces += [(CONTENT, t, 0) for t in tokenizer.tokenize(writer.json_text(schema))]
     else:
-        visible = max(1, natural - 1 - len(pieces))
+        visible = min(max(1, natural - 1 - len(pieces)), max_new_tokens - len(pieces) + 1)
         pieces += [(CONTENT, word, 0) for word in writer.words(visible)]
     return Answer(pieces, calls, max_new_tokens, request.ignore_eos, writer)
 

@@ -43,8 +43,7 @@ class Writer:
 
     def words(self, count: int) -> list[str]:
         """`count` word tokens: a capitalised first word, then words with a leading space."""
-        choice = self._random.choice
-        pieces = [" " + choice(_WORDS) for _ in range(count)]
+        pieces = [" " + word for word in self._random.choices(_WORDS, k=count)]
         if pieces:
             pieces[0] = pieces[0][1:].capitalize()[:6]
         return pieces

@@ -1,0 +1,162 @@
+"""How many tiny non-streamed chat requests per second one simulator core serves at time_scale 0.
+
+The simulator runs as its own process (`warmgate sim`), pinned to one CPU core; the load
+generator runs here, in one or more other processes (aiohttp clients on keep-alive
+connections, a fixed number of requests in flight). Besides wall-clock requests/s it reports the
+simulator's own CPU seconds (from /proc), so `requests per simulator CPU-second` stays meaningful
+on a shared machine where the load generator competes for cores.
+
+    .venv/bin/python -m benchmarks.sim_throughput --duration 10 --concurrency 64
+
+Writes a JSON result to benchmarks/results/sim_throughput.json (or --output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+BODY = json.dumps(
+    {"model": "demo", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+).encode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def wait_ready(url: str, deadline_s: float) -> None:
+    """Poll /health until the simulator process accepts connections (it is another process)."""
+    end = time.monotonic() + deadline_s
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(url + "/health") as reply:
+                    if reply.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                if time.monotonic() > end:
+                    raise
+            await asyncio.sleep(0.05)
+
+
+async def drive(url: str, concurrency: int, duration_s: float) -> list[float]:
+    """Keep `concurrency` requests in flight for `duration_s`; return each latency (s)."""
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector) as session:
+        end = time.monotonic() + duration_s
+
+        async def worker() -> None:
+            while time.monotonic() < end:
+                start = time.monotonic()
+                async with session.post(url, data=BODY, headers=headers) as reply:
+                    await reply.read()
+                    if reply.status != 200:
+                        raise RuntimeError(f"status {reply.status}")
+                latencies.append(time.monotonic() - start)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies
+
+
+def load_process(url: str, concurrency: int, duration_s: float, out: Any) -> None:
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up for the load generator
+
+        latencies = uvloop.run(drive(url, concurrency, duration_s))
+    except ImportError:
+        latencies = asyncio.run(drive(url, concurrency, duration_s))
+    out.send(latencies)
+    out.close()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "proxy.cli", "sim", "--port", str(port), "--time-scale",
+               "0", "--model", "demo"]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    try:
+        os.sched_setaffinity(server.pid, {args.core})
+        asyncio.run(wait_ready(base, 30.0))
+        asyncio.run(drive(base + "/v1/chat/completions", args.concurrency, 1.0))  # warm-up
+        pipes, workers = [], []
+        per_process = max(1, args.concurrency // args.load_processes)
+        cpu_before, wall_before = cpu_seconds(server.pid), time.monotonic()
+        for _ in range(args.load_processes):
+            receiver, sender = multiprocessing.Pipe(duplex=False)
+            worker = multiprocessing.Process(
+                target=load_process,
+                args=(base + "/v1/chat/completions", per_process, args.duration, sender),
+            )
+            worker.start()
+            pipes.append(receiver)
+            workers.append(worker)
+        latencies = [value for pipe in pipes for value in pipe.recv()]
+        for worker in workers:
+            worker.join()
+        wall = time.monotonic() - wall_before
+        cpu = cpu_seconds(server.pid) - cpu_before
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    latencies.sort()
+    return {
+        "benchmark": "sim_throughput",
+        "requests": len(latencies),
+        "duration_s": round(wall, 3),
+        "concurrency": args.concurrency,
+        "load_processes": args.load_processes,
+        "requests_per_s": round(len(latencies) / wall, 1),
+        "simulator_cpu_s": round(cpu, 3),
+        "simulator_cpu_share": round(cpu / wall, 3),
+        "requests_per_simulator_cpu_s": round(len(latencies) / cpu, 1) if cpu else None,
+        "latency_ms_p50": round(1000 * statistics.median(latencies), 3),
+        "latency_ms_p99": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 3),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--load-processes", type=int, default=1)
+    parser.add_argument("--core", type=int, default=0, help="CPU core the simulator is pinned to")
+    parser.add_argument(
+        "--output", type=Path, default=Path("benchmarks/results/sim_throughput.json")
+    )
+    args = parser.parse_args()
+    result = run(args)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    for key, value in result.items():
+        print(f"{key:32} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
