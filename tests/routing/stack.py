@@ -43,7 +43,8 @@ MODEL = "demo"
 
 
 def sim_config(**changes: object) -> SimConfig:
-    return SimConfig(model=MODEL, time_scale=0.0, enable_cache_report=True, **changes)  # type: ignore[arg-type]
+    fields: dict[str, object] = {"time_scale": 0.0, "enable_cache_report": True, **changes}
+    return SimConfig(model=MODEL, **fields)  # type: ignore[arg-type]
 
 
 def gateway_settings(
@@ -135,3 +136,61 @@ async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
 async def sim_cluster(replicas: int, **config: object) -> AsyncIterator[SimCluster]:
     async with SimCluster(sim_config(**config), replicas=replicas) as cluster:
         yield cluster
+
+
+class Tap:
+    """A loopback TCP relay in front of a backend that fires `reached` once clients have sent
+    `threshold` bytes through it: a test waits on it to act while a large request is in flight."""
+
+    def __init__(self, target_url: str, threshold: int) -> None:
+        host, _, port = target_url.removeprefix("http://").partition(":")
+        self._target = (host, int(port))
+        self._threshold = threshold
+        self._sent = 0
+        self.reached = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def __aenter__(self) -> Tap:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for pipe in self._pipes:
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+        for pipe in (
+            self._pipe(reader, upstream_writer, count=True),
+            self._pipe(upstream_reader, writer, count=False),
+        ):
+            task = asyncio.create_task(pipe)
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, count: bool
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                if count:
+                    self._sent += len(data)
+                    if self._sent >= self._threshold:
+                        self.reached.set()
+                sink.write(data)
+                await sink.drain()
+        except ConnectionError:
+            pass
+        finally:
+            sink.close()
