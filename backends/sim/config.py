@@ -11,7 +11,6 @@ import msgspec
 # SGLang 0.5.x server defaults (srt/arg_groups/fields/*, srt/environ.py).
 SGLANG_VERSION = "0.5.23"
 DEFAULT_PORT = 30000
-KEEP_ALIVE_S = 5.0  # SGLANG_TIMEOUT_KEEP_ALIVE
 HEALTH_CHECK_TIMEOUT_S = 20.0  # SGLANG_HEALTH_CHECK_TIMEOUT
 DEFAULT_MAX_NEW_TOKENS = 128  # SamplingParams.max_new_tokens when a request names none
 
@@ -31,6 +30,9 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
     allow_auto_truncate: bool = False  # --allow-auto-truncate
     context_length: int = 131_072  # --context-length (Llama-3.x config.json)
     embedding_dim: int = 1024  # width of /v1/embeddings vectors
+    keep_alive_s: float = (
+        5.0  # idle keep-alive connections closed after (SGLANG_TIMEOUT_KEEP_ALIVE)
+    )
 
     # --- scheduler capacity (SGLang: --max-running-requests, --max-total-tokens, ...)
     max_running_requests: int = 2048

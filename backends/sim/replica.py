@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from backends.sim.config import KEEP_ALIVE_S, SimConfig
+from backends.sim.config import SimConfig
 from backends.sim.faults import FaultDice, Faults
 from backends.sim.generation import Generation, QueueFullError
 from backends.sim.prefix_cache import PrefixCache
@@ -63,7 +63,10 @@ class Replica:
     async def start(self, app: web.Application, host: str, port: int) -> None:
         self.host = host
         self._runner = web.AppRunner(
-            app, access_log=None, keepalive_timeout=KEEP_ALIVE_S, handler_cancellation=True
+            app,
+            access_log=None,
+            keepalive_timeout=self.config.keep_alive_s,
+            handler_cancellation=True,
         )
         await self._runner.setup()
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="sim-scheduler"))

@@ -29,8 +29,9 @@ def events(raw: bytes) -> list[str]:
 
 
 async def test_chat_stream_is_role_content_finish_usage_done(http: httpx.AsyncClient) -> None:
-    body = chat_body(max_tokens=3, ignore_eos=True, stream=True,
-                     stream_options={"include_usage": True})  # fmt: skip
+    body = chat_body(
+        max_tokens=3, ignore_eos=True, stream=True, stream_options={"include_usage": True}
+    )
     reply = await http.post("/v1/chat/completions", json=body)
     assert reply.headers["content-type"] == "text/event-stream; charset=utf-8"
     lines = events(reply.content)
@@ -43,8 +44,9 @@ async def test_chat_stream_is_role_content_finish_usage_done(http: httpx.AsyncCl
         content = re.fullmatch(HEAD + r',"choices":\[\{"index":0,"delta":(.*)', line)
         assert content is not None
         assert content.group(1) == rid
-        assert re.fullmatch(r'\{"reasoning_content":null,"content":"[^"]+"\},' + TAIL,
-                            content.group(2))  # fmt: skip
+        assert re.fullmatch(
+            r'\{"reasoning_content":null,"content":"[^"]+"\},' + TAIL, content.group(2)
+        )
     assert lines[4].endswith(
         ',"choices":[{"index":0,"delta":{"reasoning_content":null},"logprobs":null,'
         '"finish_reason":"length","matched_stop":null}]}'
@@ -81,8 +83,17 @@ async def test_the_body_rid_becomes_the_response_id(http: httpx.AsyncClient) -> 
 async def test_a_streamed_tool_call_opens_with_id_and_name_then_argument_deltas(
     http: httpx.AsyncClient,
 ) -> None:
-    tool = {"type": "function", "function": {"name": "lookup", "parameters": {
-        "type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}}  # fmt: skip
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "parameters": {
+                "type": "object",
+                "properties": {"q": {"type": "string"}},
+                "required": ["q"],
+            },
+        },
+    }
     body = chat_body(tools=[tool], tool_choice="required", stream=True, max_tokens=100)
     lines = events((await http.post("/v1/chat/completions", json=body)).content)
     opening = json.loads(lines[1].removeprefix("data: "))
@@ -101,8 +112,14 @@ async def test_a_streamed_tool_call_opens_with_id_and_name_then_argument_deltas(
 async def test_completion_stream_carries_finish_on_its_last_token_event(
     http: httpx.AsyncClient,
 ) -> None:
-    body = {"model": "m", "prompt": "hi", "max_tokens": 2, "ignore_eos": True, "stream": True,
-            "stream_options": {"include_usage": True}}  # fmt: skip
+    body = {
+        "model": "m",
+        "prompt": "hi",
+        "max_tokens": 2,
+        "ignore_eos": True,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     lines = events((await http.post("/v1/completions", json=body)).content)
     assert len(lines) == 4
     assert lines[0].endswith(
@@ -155,8 +172,13 @@ async def test_bad_requests_get_the_flat_error_body_with_sglang_messages(
 ) -> None:
     reply = await http.post("/v1/chat/completions", json=body)
     assert reply.status_code == 400
-    assert reply.json() == {"object": "error", "message": message, "type": "BadRequestError",
-                            "param": None, "code": 400}  # fmt: skip
+    assert reply.json() == {
+        "object": "error",
+        "message": message,
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    }
 
 
 async def test_an_overlong_prompt_gets_the_context_length_message(http: httpx.AsyncClient) -> None:
@@ -171,8 +193,9 @@ async def test_schema_violations_are_400_bad_request_never_422(http: httpx.Async
     reply = await http.post("/v1/chat/completions", json={"model": "m", "messages": "nope"})
     assert reply.status_code == 400
     assert reply.json()["type"] == "Bad Request"
-    plain = await http.post("/v1/chat/completions", content=b"{}",
-                            headers={"content-type": "text/plain"})  # fmt: skip
+    plain = await http.post(
+        "/v1/chat/completions", content=b"{}", headers={"content-type": "text/plain"}
+    )
     assert plain.status_code == 400
     assert "Only 'application/json' is allowed" in plain.json()["message"]
 
