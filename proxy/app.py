@@ -27,6 +27,7 @@ from proxy.relay import Relay
 from proxy.routes.admin_backends import admin_backends_routes
 from proxy.routes.openai import openai_routes
 from proxy.routes.ops import ops_routes
+from proxy.routes.surface import surface_routes
 from proxy.routing.catalog import declare
 from proxy.routing.pool import Pool
 from proxy.settings import Settings
@@ -203,6 +204,7 @@ def create_app(
         route_handlers=[
             *openai_routes(runtime.relay, runtime.pool, runtime.keys),
             *ops_routes(runtime),
+            *surface_routes(runtime),
             *admin_backends_routes(runtime.pool, _admin_key(settings, environ)),
         ],
         lifespan=[runtime.lifespan],

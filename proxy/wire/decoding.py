@@ -13,6 +13,7 @@ from typing import Literal
 import msgspec
 
 from proxy.errors import InvalidRequest
+from proxy.wire.audio import CreateTranscriptionRequest
 from proxy.wire.chat import (
     ChatCompletionMessageToolCall,
     ChatCompletionRequestAssistantMessage,
@@ -24,7 +25,9 @@ from proxy.wire.chat import (
 )
 from proxy.wire.completions import CreateCompletionRequest, prompt_form
 from proxy.wire.embeddings import CreateEmbeddingRequest
+from proxy.wire.images import CreateImageRequest
 from proxy.wire.rejection import rejection
+from proxy.wire.responses import CreateResponse
 from proxy.wire.rewriter import rewrite_request
 
 # How much prompt text the router sees: enough to tell shared system prompts and
@@ -34,10 +37,24 @@ CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
 TOKENS_PER_IMAGE = 85
 
-Endpoint = Literal["chat.completions", "completions", "embeddings"]
+Endpoint = Literal[
+    "chat.completions",
+    "completions",
+    "embeddings",
+    "responses",
+    "images.generations",
+    "audio.transcriptions",
+]
 # Streams whose usage arrives only when `stream_options.include_usage` asks for it.
 USAGE_STREAMS = frozenset({"chat.completions", "completions"})
-WireRequest = CreateChatCompletionRequest | CreateCompletionRequest | CreateEmbeddingRequest
+WireRequest = (
+    CreateChatCompletionRequest
+    | CreateCompletionRequest
+    | CreateEmbeddingRequest
+    | CreateResponse
+    | CreateImageRequest
+    | CreateTranscriptionRequest
+)
 
 
 class RequestView(msgspec.Struct, frozen=True, kw_only=True):

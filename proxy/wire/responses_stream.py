@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import msgspec
 
-from proxy.answers import CompletionUsage, PromptTokensDetails
-from proxy.errors import GatewayError
+from proxy.answers import CompletionUsage, PromptTokensDetails, in_band_error
+from proxy.errors import ErrorResponse, GatewayError
 
 FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _SEPARATOR = b"\n\n"
@@ -38,10 +38,11 @@ class StreamEvent(msgspec.Struct):
     type: str | None = None
     sequence_number: int | None = None
     response: ResponseHead | None = None
-    error: msgspec.Raw | None = None
+    error: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
 
 
 _event = msgspec.json.Decoder(StreamEvent)
+_error_response = msgspec.json.Decoder(ErrorResponse)
 _head = msgspec.json.Decoder(ResponseHead)
 _encoder = msgspec.json.Encoder()
 
@@ -64,23 +65,26 @@ def read_response(payload: bytes) -> ResponseHead:
         return ResponseHead()
 
 
-def error_event(error: GatewayError, sequence_number: int) -> bytes:
-    """A `ResponseErrorEvent` that also carries OpenAI's `error` object (the SDKs raise on it)."""
-    detail = {
-        "message": error.message,
-        "type": error.type,
-        "param": error.param,
-        "code": error.instance_code,
-    }
+def _error_event(
+    message: str, kind: str, param: str | None, code: str | None, sequence_number: int
+) -> bytes:
+    detail = {"message": message, "type": kind, "param": param, "code": code}
     payload = {
         "type": "error",
-        "code": error.instance_code,
-        "message": error.message,
-        "param": error.param,
+        "code": code,
+        "message": message,
+        "param": param,
         "sequence_number": sequence_number,
         "error": detail,
     }
     return b"event: error\ndata: " + _encoder.encode(payload) + _SEPARATOR
+
+
+def error_event(error: GatewayError, sequence_number: int) -> bytes:
+    """A `ResponseErrorEvent` that also carries OpenAI's `error` object (the SDKs raise on it)."""
+    return _error_event(
+        error.message, error.type, error.param, error.instance_code, sequence_number
+    )
 
 
 def _fields(block: bytes) -> tuple[bytes, bytes]:
@@ -144,6 +148,12 @@ class ResponsesStreamRelay:
             return b""
         kind = event.type or name.decode("utf-8", "replace")
         self._observe(event, kind)
+        if bytes(event.error) != b"null":  # a backend's in-band error, in OpenAI's shape
+            error = _error_response.decode(in_band_error(payload)).error
+            sequence = event.sequence_number
+            if sequence is None:
+                sequence = self._last_sequence + 1
+            return _error_event(error.message, error.type, error.param, error.code, sequence)
         if not name and kind:
             block = b"event: " + kind.encode() + b"\n" + block
         return block + _SEPARATOR
@@ -151,7 +161,7 @@ class ResponsesStreamRelay:
     def _observe(self, event: StreamEvent, kind: str) -> None:
         if event.sequence_number is not None:
             self._last_sequence = event.sequence_number
-        if event.error is not None or kind == "error":
+        if bytes(event.error) != b"null" or kind == "error":
             self.failed = True
         elif kind.endswith(".delta"):
             self.token_chunks += 1

@@ -11,7 +11,7 @@ Should the scan ever fail, a minimal re-encode keeps every other value as raw JS
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import msgspec
 
@@ -158,31 +158,34 @@ def _splice(body: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
     return b"".join(parts)
 
 
-def _splice_edits(body: bytes, model: str | None, include_usage: bool) -> bytes:
+def _splice_edits(body: bytes, replacements: dict[str, bytes], include_usage: bool) -> bytes:
     start = _skip_ws(body, 0)
     top = _members_by_length(body, start)
     if top is None:
         top = list(members(body, start))
     edits: list[tuple[int, int, bytes]] = []
-    if model is not None:
-        new_model = _encoder.encode(model)
-        edits += [(m.value_start, m.value_end, new_model) for m in top if m.key == "model"]
-        if not any(m.key == "model" for m in top):
-            edits.append((start + 1, start + 1, b'"model":' + new_model + (b"," if top else b"")))
+    inserts: list[bytes] = []
+    for key, value in replacements.items():
+        found = [member for member in top if member.key == key]
+        edits += [(member.value_start, member.value_end, value) for member in found]
+        if not found:
+            inserts.append(_encoder.encode(key) + b":" + value)
     if include_usage:
         options = [member for member in top if member.key == "stream_options"]
         for member in options:
             edits += _usage_edits(body, member)
         if not options:
-            insert = b'"stream_options":' + INCLUDE_USAGE + (b"," if top else b"")
-            edits.append((start + 1, start + 1, insert))
+            inserts.append(b'"stream_options":' + INCLUDE_USAGE)
+    if inserts:
+        joined = b",".join(inserts) + (b"," if top else b"")
+        edits.append((start + 1, start + 1, joined))
     return _splice(body, edits) if edits else body
 
 
-def _reencode(body: bytes, model: str | None, include_usage: bool) -> bytes:
+def _reencode(body: bytes, replacements: dict[str, bytes], include_usage: bool) -> bytes:
     fields = _raw_object.decode(body)
-    if model is not None:
-        fields["model"] = msgspec.Raw(_encoder.encode(model))
+    for key, value in replacements.items():
+        fields[key] = msgspec.Raw(value)
     if include_usage:
         options_raw = fields.get("stream_options")
         options = _raw_object.decode(options_raw) if options_raw is not None else {}
@@ -191,10 +194,20 @@ def _reencode(body: bytes, model: str | None, include_usage: bool) -> bytes:
     return _encoder.encode(fields)
 
 
-def rewrite_request(body: bytes, *, model: str | None = None, include_usage: bool = False) -> bytes:
-    """`body` with `model` replaced (when given) and `stream_options.include_usage` set true
-    (when asked); every other byte unchanged. The body must already have been validated."""
+def rewrite_request(
+    body: bytes,
+    *,
+    model: str | None = None,
+    include_usage: bool = False,
+    fields: Mapping[str, object] | None = None,
+) -> bytes:
+    """`body` with `model` replaced (when given), `stream_options.include_usage` set true (when
+    asked) and each of `fields` (top-level key -> new value) set; every other byte unchanged.
+    The body must already have been validated."""
+    replacements = {key: _encoder.encode(value) for key, value in (fields or {}).items()}
+    if model is not None:
+        replacements["model"] = _encoder.encode(model)
     try:
-        return _splice_edits(body, model, include_usage)
+        return _splice_edits(body, replacements, include_usage)
     except (_ScanError, IndexError, UnicodeDecodeError):
-        return _reencode(body, model, include_usage)
+        return _reencode(body, replacements, include_usage)
