@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -16,9 +16,38 @@ from backends.sim.config import DEFAULT_PORT, SimConfig
 
 _FLAG_HELP = {
     "model": "model path, reported by /model_info and used as the served name",
+    "served_model_name": "name in /v1/models (SGLang --served-model-name)",
     "api_key": "require 'Authorization: Bearer KEY' (not on /health*, /ready, /metrics)",
-    "time_scale": "multiply every delay (0: as fast as possible)",
+    "enable_metrics": "serve GET /metrics (SGLang --enable-metrics)",
+    "enable_cache_report": "report prompt_tokens_details.cached_tokens",
+    "reasoning_parser": "deepseek-r1 | qwen3: answers start with reasoning_content",
+    "tool_call_parser": "parse tool calls under tool_choice auto ('none' to disable)",
+    "stream_include_usage_default": "usage event on every stream (SGLang's flag of that name)",
+    "allow_auto_truncate": "clip max_tokens to the context instead of a 400",
+    "context_length": "model context in tokens",
+    "embedding_dim": "width of /v1/embeddings vectors",
+    "keep_alive_s": "close idle keep-alive connections after this many seconds",
+    "max_running_requests": "requests decoded together at most",
     "kv_tokens": "KV cache capacity in tokens (SGLang --max-total-tokens)",
+    "max_queued_requests": "waiting-queue bound; beyond it 503 (default unbounded)",
+    "chunked_prefill_size": "uncached prompt tokens per prefill pass",
+    "page_size": "prefix-cache block size in tokens",
+    "prefill_tokens_per_s": "prefill speed on uncached tokens",
+    "prefill_overhead_s": "fixed cost of one prefill pass",
+    "itl_base_s": "decode step time with an empty batch",
+    "itl_per_running_req_s": "decode step time added per running request",
+    "output_tokens_mean": "mean natural answer length (exponential, seeded)",
+    "startup_s": "seconds of 503 on /health after start",
+    "time_scale": "multiply every delay (0: as fast as possible)",
+    "seed": "seed of generated text, lengths and fault draws",
+    "fail_rate": "share of generation requests that fail",
+    "fail_status": "status of those failures (500, 502, 503, 504)",
+    "hang_before_first_byte": "hold every request before its first byte",
+    "cut_stream_after_tokens": "drop stream connections after N tokens",
+    "slow_decode_factor": "multiply every decode step",
+    "never_ready": "stay in 'Starting': /health*, /ready, /ping answer 503",
+    "unhealthy": "/health* and /ping answer 503",
+    "refuse_connections": "start with the listening socket closed",
 }
 
 
@@ -47,10 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _parser_for(name: str, default: Any) -> Any:
     if name in {"max_queued_requests", "cut_stream_after_tokens"}:
-        return int
+        return _optional(int)
     if name in {"served_model_name", "api_key", "reasoning_parser", "tool_call_parser"}:
-        return str
+        return _optional(str)
     return type(default)
+
+
+def _optional(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A flag whose default is None accepts 'none' to mean None."""
+
+    def parse(text: str) -> Any:
+        return None if text.lower() in {"none", ""} else kind(text)
+
+    return parse
 
 
 def config_from(args: argparse.Namespace) -> SimConfig:
