@@ -38,7 +38,6 @@ async def test_replicas_change_under_a_stream_in_flight_and_the_stream_completes
         settings = gateway_settings(
             [],
             tmp_path,
-            policy="round_robin",
             health=HealthSettings(probe_path="/ready", interval_s=0.05, timeout_s=2.0),
             routing=RoutingSettings(
                 load_poll_interval_s=0,
@@ -46,7 +45,9 @@ async def test_replicas_change_under_a_stream_in_flight_and_the_stream_completes
                 document_poll_interval_s=0.02,
             ),
         )
-        settings = msgspec.structs.replace(settings, models=[ModelSettings(name=MODEL)])
+        settings = msgspec.structs.replace(
+            settings, models=[ModelSettings(name=MODEL, policy="round_robin")]
+        )
         async with running_gateway(settings) as gateway:
             pool = gateway.pool
             assert {m.backend.url for m in pool.snapshot.healthy[MODEL]} == {a, b}
@@ -85,8 +86,6 @@ async def test_replicas_change_under_a_stream_in_flight_and_the_stream_completes
                 )
                 assert reply.choices[0].message.content is not None
             served = [replica.telemetry.requests_received for replica in cluster.replicas]
-            assert served[0] == 1
-            assert served[1] >= 2
-            assert served[2] >= 2
+            assert served == [1, 2, 2]  # the removed replica got nothing new
             assert pool.document is not None
             assert pool.document.version == 2
