@@ -1,0 +1,290 @@
+"""Long prompts: the time to first token Warmgate adds, from 1k to 128k prompt tokens.
+
+TTFT, ITL, TPOT and end-to-end time with SGLang `bench_serving`'s definitions (benchmarks/stats.py),
+for prompts of 1k, 8k, 32k, 64k and 128k tokens, direct to the backend versus through Warmgate
+(every feature on), at several concurrencies, interleaved (each round sends a batch direct, then
+one through Warmgate, alternating which goes first). Every prompt is unique, so no request rides
+on another's prefix cache.
+
+Default backend: simulated SGLang replicas with their latency model (`warmgate sim`). Point it at
+a real SGLang server or fleet endpoint with `--base-url URL --api-key KEY --model NAME`: the
+direct requests go there, and a local Warmgate is configured in front of the same URL.
+
+    python -m benchmarks.long_context            # full: 5 lengths x c=1,4
+    python -m benchmarks.long_context --quick    # < 2 min: 1k, 8k, 32k at time scale 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from benchmarks import report
+from benchmarks.gateway import BENCH_KEY, warmgate_process
+from benchmarks.loadgen import Workload, run_subprocess
+from benchmarks.processes import chat_probe, free_port, free_port_range
+from benchmarks.stats import Outcome, summarize
+from benchmarks.upstreams import replica_urls, sim_process
+from benchmarks.workloads import long_prompt_body
+
+TARGETS = ("direct", "warmgate")
+Cell = tuple[str, int, int]  # target, prompt tokens, concurrency
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.long_context", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short run: < 2 minutes")
+    parser.add_argument("--lengths", help="prompt tokens, comma-separated")
+    parser.add_argument("--concurrency", help="comma-separated (default 1,4; quick 1,2)")
+    parser.add_argument("--requests", type=int, help="requests per target per cell and round")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 2, quick 1)")
+    parser.add_argument("--max-tokens", type=int, help="output tokens (default 64, quick 16)")
+    parser.add_argument(
+        "--time-scale", type=float, help="simulator delays x (default 1, quick 0.1)"
+    )
+    parser.add_argument("--replicas", type=int, default=1, help="simulator replicas")
+    parser.add_argument("--base-url", help="a real SGLang backend instead of the simulator")
+    parser.add_argument("--api-key", help="the backend's --api-key, if it has one")
+    parser.add_argument("--model", help="served model name (default: the simulator's 'demo')")
+    parser.add_argument("--server-cpus", help="Warmgate's CPUs (default: 1)")
+    parser.add_argument("--load-cpus", help="load generator + simulator CPUs (default: 0)")
+    parser.add_argument("--out", type=Path, default=report.RESULTS_DIR)
+    parser.add_argument("--name", help="result file stem")
+    return parser.parse_args(argv)
+
+
+def requests_for(length: int, concurrency: int, quick: bool, override: int | None) -> int:
+    if override:
+        return override
+    if quick:
+        return max(concurrency, 2)
+    return max(concurrency * 2, 6 if length <= 8192 else 4)
+
+
+class Plan(msgspec.Struct, kw_only=True):
+    quick: bool
+    lengths: list[int]
+    concurrencies: list[int]
+    rounds: int
+    max_tokens: int
+    requests: int | None
+    model: str
+    server_cpus: str | None
+    load_cpus: str | None
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    two_cpus = (os.cpu_count() or 1) >= 2
+    default_lengths = "1024,8192,32768" if args.quick else "1024,8192,32768,65536,131072"
+    default_concurrency = "1,2" if args.quick else "1,4"
+    return Plan(
+        quick=args.quick,
+        lengths=[int(x) for x in (args.lengths or default_lengths).split(",")],
+        concurrencies=[int(x) for x in (args.concurrency or default_concurrency).split(",")],
+        rounds=args.rounds or (1 if args.quick else 2),
+        max_tokens=args.max_tokens or (16 if args.quick else 64),
+        requests=args.requests,
+        model=args.model or "demo",
+        server_cpus=args.server_cpus or ("1" if two_cpus else None),
+        load_cpus=args.load_cpus or ("0" if two_cpus else None),
+    )
+
+
+def start_backends(
+    args: argparse.Namespace, plan: Plan, workdir: Path, stack: contextlib.ExitStack
+) -> tuple[list[str], str]:
+    """The backend URLs (a real one, or simulator replicas started here) and a description."""
+    if args.base_url:
+        return [args.base_url.rstrip("/")], f"{args.base_url} (model {plan.model})"
+    time_scale = args.time_scale if args.time_scale is not None else (0.1 if args.quick else 1.0)
+    port = free_port_range(args.replicas)
+    sim = sim_process(
+        workdir, port=port, replicas=args.replicas, model=plan.model, time_scale=time_scale,
+        cpus=plan.load_cpus,
+    )  # fmt: skip
+    stack.enter_context(sim)
+    backends = replica_urls(port, args.replicas)
+    for url in backends:
+        sim.wait_until(url + "/health", timeout_s=60)
+    description = (
+        f"warmgate sim, {args.replicas} replica(s), default latency model "
+        f"(Llama-3.x 70B TP8 H100 figures) at time scale {time_scale}"
+    )
+    return backends, description
+
+
+def measure(
+    urls: dict[str, tuple[str, str | None]], plan: Plan, workdir: Path
+) -> tuple[dict[Cell, list[Outcome]], dict[Cell, float]]:
+    outcomes: dict[Cell, list[Outcome]] = {}
+    walls: dict[Cell, float] = {}
+    for url, key in urls.values():  # warm connections and code paths first
+        warm = Workload(bodies=[long_prompt_body(plan.model, 10**7 + i, 64, 4) for i in range(4)])
+        run_subprocess(
+            url, key, warm, workdir=workdir, concurrency=2, requests=4, cpus=plan.load_cpus
+        )
+    seed = 0
+    for length in plan.lengths:
+        for concurrency in plan.concurrencies:
+            count = requests_for(length, concurrency, plan.quick, plan.requests)
+            for round_ in range(plan.rounds):
+                order = TARGETS if round_ % 2 == 0 else TARGETS[::-1]
+                for target in order:
+                    url, key = urls[target]
+                    bodies = []
+                    for _ in range(count):
+                        seed += 1
+                        bodies.append(long_prompt_body(plan.model, seed, length, plan.max_tokens))
+                    result = run_subprocess(
+                        url, key, Workload(bodies=bodies), workdir=workdir,
+                        concurrency=concurrency, requests=count, raw=True, cpus=plan.load_cpus,
+                        label=f"{target} {length // 1024}k c={concurrency} r{round_ + 1}",
+                        timeout_s=3600,
+                    )  # fmt: skip
+                    cell = (target, length, concurrency)
+                    got = msgspec.convert(result["outcomes"], list[Outcome])
+                    outcomes.setdefault(cell, []).extend(got)
+                    walls[cell] = walls.get(cell, 0.0) + result["wall_s"]
+    return outcomes, walls
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = make_plan(args)
+    name = args.name or ("long_context-quick" if args.quick else "long_context")
+    workdir = Path(tempfile.mkdtemp(prefix="warmgate-long-context-"))
+    print(f"long_context: logs in {workdir}", file=sys.stderr)
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        backends, backend_desc = start_backends(args, plan, workdir, stack)
+        gateway_port = free_port()
+        gateway = warmgate_process(
+            "warmgate", workdir, port=gateway_port, model=plan.model, backends=backends,
+            cpus=plan.server_cpus, backend_key=args.api_key,
+        )  # fmt: skip
+        stack.enter_context(gateway)
+        gateway_url = f"http://127.0.0.1:{gateway_port}"
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {BENCH_KEY}"}
+        gateway.wait_until(
+            gateway_url + "/v1/chat/completions", chat_probe(plan.model), headers, timeout_s=120
+        )
+        urls = {"direct": (backends[0], args.api_key), "warmgate": (gateway_url, BENCH_KEY)}
+        outcomes, walls = measure(urls, plan, workdir)
+    rows = summarize_cells(outcomes, walls, plan.lengths, plan.concurrencies)
+    result_doc: dict[str, Any] = {
+        "benchmark": "long_context",
+        "command": report.command_line("long_context", argv),
+        "machine": report.machine(),
+        "backend": backend_desc,
+        "server_cpus": plan.server_cpus,
+        "load_cpus": plan.load_cpus,
+        "rounds": plan.rounds,
+        "max_tokens": plan.max_tokens,
+        "wall_s": round(time.monotonic() - started, 1),
+        "rows": rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    report.write_json(args.out / f"{name}.json", result_doc)
+    (args.out / f"{name}.md").write_text(render(result_doc))
+    plot(result_doc, args.out / f"{name}.png")
+    print(render(result_doc))
+    return 0
+
+
+def summarize_cells(
+    outcomes: dict[Cell, list[Outcome]],
+    walls: dict[Cell, float],
+    lengths: Sequence[int],
+    concurrencies: Sequence[int],
+) -> list[dict[str, Any]]:
+    rows = []
+    for length in lengths:
+        for concurrency in concurrencies:
+            row: dict[str, Any] = {"length": length, "concurrency": concurrency}
+            for target in TARGETS:
+                cell = (target, length, concurrency)
+                summary = summarize(outcomes.get(cell, []), walls.get(cell, 0.0))
+                row[target] = {k: summary[k] for k in (
+                    "requests", "ok", "errors", "prompt_tokens", "ttft_ms", "itl_ms", "tpot_ms",
+                    "e2e_ms", "output_tok_per_s")}  # fmt: skip
+                ok = max(summary["ok"], 1)
+                row[target]["mean_prompt_tokens"] = round(summary["prompt_tokens"] / ok)
+            for pct in ("p50", "p90", "p99"):
+                direct = row["direct"]["ttft_ms"].get(pct)
+                gateway = row["warmgate"]["ttft_ms"].get(pct)
+                added = gateway - direct if direct is not None and gateway is not None else None
+                row[f"added_ttft_{pct}_ms"] = None if added is None else round(added, 3)
+            rows.append(row)
+    return rows
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = [f"Command: `{result['command']}`", ""]
+    load = ", ".join(f"{x:.2f}" for x in result["machine"]["load_average_at_start"])
+    lines.append(
+        f"Backend: {result['backend']}; Warmgate (every feature on) pinned to CPU "
+        f"{result['server_cpus']}, load generator and simulator to CPU {result['load_cpus']}; "
+        f"{result['max_tokens']} output tokens; {result['rounds']} interleaved round(s); "
+        f"load average at start {load}."
+    )
+    lines.append("")
+    headers = ["prompt tokens", "c", "TTFT p50 direct", "TTFT p50 Warmgate", "added p50",
+               "added p90", "added p99", "ITL p50 direct / Warmgate", "TPOT p50 direct / Warmgate",
+               "E2E p50 direct / Warmgate", "errors"]  # fmt: skip
+    table = []
+    for r in result["rows"]:
+        d, w = r["direct"], r["warmgate"]
+
+        def pair(metric: str, d: dict[str, Any] = d, w: dict[str, Any] = w) -> str:
+            a, b = d[metric].get("p50"), w[metric].get("p50")
+            return f"{a:.1f} / {b:.1f}" if a is not None and b is not None else "-"
+
+        errors = sum(d["errors"].values()) + sum(w["errors"].values())
+        table.append([
+            f"{d['mean_prompt_tokens']:,}", r["concurrency"], d["ttft_ms"].get("p50"),
+            w["ttft_ms"].get("p50"), r["added_ttft_p50_ms"], r["added_ttft_p90_ms"],
+            r["added_ttft_p99_ms"], pair("itl_ms"), pair("tpot_ms"), pair("e2e_ms"), errors,
+        ])  # fmt: skip
+    lines += ["All times in ms.", "", report.markdown_table(headers, table)]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    plt = report.pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    concurrencies = sorted({r["concurrency"] for r in result["rows"]})
+    for c in concurrencies:
+        rows = [r for r in result["rows"] if r["concurrency"] == c]
+        xs = [r["direct"]["mean_prompt_tokens"] or r["length"] for r in rows]
+        for target, style in (("direct", "o--"), ("warmgate", "s-")):
+            ys = [r[target]["ttft_ms"].get("p50") for r in rows]
+            left.plot(xs, ys, style, label=f"{target} c={c}")
+        right.plot(xs, [r["added_ttft_p50_ms"] for r in rows], "s-", label=f"c={c}")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("prompt tokens")
+    left.set_ylabel("TTFT p50 (ms)")
+    left.set_title("Time to first token")
+    left.legend(fontsize=8)
+    right.axhline(0, color="grey", linewidth=0.5)
+    right.set_xscale("log")
+    right.set_xlabel("prompt tokens")
+    right.set_ylabel("TTFT Warmgate adds, p50 (ms)")
+    right.set_title("Added TTFT")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
