@@ -109,6 +109,7 @@ class Scheduler:
         self._by_rid.pop(generation.rid, None)
         generation.finish(reason, self.now())
         self.telemetry.aborted += 1
+        self._wake.set()  # freed KV may admit a waiting request
         self._changed()
         return True
 
@@ -161,16 +162,21 @@ class Scheduler:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            self.now()
+            start = self.now()
             if self._admit() or self._prefilling:
                 duration, finish = self._prefill_step()
-            else:
+            elif self._decoding:
                 duration, finish = self._decode_step()
+            else:  # queued work that cannot be admitted yet: wait for a change
+                self._wake.clear()
+                await self._wake.wait()
+                continue
             if self.config.time_scale > 0:
                 await self._sleep(duration * self.config.time_scale)
             else:
                 await asyncio.sleep(0)
-            self._sim_now += duration
+            # An arrival during the step may have moved the clock to wall time already.
+            self._sim_now = max(self._sim_now, start + duration)
             finish()
 
     def _admit(self) -> bool:
