@@ -9,6 +9,8 @@ everything else is passed on byte for byte.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from proxy.errors import (
@@ -58,13 +60,78 @@ def read_head(payload: bytes) -> ResponseHead:
         return ResponseHead()
 
 
-def replace_id(payload: bytes, upstream_id: str | None, response_id: str) -> bytes:
-    """The payload with the backend's response id swapped for ours (first occurrence only)."""
-    if not upstream_id or upstream_id == response_id:
-        return payload
-    return payload.replace(
-        b'"' + upstream_id.encode() + b'"', b'"' + response_id.encode() + b'"', 1
-    )
+_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_choices = msgspec.json.Decoder(list[dict[str, Any]])
+_usage = msgspec.json.Decoder(dict[str, Any])
+# Keys SGLang sends as null where OpenAI's schema has no null: dropped, as OpenAI omits them.
+_NOT_NULLABLE_MESSAGE_KEYS = ("tool_calls", "function_call", "annotations")
+_NOT_NULLABLE_USAGE_KEYS = ("prompt_tokens_details", "completion_tokens_details")
+# The same, as bytes patterns, for stream chunks (never decoded whole): a key whose value is
+# null, with the comma that joined it to its neighbour.
+_NULL_DELTA_KEYS = tuple(
+    (b'"' + key + b'":null,', b',"' + key + b'":null')
+    for key in (b"role", b"tool_calls", b"function_call", b"id", b"type", b"name")
+)
+
+
+def fix_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """A usage object without the null `*_details` SGLang sends (not nullable in the spec)."""
+    for key in _NOT_NULLABLE_USAGE_KEYS:
+        if key in usage and usage[key] is None:
+            del usage[key]
+    return usage
+
+
+def fix_chunk(event: bytes) -> bytes:
+    """A stream chunk without SGLang's `"role": null` in deltas and `"id": null`,
+    `"name": null` in tool-call deltas after the first (the spec has no null there). A
+    chunk's own `id` and `object` are never null, and a key inside a JSON string has its
+    quotes escaped, so these byte patterns match only the keys meant."""
+    for joined_after, joined_before in _NULL_DELTA_KEYS:
+        if joined_after in event:
+            event = event.replace(joined_after, b"")
+        if joined_before in event:
+            event = event.replace(joined_before, b"")
+    return event
+
+
+def normalize_body(payload: bytes, response_id: str | None) -> tuple[bytes, ResponseHead]:
+    """A non-streamed chat or completion body in OpenAI's shape: our response id, every
+    message with its `refusal`, no null where the spec allows none. Only the top level is
+    decoded; fields other than `id`, `choices` and `usage` keep their bytes."""
+    try:
+        fields = _fields.decode(payload)
+    except msgspec.DecodeError:
+        return payload, ResponseHead()
+    head = ResponseHead()
+    if response_id is not None and "id" in fields:
+        fields["id"] = msgspec.Raw(_encoder.encode(response_id))
+    raw_usage = fields.get("usage")
+    if raw_usage is not None:
+        try:
+            usage = fix_usage(_usage.decode(raw_usage))
+            head.usage = msgspec.convert(usage, CompletionUsage)
+            fields["usage"] = msgspec.Raw(_encoder.encode(usage))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+    raw_choices = fields.get("choices")
+    if raw_choices is not None:
+        try:
+            choices = _choices.decode(raw_choices)
+        except msgspec.DecodeError:
+            choices = []
+        changed = False
+        for choice in choices:
+            message = choice.get("message")
+            if isinstance(message, dict):
+                changed = True
+                message.setdefault("refusal", None)
+                for key in _NOT_NULLABLE_MESSAGE_KEYS:
+                    if key in message and message[key] is None:
+                        del message[key]
+        if changed:
+            fields["choices"] = msgspec.Raw(_encoder.encode(choices))
+    return _encoder.encode(fields), head
 
 
 def _error_fields(payload: bytes) -> tuple[str | None, str | None, str | None]:

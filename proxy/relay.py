@@ -16,9 +16,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from litestar.response import Response, Stream
+from litestar.types import Receive
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from proxy.answers import backend_failure, read_head, replace_id
+from proxy.answers import backend_failure, normalize_body, read_head
 from proxy.errors import (
     BackendError,
     BackendTimeout,
@@ -61,6 +62,37 @@ DECODERS: dict[str, Callable[[bytes], RequestView]] = {
     "embeddings": decode_embedding,
 }
 PRICE_HEADER = "x-warmgate-price-usd"
+# The status a request that the client abandoned is accounted with (nothing is sent).
+CLIENT_CLOSED = 499
+
+
+class DisconnectWatch:
+    """Cancels the task that made it when the client disconnects; `stop()` when done."""
+
+    __slots__ = ("_target", "_task", "fired")
+
+    def __init__(self, receive: Receive) -> None:
+        self.fired = False
+        target = asyncio.current_task()
+        assert target is not None  # made inside a request handler
+        self._target = target
+        self._task = asyncio.get_running_loop().create_task(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.fired = True
+        self._target.cancel()
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+    def absorb(self) -> bool:
+        """True (and the cancellation taken back) when the client's leaving caused it."""
+        if not self.fired:
+            return False
+        self._target.uncancel()
+        return True
 
 
 class _RetryableError(Exception):
@@ -112,11 +144,16 @@ class Relay:
         authorization: str | None,
         content_type: str | None,
         body: bytes,
+        receive: Receive | None = None,
     ) -> Response[bytes] | Stream:
+        """The response to one request. With the ASGI `receive`, a client that goes away
+        while the backend works (prefill, a whole non-streamed answer) cancels the upstream
+        request at once; once streaming, Litestar's own disconnect watch does the same."""
         exchange = Exchange(endpoint, clock=self._clock, monotonic=self._monotonic)
         admission: Admission | None = None
         headers: dict[str, str] = {"x-request-id": exchange.request_id}
         streaming = False
+        watch: DisconnectWatch | None = None
         try:
             key = self._keys.authenticate(authorization)
             exchange.key_id = key.id
@@ -134,9 +171,13 @@ class Relay:
             exchange.price_micro_usd, headers[PRICE_HEADER] = self._price(entry)
             exchange.queue_ms = exchange.elapsed_ms()
             upstream_body = view.upstream_body(body, entry.served_name)
+            if receive is not None:
+                watch = DisconnectWatch(receive)
             lease, answer = await self._connect(entry.name, view, upstream_body, exchange)
             headers["openai-processing-ms"] = str(int(exchange.elapsed_ms()))
             if view.stream and answer.status == 200:
+                if watch is not None:
+                    watch.stop()
                 streaming = True
                 events = self._stream(answer, lease, admission, exchange, view.include_usage)
                 return Stream(
@@ -148,7 +189,16 @@ class Relay:
             return await self._complete(answer, lease, view, exchange, headers)
         except GatewayError as error:
             return self._error(error, exchange, headers)
+        except asyncio.CancelledError:
+            if watch is None or not watch.absorb():
+                raise
+            exchange.cancelled = True
+            exchange.status = CLIENT_CLOSED
+            exchange.error_code = "client_closed"
+            return Response(b"", status_code=CLIENT_CLOSED)
         finally:
+            if watch is not None:
+                watch.stop()
             if not streaming:
                 if admission is not None:
                     admission.release()
@@ -261,16 +311,16 @@ class Relay:
             lease.finish(Outcome.CANCELLED)
             raise
         lease.finish(Outcome.OK)
-        head = read_head(payload)
+        if view.endpoint == "embeddings":
+            if view.encoding_format == "base64":
+                payload = encode_embeddings_base64(payload)
+            head = read_head(payload)
+        else:
+            payload, head = normalize_body(payload, exchange.request_id)
         if head.usage is not None:
             exchange.prompt_tokens = head.usage.prompt_tokens
             exchange.cached_tokens = head.usage.cached_tokens
             exchange.completion_tokens = head.usage.completion_tokens
-        if view.endpoint == "embeddings":
-            if view.encoding_format == "base64":
-                payload = encode_embeddings_base64(payload)
-        else:
-            payload = replace_id(payload, head.id, exchange.request_id)
         exchange.completed = True
         exchange.mark_first_byte()
         return Response(payload, status_code=200, media_type=JSON, headers=headers)

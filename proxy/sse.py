@@ -12,9 +12,17 @@ event the SDKs raise on, so a cut stream cannot look like a short answer.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
-from proxy.answers import CompletionUsage, in_band_error, read_head
+from proxy.answers import (
+    CompletionUsage,
+    fix_chunk,
+    fix_usage,
+    in_band_error,
+    read_head,
+)
 from proxy.errors import ErrorObject, ErrorResponse, GatewayError
 
 DONE = b"data: [DONE]\n\n"
@@ -26,6 +34,7 @@ _EMPTY_CHOICES = (b'"choices":[]', b'"choices": []')
 # A chunk carries generated tokens when one of these strings is followed by a non-empty value.
 _TOKEN_MARKERS = (b'"content":"', b'"text":"', b'"arguments":"', b'"reasoning_content":"')
 _encoder = msgspec.json.Encoder()
+_chunk = msgspec.json.Decoder(dict[str, Any])
 
 
 def _payload(event: bytes) -> bytes:
@@ -40,6 +49,17 @@ def _carries_tokens(payload: bytes) -> bool:
         if at != -1 and payload[at + len(marker) : at + len(marker) + 1] != b'"':
             return True
     return False
+
+
+def _fixed_usage_chunk(payload: bytes) -> bytes:
+    try:
+        chunk = _chunk.decode(payload)
+    except msgspec.DecodeError:
+        return payload
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        fix_usage(usage)
+    return _encoder.encode(chunk)
 
 
 def error_event(error: GatewayError) -> bytes:
@@ -121,9 +141,10 @@ class SseRelay:
                 self.usage = head.usage
                 if not self._forward_usage and any(m in payload for m in _EMPTY_CHOICES):
                     return b""
+                event = b"data: " + _fixed_usage_chunk(_payload(event))
         elif _carries_tokens(payload):
             self.token_chunks += 1
-        return event + _SEPARATOR
+        return fix_chunk(event) + _SEPARATOR
 
     def fail(self, error: GatewayError) -> bytes:
         """The end of a stream that broke off: an error event, then `[DONE]`."""

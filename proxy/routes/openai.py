@@ -62,6 +62,7 @@ def _forwarder(
             authorization=authorization,
             content_type=content_type,
             body=await request.body(),
+            receive=request.receive,
         )
 
     return forward
@@ -111,9 +112,9 @@ def openai_routes(relay: Relay, pool: Pool, keys: KeyRing) -> list[HTTPRouteHand
         return _json(ListModelsResponse(data=models))
 
     @get("/v1/models/{model_id:path}", name="retrieve_model")
-    async def retrieve_model(request: AnyRequest, model_id: str) -> Response[bytes]:
+    async def retrieve_model(request: AnyRequest) -> Response[bytes]:
         # The SDKs percent-encode the id (`org%2Fname`); the path arrives decoded.
-        name = model_id.removeprefix("/")
+        name = str(request.path_params["model_id"]).removeprefix("/")
         try:
             key = keys.authenticate(request_headers(request)[0])
             entry = pool.resolve(name)

@@ -1,0 +1,149 @@
+"""Fixtures: simulated SGLang replicas on real ports, the gateway in front of them, SDK clients.
+
+The gateway serves three models:
+- `demo` on two replicas (alias `demo-latest`),
+- `acme/demo-7b` (an id with a `/`) on the first replica, served there as `demo`,
+- `fragile` on a replica of its own whose faults tests switch on and off.
+Every response an SDK client receives is validated against the official spec at teardown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import msgspec
+import pytest
+from openai import OpenAI
+
+from backends.sim import SimCluster, SimConfig
+from proxy.settings import Settings, parse_settings
+from tests.gateway.conformance import check_exchange
+from tests.gateway.harness import GatewayServer, RecordingTransport
+
+KEY = "wg-test-" + "k" * 40
+ONLY_ACME_KEY = "wg-test-" + "a" * 40
+ENVIRON = {"WG_TEST_KEY": KEY, "WG_ACME_KEY": ONLY_ACME_KEY}
+MAX_BODY_BYTES = 256 * 1024
+
+
+def sim_config(model: str, **changes: Any) -> SimConfig:
+    return SimConfig(
+        model=model,
+        time_scale=0.0,
+        enable_cache_report=True,
+        enable_metrics=True,
+        output_tokens_mean=12,
+        **changes,
+    )
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[Any]:
+    cluster = SimCluster(sim_config("demo"), replicas=2).start_in_thread()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def fragile_sim() -> Iterator[Any]:
+    cluster = SimCluster(sim_config("demo"), replicas=1).start_in_thread()
+    yield cluster
+    cluster.stop()
+
+
+def gateway_settings(data_dir: Path, sim_urls: list[str], fragile_urls: list[str]) -> Settings:
+    raw: dict[str, Any] = {
+        "data_dir": str(data_dir),
+        "server": {"max_body_bytes": MAX_BODY_BYTES, "access_log": True},
+        # No probe or load poll during a test: the first round at start decides health.
+        "health": {"interval_s": 3600, "probe_path": "/health"},
+        "routing": {"load_poll_interval_s": 0, "policy": "round_robin"},
+        "ledger": {"flush_interval_ms": 20},
+        "upstream": {"connect_timeout_s": 2.0, "read_timeout_s": 30.0},
+        "models": [
+            {
+                "name": "demo",
+                "aliases": ["demo-latest"],
+                "price_per_request": "0.002",
+                "context_length": 131072,
+                "backends": [{"url": url} for url in sim_urls],
+            },
+            {
+                "name": "acme/demo-7b",
+                "served_name": "demo",
+                "price_per_request": "0.001",
+                "backends": [{"url": sim_urls[0]}],
+            },
+            {
+                "name": "fragile",
+                "served_name": "demo",
+                "price_per_request": "0.001",
+                "backends": [{"url": url} for url in fragile_urls],
+            },
+        ],
+        "keys": [
+            {"name": "tester", "secret_env": "WG_TEST_KEY"},
+            {"name": "acme-only", "secret_env": "WG_ACME_KEY", "allowed_models": ["acme/demo-7b"]},
+        ],
+    }
+    return parse_settings(raw)
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    sim: Any, fragile_sim: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayServer]:
+    data_dir = tmp_path_factory.mktemp("gateway")
+    settings = gateway_settings(data_dir, list(sim.urls), list(fragile_sim.urls))
+    server = GatewayServer(settings, environ=ENVIRON).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def transport() -> Iterator[RecordingTransport]:
+    recorder = RecordingTransport()
+    yield recorder
+    for exchange in recorder.exchanges:
+        check_exchange(exchange)
+
+
+@pytest.fixture
+def client(gateway: GatewayServer, transport: RecordingTransport) -> Iterator[OpenAI]:
+    """The official SDK, strict: it raises on any response that breaks its types."""
+    with OpenAI(
+        base_url=gateway.base_url,
+        api_key=KEY,
+        max_retries=0,
+        http_client=httpx2.Client(transport=transport),
+        _strict_response_validation=True,
+    ) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+def http(gateway: GatewayServer) -> Iterator[httpx.Client]:
+    """Raw HTTP for what the SDK cannot send (wrong methods, bad bodies, odd headers)."""
+    with httpx.Client(base_url=gateway.root, timeout=30) as raw:
+        yield raw
+
+
+def sim_stats(url: str) -> dict[str, Any]:
+    response = httpx.get(url + "/_sim/stats", timeout=10)
+    response.raise_for_status()
+    stats: dict[str, Any] = msgspec.json.decode(response.content)
+    return stats
+
+
+def set_faults(url: str, **faults: Any) -> None:
+    response = httpx.post(url + "/_sim/faults", json=faults, timeout=10)
+    response.raise_for_status()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
