@@ -74,6 +74,7 @@ class Ledger:
         """Stop the writer, flush every recorded row, close the store."""
         self._closing.set()
         self._has_rows.set()
+        self._full.set()  # cut short a batch window in progress
         if self._task is not None:
             task, self._task = self._task, None
             await task
