@@ -20,6 +20,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -98,6 +99,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--server-cpus", help="CPUs of the servers under test (default: 1)")
     parser.add_argument("--load-cpus", help="CPUs of load generator + upstream (default: 0)")
     parser.add_argument("--out", type=Path, default=report.RESULTS_DIR)
+    parser.add_argument("--keep-logs", action="store_true", help="keep server logs and configs")
     parser.add_argument("--name", help="result file stem (default overhead / overhead-quick)")
     return parser.parse_args(argv)
 
@@ -568,6 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / f"{name}.md").write_text(render(result))
     plot(result, args.out / f"{name}.png")
     print(render(result))
+    if not args.keep_logs:
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -65,6 +66,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--server-cpus", help="gateway CPUs (default: 1)")
     parser.add_argument("--load-cpus", help="load generator + simulator CPUs (default: 0)")
     parser.add_argument("--out", type=Path, default=report.RESULTS_DIR)
+    parser.add_argument("--keep-logs", action="store_true", help="keep server logs and configs")
     parser.add_argument("--name", help="result file stem")
     return parser.parse_args(argv)
 
@@ -225,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / f"{name}.md").write_text(render(doc))
     plot(doc, args.out / f"{name}.png")
     print(render(doc))
+    if not args.keep_logs:
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
