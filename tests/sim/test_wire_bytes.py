@@ -7,6 +7,7 @@ import json
 import re
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -269,3 +270,56 @@ async def test_metrics_use_sglang_names_and_count_requests(
     assert re.search(r"sglang:num_requests_total\{[^}]*\} 1\.0", text)
     assert "sglang:time_to_first_token_seconds_bucket{" in text
     assert "sglang:e2e_request_latency_seconds_count{" in text
+
+
+async def test_n_choices_each_get_an_index_and_usage_sums_their_tokens(
+    http: httpx.AsyncClient,
+) -> None:
+    reply = (await http.post("/v1/chat/completions", json=chat_body(n=3, max_tokens=5))).json()
+    assert [choice["index"] for choice in reply["choices"]] == [0, 1, 2]
+    completion = reply["usage"]["completion_tokens"]
+    assert completion == sum(len(c["message"]["content"].split()) + (c["finish_reason"] == "stop")
+                             for c in reply["choices"])  # fmt: skip
+    assert reply["usage"]["prompt_tokens"] == 11
+
+
+async def test_a_stream_with_n_choices_opens_and_finishes_every_index(
+    http: httpx.AsyncClient,
+) -> None:
+    body = chat_body(n=2, max_tokens=4, ignore_eos=True, stream=True,
+                     stream_options={"include_usage": True})  # fmt: skip
+    lines = events((await http.post("/v1/chat/completions", json=body)).content)
+    chunks = [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
+    roles = [c["choices"][0]["index"] for c in chunks if c["choices"]
+             and c["choices"][0]["delta"].get("role") == "assistant"]  # fmt: skip
+    finishes = [c["choices"][0]["index"] for c in chunks if c["choices"]
+                and c["choices"][0]["finish_reason"] == "length"]  # fmt: skip
+    assert sorted(roles) == [0, 1]
+    assert finishes == [0, 1]
+    assert chunks[-1]["usage"]["completion_tokens"] == 8
+
+
+async def test_stream_headers_wait_for_the_first_token(
+    cluster: SimCluster, http: httpx.AsyncClient
+) -> None:
+    scheduler = cluster.replicas[0].scheduler
+    await http.post("/pause_generation")
+    got_headers = anyio.Event()
+    status: list[int] = []
+
+    async def stream() -> None:
+        body = chat_body(max_tokens=2, stream=True)
+        async with http.stream("POST", "/v1/chat/completions", json=body) as reply:
+            status.append(reply.status_code)
+            got_headers.set()
+            await reply.aread()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(stream)
+        with anyio.fail_after(5):
+            await scheduler.wait_until(lambda s: s.num_waiting == 1)
+        assert not got_headers.is_set()
+        await http.post("/continue_generation")
+        with anyio.fail_after(5):
+            await got_headers.wait()
+    assert status == [200]

@@ -7,16 +7,19 @@ import uuid
 
 from aiohttp import web
 
+from backends.sim import choices
 from backends.sim.answer import CONTENT, REASONING, Answer, plan_chat
+from backends.sim.choices import Choice
 from backends.sim.errors import SimError
 from backends.sim.generation import Generation, QueueFullError
 from backends.sim.prompt import render_chat
 from backends.sim.replica import Replica
 from backends.sim.routes import intake
 from backends.sim.routes.chat_stream import ChatStream
-from backends.sim.usage import usage
 from backends.sim.wire import ChatCompletionRequest, chat_decoder, encode
 from backends.sim.writer import EOS_TOKEN_ID, Writer
+
+MAX_CHOICES = 128
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -26,21 +29,21 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         chat: ChatCompletionRequest = intake.decode(chat_decoder, body, "ChatCompletionRequest")
         validate(chat)
         intake.check_model(chat.model, replica.config)
-        answer, generation = plan(chat, replica)
+        rid, planned = plan(chat, replica)
         await intake.pass_faults(replica)
     except SimError as error:
         return intake.error_response(error)
     if chat.stream:
-        return await ChatStream(request, replica, chat, answer, generation).run()
+        return await ChatStream(request, replica, chat, rid, planned).run()
     try:
-        replica.submit(generation)
+        choices.submit(replica, planned)
     except QueueFullError as full:
         return intake.error_response(SimError(str(full), 503, "503"))
     try:
-        await generation.completed()
+        await choices.completed(planned)
     finally:
-        replica.scheduler.abort(generation)
-    return intake.json_response(response_body(chat, answer, generation, replica))
+        choices.abort(replica, planned)
+    return intake.json_response(response_body(chat, rid, planned, replica))
 
 
 def validate(chat: ChatCompletionRequest) -> None:
@@ -63,11 +66,12 @@ def validate(chat: ChatCompletionRequest) -> None:
         and (fmt.json_schema is None or fmt.json_schema.schema is None)
     ):
         raise SimError("schema_ is required for json_schema response format request.")
-    if chat.n != 1:
-        raise SimError("The simulator answers one choice per request (n must be 1).")
+    if not 1 <= chat.n <= MAX_CHOICES:
+        raise SimError(f"n must be between 1 and {MAX_CHOICES}.")
 
 
-def plan(chat: ChatCompletionRequest, replica: Replica) -> tuple[Answer, Generation]:
+def plan(chat: ChatCompletionRequest, replica: Replica) -> tuple[str, list[Choice]]:
+    """The request id and, per choice, its answer and its generation."""
     config = replica.config
     requested = chat.max_completion_tokens or chat.max_tokens
     if requested and requested > config.context_length and not config.allow_auto_truncate:
@@ -77,24 +81,27 @@ def plan(chat: ChatCompletionRequest, replica: Replica) -> tuple[Answer, Generat
         )
     prompt = render_chat(chat.messages, chat.tools, replica.tokenizer, config.seed, chat.seed)
     budget = intake.max_new_tokens(requested, len(prompt), config)
-    answer = plan_chat(
-        chat,
-        Writer(prompt.seed),
-        replica.tokenizer,
-        config.output_tokens_mean,
-        budget,
-        reasoning=config.reasoning_parser is not None,
-        tool_parser=config.tool_call_parser is not None,
-    )
     rid = chat.rid or uuid.uuid4().hex
-    generation = Generation(
-        rid,
-        prompt_tokens=len(prompt),
-        block_hashes=prompt.block_hashes,
-        output_tokens=answer.output_tokens,
-        stop_reason=answer.stop_reason,
-    )
-    return answer, generation
+    planned = []
+    for index in range(chat.n):
+        answer = plan_chat(
+            chat,
+            Writer(prompt.seed + index),
+            replica.tokenizer,
+            config.output_tokens_mean,
+            budget,
+            reasoning=config.reasoning_parser is not None,
+            tool_parser=config.tool_call_parser is not None,
+        )
+        generation = Generation(
+            rid if chat.n == 1 else f"{rid}_{index}",
+            prompt_tokens=len(prompt),
+            block_hashes=prompt.block_hashes,
+            output_tokens=answer.output_tokens,
+            stop_reason=answer.stop_reason,
+        )
+        planned.append(Choice(index, answer, generation))
+    return rid, planned
 
 
 def finish_reason(answer: Answer, generation: Generation) -> tuple[str, int | None]:
@@ -105,43 +112,47 @@ def finish_reason(answer: Answer, generation: Generation) -> tuple[str, int | No
 
 
 def response_body(
-    chat: ChatCompletionRequest, answer: Answer, generation: Generation, replica: Replica
+    chat: ChatCompletionRequest, rid: str, planned: list[Choice], replica: Replica
 ) -> bytes:
     """ChatCompletionResponse as serving_chat._build_chat_response dumps it."""
-    upto = generation.generated
-    reasoning = answer.text(REASONING, upto) or None
-    message: dict[str, object] = {
-        "role": "assistant",
-        "content": answer.text(CONTENT, upto),
-        "reasoning_content": reasoning,
-    }
-    if answer.calls and generation.finish_reason == "stop":
-        message["tool_calls"] = [
+    body_choices = []
+    reasoning_tokens = 0
+    for choice in planned:
+        answer, upto = choice.answer, choice.generation.generated
+        reasoning = answer.text(REASONING, upto) or None
+        reasoning_tokens += answer.reasoning_tokens(upto)
+        message: dict[str, object] = {
+            "role": "assistant",
+            "content": answer.text(CONTENT, upto),
+            "reasoning_content": reasoning,
+        }
+        if answer.calls and choice.generation.finish_reason == "stop":
+            message["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "index": index,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": answer.arguments(index, upto)},
+                }
+                for index, call in enumerate(answer.calls)
+            ]
+        reason, matched = finish_reason(answer, choice.generation)
+        body_choices.append(
             {
-                "id": call.id,
-                "index": index,
-                "type": "function",
-                "function": {"name": call.name, "arguments": answer.arguments(index, upto)},
-            }
-            for index, call in enumerate(answer.calls)
-        ]
-    reason, matched = finish_reason(answer, generation)
-    config = replica.config
-    body = {
-        "id": generation.rid,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": chat.model,
-        "choices": [
-            {
-                "index": 0,
+                "index": choice.index,
                 "message": message,
                 "logprobs": None,
                 "finish_reason": reason,
                 "matched_stop": matched,
             }
-        ],
-        "usage": usage(generation, answer.reasoning_tokens(upto), config.enable_cache_report),
+        )
+    body = {
+        "id": rid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": chat.model,
+        "choices": body_choices,
+        "usage": choices.usage(planned, reasoning_tokens, replica.config.enable_cache_report),
         "metadata": {"weight_version": "default"},
     }
     return encode(body)

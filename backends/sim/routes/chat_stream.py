@@ -3,7 +3,8 @@
 Status and headers go out only once the first token exists (SGLang awaits the generator's first
 chunk before it creates the StreamingResponse); a queue-full abort arrives in-band on a 200.
 Tokens the scheduler produced while the client was being written to are coalesced into one
-event per kind, as SGLang coalesces outputs it could not send one by one.
+event per kind, as SGLang coalesces outputs it could not send one by one. With `n > 1` each
+choice has its own role event and its own index; the finish events follow the last token of all.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import time
 
 from aiohttp import web
 
-from backends.sim.answer import CONTENT, REASONING, TOOL_ARGS, TOOL_NAME, Answer
+from backends.sim import choices
+from backends.sim.answer import CONTENT, REASONING, TOOL_ARGS, TOOL_NAME
+from backends.sim.choices import Choice
 from backends.sim.errors import stream_error_event
-from backends.sim.generation import Generation, QueueFullError
+from backends.sim.generation import QueueFullError
 from backends.sim.replica import Replica
-from backends.sim.usage import usage
 from backends.sim.wire import ChatCompletionRequest, encode
 from backends.sim.writer import EOS_TOKEN_ID
 
@@ -31,41 +33,42 @@ class ChatStream:
         request: web.Request,
         replica: Replica,
         chat: ChatCompletionRequest,
-        answer: Answer,
-        generation: Generation,
+        rid: str,
+        planned: list[Choice],
     ) -> None:
         self.request = request
         self.replica = replica
         self.chat = chat
-        self.answer = answer
-        self.generation = generation
-        self.created = int(time.time())
+        self.planned = planned
         head = {
-            "id": generation.rid,
+            "id": rid,
             "object": "chat.completion.chunk",
-            "created": self.created,
+            "created": int(time.time()),
             "model": chat.model,
         }
         self._head = encode(head)[:-1]  # '{"id":..,"model":".."' without the closing brace
-        self._open = b"data: " + self._head + b',"choices":[{"index":0,"delta":'
+        self._opens = [
+            b"data: " + self._head + b',"choices":[{"index":%d,"delta":' % choice.index
+            for choice in planned
+        ]
 
     async def run(self) -> web.StreamResponse:
-        generation, replica = self.generation, self.replica
+        replica, planned = self.replica, self.planned
         try:
-            replica.submit(generation)
+            choices.submit(replica, planned)
         except QueueFullError as full:
             response = await self._start()
             await response.write(stream_error_event(str(full), 503) + DONE)
             return response
         try:
-            while generation.generated == 0 and not generation.finished:
-                await generation.progressed()
+            while not any(c.generation.generated or c.generation.finished for c in planned):
+                await choices.progressed(planned)
             response = await self._start()
             await self._relay(response)
             await response.write(self._closing())
             return response
         finally:
-            replica.scheduler.abort(generation)
+            choices.abort(replica, planned)
 
     async def _start(self) -> web.StreamResponse:
         response = web.StreamResponse(headers=SSE_HEADERS)
@@ -74,28 +77,29 @@ class ChatStream:
         return response
 
     async def _relay(self, response: web.StreamResponse) -> None:
-        generation = self.generation
+        planned = self.planned
         cut = self.replica.faults.cut_stream_after_tokens
-        sent = 0
-        first = True
+        sent = [0] * len(planned)
+        opened = [False] * len(planned)
         while True:
-            upto = generation.generated
             events = bytearray()
-            if first:
-                events += self._open + b'{"reasoning_content":null,"role":"assistant","content":""}'
-                events += _TAIL
-                first = False
-            events += self._pieces(sent, min(upto, len(self.answer.pieces)))
-            if cut is not None and upto >= cut:
+            for slot, choice in enumerate(planned):
+                generation = choice.generation
+                upto = generation.generated
+                if not opened[slot] and (upto or generation.finished):
+                    opened[slot] = True
+                    role = b'{"reasoning_content":null,"role":"assistant","content":""}'
+                    events += self._opens[slot] + role + _TAIL
+                events += self._pieces(slot, sent[slot], min(upto, len(choice.answer.pieces)))
+                sent[slot] = upto
+            if cut is not None and max(sent) >= cut:
                 await response.write(bytes(events))
                 self._cut()
-                return
             if events:
                 await response.write(bytes(events))
-            sent = upto
-            if generation.finished:
+            if all(choice.generation.finished for choice in planned):
                 return
-            await generation.progressed()
+            await choices.progressed(planned)
 
     def _cut(self) -> None:
         """Drop the connection mid-stream (fault `cut_stream_after_tokens`)."""
@@ -104,14 +108,15 @@ class ChatStream:
             transport.abort()
         raise ConnectionResetError("stream cut by fault injection")
 
-    def _pieces(self, start: int, stop: int) -> bytes:
+    def _pieces(self, slot: int, start: int, stop: int) -> bytes:
         out = bytearray()
-        pieces = self.answer.pieces
+        answer, opening = self.planned[slot].answer, self._opens[slot]
+        pieces = answer.pieces
         index = start
         while index < stop:
             kind, text, call = pieces[index]
             if kind == TOOL_NAME:
-                out += self._tool_event(self.answer.calls[call].id, call, text, "")
+                out += self._tool_event(opening, answer.calls[call].id, call, text, "")
                 index += 1
                 continue
             end = index
@@ -119,16 +124,19 @@ class ChatStream:
                 end += 1
             chunk = "".join(piece[1] for piece in pieces[index:end])
             if kind == REASONING:
-                out += self._open + b'{"reasoning_content":' + encode(chunk) + b"}" + _TAIL
+                out += opening + b'{"reasoning_content":' + encode(chunk) + b"}" + _TAIL
             elif kind == CONTENT:
                 delta = b'{"reasoning_content":null,"content":' + encode(chunk) + b"}"
-                out += self._open + delta + _TAIL
+                out += opening + delta + _TAIL
             elif kind == TOOL_ARGS:
-                out += self._tool_event(None, call, None, chunk)
+                out += self._tool_event(opening, None, call, None, chunk)
             index = end
         return bytes(out)
 
-    def _tool_event(self, call_id: str | None, index: int, name: str | None, args: str) -> bytes:
+    @staticmethod
+    def _tool_event(
+        opening: bytes, call_id: str | None, index: int, name: str | None, args: str
+    ) -> bytes:
         """A pydantic-dumped ChatCompletionStreamResponse carrying one tool-call delta."""
         call = {
             "id": call_id,
@@ -137,23 +145,25 @@ class ChatStream:
             "function": {"name": name, "arguments": args},
         }
         delta = {"role": None, "content": None, "reasoning_content": None, "tool_calls": [call]}
-        return self._open + encode(delta) + _TAIL[:-3] + b',"usage":null}\n\n'
+        return opening + encode(delta) + _TAIL[:-3] + b',"usage":null}\n\n'
 
     def _closing(self) -> bytes:
-        """The separate finish event, the optional usage event and [DONE]."""
-        generation, answer = self.generation, self.answer
-        reason = generation.finish_reason or "abort"
-        matched = EOS_TOKEN_ID if reason == "stop" else None
-        if reason == "stop" and answer.calls:
-            reason = "tool_calls"
-        finish = {"reasoning_content": None}
-        out = self._open + encode(finish) + b',"logprobs":null,"finish_reason":'
-        out += encode(reason) + b',"matched_stop":' + encode(matched) + b"}]}\n\n"
+        """The separate finish event of each choice, the optional usage event and [DONE]."""
+        out = bytearray()
+        reasoning_tokens = 0
+        for slot, choice in enumerate(self.planned):
+            generation, answer = choice.generation, choice.answer
+            reasoning_tokens += answer.reasoning_tokens(generation.generated)
+            reason = generation.finish_reason or "abort"
+            matched = EOS_TOKEN_ID if reason == "stop" else None
+            if reason == "stop" and answer.calls:
+                reason = "tool_calls"
+            out += self._opens[slot] + b'{"reasoning_content":null},"logprobs":null,'
+            out += b'"finish_reason":' + encode(reason)
+            out += b',"matched_stop":' + encode(matched) + b"}]}\n\n"
         config = self.replica.config
         options = self.chat.stream_options
-        include = config.stream_include_usage_default or bool(options and options.include_usage)
-        if include:
-            upto = generation.generated
-            fields = usage(generation, answer.reasoning_tokens(upto), config.enable_cache_report)
+        if config.stream_include_usage_default or bool(options and options.include_usage):
+            fields = choices.usage(self.planned, reasoning_tokens, config.enable_cache_report)
             out += b"data: " + self._head + b',"choices":[],"usage":' + encode(fields) + b"}\n\n"
-        return out + DONE
+        return bytes(out + DONE)

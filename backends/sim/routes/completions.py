@@ -11,14 +11,16 @@ import uuid
 
 from aiohttp import web
 
-from backends.sim.answer import CONTENT, Answer, plan_text
+from backends.sim import choices
+from backends.sim.answer import CONTENT, plan_text
+from backends.sim.choices import Choice
 from backends.sim.errors import SimError, stream_error_event
 from backends.sim.generation import Generation, QueueFullError
 from backends.sim.prompt import Prompt, render_ids, render_text
 from backends.sim.replica import Replica
 from backends.sim.routes import intake
+from backends.sim.routes.chat import MAX_CHOICES
 from backends.sim.routes.chat_stream import DONE, SSE_HEADERS
-from backends.sim.usage import usage, without_nulls
 from backends.sim.wire import CompletionRequest, completion_decoder, encode
 from backends.sim.writer import EOS_TOKEN_ID, Writer
 
@@ -29,19 +31,8 @@ async def completions(request: web.Request) -> web.StreamResponse:
         body = await intake.read_body(request, replica)
         completion: CompletionRequest = intake.decode(completion_decoder, body, "CompletionRequest")
         intake.check_model(completion.model, replica.config)
-        prompt, echo = _prompt(completion, replica)
-        budget = intake.max_new_tokens(completion.max_tokens, len(prompt), replica.config)
-        answer = plan_text(
-            Writer(prompt.seed), replica.config.output_tokens_mean, budget, completion.ignore_eos
-        )
         rid = completion.rid or uuid.uuid4().hex
-        generation = Generation(
-            rid,
-            prompt_tokens=len(prompt),
-            block_hashes=prompt.block_hashes,
-            output_tokens=answer.output_tokens,
-            stop_reason=answer.stop_reason,
-        )
+        planned, echo = _plan(completion, replica, rid)
         await intake.pass_faults(replica)
     except SimError as error:
         return intake.error_response(error)
@@ -54,34 +45,59 @@ async def completions(request: web.Request) -> web.StreamResponse:
         }
     )[:-1]
     if completion.stream:
-        return await _stream(request, replica, completion, answer, generation, head=head, echo=echo)
+        return await _stream(request, replica, completion, planned, head=head, echo=echo)
     try:
-        replica.submit(generation)
+        choices.submit(replica, planned)
     except QueueFullError as full:
         return intake.error_response(SimError(str(full), 503, "503"))
     try:
-        await generation.completed()
+        await choices.completed(planned)
     finally:
-        replica.scheduler.abort(generation)
-    reason, matched = _finish(generation)
-    choice = {
-        "index": 0,
-        "text": echo + answer.text(CONTENT, generation.generated),
-        "logprobs": None,
-        "finish_reason": reason,
-        "matched_stop": matched,
-    }
-    fields = usage(generation, 0, replica.config.enable_cache_report)
-    tail = {"choices": [choice], "usage": fields, "metadata": {"weight_version": "default"}}
+        choices.abort(replica, planned)
+    body_choices = []
+    for choice in planned:
+        reason, matched = _finish(choice.generation)
+        text = echo + choice.answer.text(CONTENT, choice.generation.generated)
+        body_choices.append(
+            {
+                "index": choice.index,
+                "text": text,
+                "logprobs": None,
+                "finish_reason": reason,
+                "matched_stop": matched,
+            }
+        )
+    fields = choices.usage(planned, 0, replica.config.enable_cache_report)
+    tail = {"choices": body_choices, "usage": fields, "metadata": {"weight_version": "default"}}
     return intake.json_response(head + b"," + encode(tail)[1:])
+
+
+def _plan(completion: CompletionRequest, replica: Replica, rid: str) -> tuple[list[Choice], str]:
+    prompt, echo = _prompt(completion, replica)
+    config = replica.config
+    if not 1 <= completion.n <= MAX_CHOICES:
+        raise SimError(f"n must be between 1 and {MAX_CHOICES}.")
+    budget = intake.max_new_tokens(completion.max_tokens, len(prompt), config)
+    planned = []
+    for index in range(completion.n):
+        answer = plan_text(
+            Writer(prompt.seed + index), config.output_tokens_mean, budget, completion.ignore_eos
+        )
+        generation = Generation(
+            rid if completion.n == 1 else f"{rid}_{index}",
+            prompt_tokens=len(prompt),
+            block_hashes=prompt.block_hashes,
+            output_tokens=answer.output_tokens,
+            stop_reason=answer.stop_reason,
+        )
+        planned.append(Choice(index, answer, generation))
+    return planned, echo
 
 
 def _prompt(completion: CompletionRequest, replica: Replica) -> tuple[Prompt, str]:
     raw, config = completion.prompt, replica.config
     if isinstance(raw, list) and len(raw) == 1 and isinstance(raw[0], (str, list)):
         raw = raw[0]
-    if completion.n != 1:
-        raise SimError("The simulator answers one choice per request (n must be 1).")
     if isinstance(raw, str):
         prompt = render_text(raw, replica.tokenizer, config.seed, completion.seed)
         return prompt, raw if completion.echo else ""
@@ -99,8 +115,7 @@ async def _stream(
     request: web.Request,
     replica: Replica,
     completion: CompletionRequest,
-    answer: Answer,
-    generation: Generation,
+    planned: list[Choice],
     *,
     head: bytes,
     echo: str,
@@ -108,45 +123,55 @@ async def _stream(
     response = web.StreamResponse(headers=SSE_HEADERS)
     response.enable_chunked_encoding()
     try:
-        replica.submit(generation)
+        choices.submit(replica, planned)
     except QueueFullError as full:
         await response.prepare(request)
         await response.write(stream_error_event(str(full), 503) + DONE)
         return response
     try:
-        while generation.generated == 0 and not generation.finished:
-            await generation.progressed()
+        while not any(c.generation.generated or c.generation.finished for c in planned):
+            await choices.progressed(planned)
         await response.prepare(request)
-        sent = 0
+        reported, closed = [0] * len(planned), [False] * len(planned)
         cut = replica.faults.cut_stream_after_tokens
         while True:
-            upto = generation.generated
-            text = echo + "".join(piece[1] for piece in answer.pieces[sent:upto])
-            echo = ""
-            reason, matched = _finish(generation) if generation.finished else (None, None)
-            choice = {
-                "index": 0,
-                "text": text,
-                "logprobs": None,
-                "finish_reason": reason,
-                "matched_stop": matched,
-            }
-            event = b"data: " + head + b',"choices":[' + encode(choice) + b'],"usage":null}\n\n'
-            await response.write(event)
-            if cut is not None and upto >= cut and request.transport is not None:
+            events = bytearray()
+            for slot, choice in enumerate(planned):
+                generation, upto = choice.generation, choice.generation.generated
+                if closed[slot] or (upto == reported[slot] and not generation.finished):
+                    continue
+                text = "".join(piece[1] for piece in choice.answer.pieces[reported[slot] : upto])
+                events += _event(head, choice, (echo if reported[slot] == 0 else "") + text)
+                reported[slot], closed[slot] = upto, generation.finished
+            await response.write(bytes(events))
+            if cut is not None and max(reported) >= cut and request.transport is not None:
                 request.transport.abort()
                 raise ConnectionResetError("stream cut by fault injection")
-            sent = upto
-            if generation.finished:
+            if all(choice.generation.finished for choice in planned):
                 break
-            await generation.progressed()
+            await choices.progressed(planned)
         options = completion.stream_options
         if replica.config.stream_include_usage_default or (options and options.include_usage):
-            fields = without_nulls(usage(generation, 0, replica.config.enable_cache_report))
-            await response.write(
-                b"data: " + head + b',"choices":[],"usage":' + encode(fields) + b"}\n\n"
+            fields = choices.without_nulls(
+                choices.usage(planned, 0, replica.config.enable_cache_report)
             )
+            usage_event = b',"choices":[],"usage":' + encode(fields) + b"}\n\n"
+            await response.write(b"data: " + head + usage_event)
         await response.write(DONE)
         return response
     finally:
-        replica.scheduler.abort(generation)
+        choices.abort(replica, planned)
+
+
+def _event(head: bytes, choice: Choice, text: str) -> bytes:
+    """One CompletionStreamResponse event; the last one of a choice carries its finish."""
+    generation = choice.generation
+    reason, matched = _finish(generation) if generation.finished else (None, None)
+    body = {
+        "index": choice.index,
+        "text": text,
+        "logprobs": None,
+        "finish_reason": reason,
+        "matched_stop": matched,
+    }
+    return b"data: " + head + b',"choices":[' + encode(body) + b'],"usage":null}\n\n'
