@@ -17,17 +17,19 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 
 from proxy.error_handlers import EXCEPTION_HANDLERS
-from proxy.keys import Key, KeyRefresher, KeyRing, hash_secret, open_key_store
+from proxy.keys import Key, KeyRefresher, KeyRing, OpenKeyRing, hash_secret, open_key_store
 from proxy.ledger import open_ledger
-from proxy.limits import LocalLimiter, Unlimited
+from proxy.limits import build_limiter
 from proxy.limits.admission import Limiter
 from proxy.logs import RequestLog
 from proxy.metrics import Metrics
 from proxy.relay import Relay
 from proxy.routes.admin_backends import admin_backends_routes
+from proxy.routes.admin_keys import admin_keys_routes
 from proxy.routes.openai import openai_routes
 from proxy.routes.ops import ops_routes
 from proxy.routes.surface import surface_routes
+from proxy.routes.usage import usage_routes
 from proxy.routing.catalog import declare
 from proxy.routing.pool import Pool
 from proxy.settings import Settings
@@ -121,7 +123,7 @@ class Runtime:
             environ=environ,
             metrics=self.metrics,
         )
-        self.keys = KeyRing()
+        self.keys: KeyRing = KeyRing() if settings.auth.enabled else OpenKeyRing()
         self.key_store = open_key_store(settings.ledger_url)
         self.key_refresher = KeyRefresher(
             self.key_store,
@@ -129,11 +131,14 @@ class Runtime:
             static_keys=static_keys(settings, environ),
             interval_s=settings.auth.refresh_interval_s,
         )
-        self.limiter: Limiter = LocalLimiter() if settings.limits.enabled else Unlimited()
+        self.limiter: Limiter = build_limiter(
+            enabled=settings.limits.enabled, redis_url=settings.limits.redis_url
+        )
         self.ledger = open_ledger(
             settings.ledger_url,
             flush_interval_s=settings.ledger.flush_interval_ms / 1000.0,
             batch_rows=settings.ledger.batch_rows,
+            enabled=settings.ledger.enabled,
         )
         self.upstream = Upstream(settings.upstream)
         self.relay = Relay(
@@ -206,6 +211,13 @@ def create_app(
             *ops_routes(runtime),
             *surface_routes(runtime),
             *admin_backends_routes(runtime.pool, _admin_key(settings, environ)),
+            *usage_routes(runtime.keys, runtime.ledger, _admin_key(settings, environ)),
+            *admin_keys_routes(
+                runtime.key_store,
+                runtime.keys,
+                runtime.key_refresher,
+                _admin_key(settings, environ),
+            ),
         ],
         lifespan=[runtime.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

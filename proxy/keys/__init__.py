@@ -2,15 +2,17 @@
 
 from proxy.keys.key import Key, QuotaPeriod, generate_key_id, generate_secret, hash_secret
 from proxy.keys.refresher import KeyRefresher
-from proxy.keys.ring import KeyRing
+from proxy.keys.ring import ANONYMOUS, KeyRing, OpenKeyRing
 from proxy.keys.store import KeyStore, KeyUpdate, open_key_store
 
 __all__ = [
+    "ANONYMOUS",
     "Key",
     "KeyRefresher",
     "KeyRing",
     "KeyStore",
     "KeyUpdate",
+    "OpenKeyRing",
     "QuotaPeriod",
     "generate_key_id",
     "generate_secret",

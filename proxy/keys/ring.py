@@ -60,3 +60,15 @@ class KeyRing:
 
     def __repr__(self) -> str:
         return f"KeyRing(keys={len(self._by_hash)})"
+
+
+ANONYMOUS = Key(id="key_anonymous", name="anonymous")
+
+
+class OpenKeyRing(KeyRing):
+    """The ring when keys are switched off (`[auth] enabled = false`): everyone is anonymous.
+
+    For benchmarking the bare relay only; never for a gateway others can reach."""
+
+    def authenticate(self, authorization: str | None) -> Key:
+        return ANONYMOUS

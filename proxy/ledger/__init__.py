@@ -3,7 +3,7 @@
 from proxy.ledger.billing import BilledReason, decide
 from proxy.ledger.row import LedgerRow, format_usd, to_micro_usd
 from proxy.ledger.stores import open_ledger_store
-from proxy.ledger.usage import GroupBy, LedgerStore, UsageBucket, UsageFilter
+from proxy.ledger.usage import GroupBy, LedgerStore, NullLedgerStore, UsageBucket, UsageFilter
 from proxy.ledger.writer import Ledger
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "Ledger",
     "LedgerRow",
     "LedgerStore",
+    "NullLedgerStore",
     "UsageBucket",
     "UsageFilter",
     "decide",
@@ -22,6 +23,11 @@ __all__ = [
 ]
 
 
-def open_ledger(url: str, *, flush_interval_s: float = 0.1, batch_rows: int = 500) -> Ledger:
-    """A Ledger over the store at `url` (`sqlite:///...` or `postgresql://...`); not started."""
-    return Ledger(open_ledger_store(url), flush_interval_s=flush_interval_s, batch_rows=batch_rows)
+def open_ledger(
+    url: str, *, flush_interval_s: float = 0.1, batch_rows: int = 500, enabled: bool = True
+) -> Ledger:
+    """A Ledger over the store at `url` (`sqlite:///...` or `postgresql://...`); not started.
+
+    Disabled, it records nothing and opens no database (the bare-relay benchmark)."""
+    store = open_ledger_store(url) if enabled else NullLedgerStore()
+    return Ledger(store, flush_interval_s=flush_interval_s, batch_rows=batch_rows, enabled=enabled)

@@ -123,3 +123,25 @@ def insert_sql(dialect: Dialect) -> str:
         f"INSERT INTO {TABLE} ({columns}) VALUES ({marks}) "  # noqa: S608 constant columns
         "ON CONFLICT (request_id) DO NOTHING"
     )
+
+
+class NullLedgerStore:
+    """The store of a ledger switched off (`[ledger] enabled = false`): keeps nothing."""
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def insert(self, rows: list[LedgerRow]) -> int:
+        return 0
+
+    async def get(self, request_id: str) -> LedgerRow | None:
+        return None
+
+    async def usage(self, where: UsageFilter, group_by: GroupBy | None) -> list[UsageBucket]:
+        return []
+
+    async def rows(self, where: UsageFilter) -> list[LedgerRow]:
+        return []

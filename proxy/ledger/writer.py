@@ -33,8 +33,10 @@ class Ledger:
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
         batch_rows: int = DEFAULT_BATCH_ROWS,
         max_pending: int = DEFAULT_MAX_PENDING,
+        enabled: bool = True,
     ) -> None:
         self.store = store
+        self.enabled = enabled
         self._interval_s = flush_interval_s
         self._batch_rows = batch_rows
         self._max_pending = max_pending
@@ -52,6 +54,8 @@ class Ledger:
 
     def record(self, row: LedgerRow) -> None:
         """Queue one row; never waits, never touches the database."""
+        if not self.enabled:
+            return
         pending = self._pending
         if not pending:
             self._has_rows.set()
