@@ -70,7 +70,7 @@ _NOT_NULLABLE_USAGE_KEYS = ("prompt_tokens_details", "completion_tokens_details"
 # null, with the comma that joined it to its neighbour.
 _NULL_DELTA_KEYS = tuple(
     (b'"' + key + b'":null,', b',"' + key + b'":null')
-    for key in (b"role", b"tool_calls", b"function_call", b"id", b"type", b"name")
+    for key in (b"role", b"tool_calls", b"function_call", b"id", b"type", b"name", b"usage")
 )
 
 
@@ -83,8 +83,9 @@ def fix_usage(usage: dict[str, Any]) -> dict[str, Any]:
 
 
 def fix_chunk(event: bytes) -> bytes:
-    """A stream chunk without SGLang's `"role": null` in deltas and `"id": null`,
-    `"name": null` in tool-call deltas after the first (the spec has no null there). A
+    """A stream chunk without SGLang's `"role": null` in deltas, `"id": null`, `"name": null`
+    in tool-call deltas after the first, and `"usage": null` on legacy completion chunks
+    (the spec has no null there; OpenAI omits them). A
     chunk's own `id` and `object` are never null, and a key inside a JSON string has its
     quotes escaped, so these byte patterns match only the keys meant."""
     for joined_after, joined_before in _NULL_DELTA_KEYS:
