@@ -34,7 +34,7 @@ from benchmarks.gateway import BENCH_KEY, warmgate_process
 from benchmarks.loadgen import Workload, run_subprocess
 from benchmarks.processes import chat_probe, free_port, free_port_range
 from benchmarks.stats import Outcome, summarize
-from benchmarks.upstreams import replica_urls, sim_process
+from benchmarks.upstreams import canned_process, replica_urls, sim_process
 from benchmarks.workloads import long_prompt_body
 
 TARGETS = ("direct", "warmgate")
@@ -53,6 +53,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--time-scale", type=float, help="simulator delays x (default 1, quick 0.1)"
     )
     parser.add_argument("--replicas", type=int, default=1, help="simulator replicas")
+    parser.add_argument(
+        "--backend",
+        choices=["sim", "canned"],
+        default="sim",
+        help="canned: an upstream that answers at once, isolating the gateway's own cost",
+    )
     parser.add_argument("--base-url", help="a real SGLang backend instead of the simulator")
     parser.add_argument("--api-key", help="the backend's --api-key, if it has one")
     parser.add_argument("--model", help="served model name (default: the simulator's 'demo')")
@@ -107,6 +113,13 @@ def start_backends(
     """The backend URLs (a real one, or simulator replicas started here) and a description."""
     if args.base_url:
         return [args.base_url.rstrip("/")], f"{args.base_url} (model {plan.model})"
+    if args.backend == "canned":
+        port = free_port()
+        canned = canned_process(workdir, port=port, model=plan.model, cpus=plan.load_cpus)
+        stack.enter_context(canned)
+        url = f"http://127.0.0.1:{port}"
+        canned.wait_until(url + "/health", timeout_s=60)
+        return [url], "canned upstream (answers at once: the gateway's own cost, no model noise)"
     time_scale = args.time_scale if args.time_scale is not None else (0.1 if args.quick else 1.0)
     port = free_port_range(args.replicas)
     sim = sim_process(
@@ -241,8 +254,9 @@ def render(result: dict[str, Any]) -> str:
         f"load average at start {load}."
     )
     lines.append("")
-    headers = ["prompt tokens", "c", "TTFT p50 direct", "TTFT p50 Warmgate", "added p50",
-               "added p90", "added p99", "ITL p50 direct / Warmgate", "TPOT p50 direct / Warmgate",
+    headers = ["prompt tokens", "counted by backend", "c", "TTFT p50 direct",
+               "TTFT p50 Warmgate", "added p50", "added p90", "added p99",
+               "ITL p50 direct / Warmgate", "TPOT p50 direct / Warmgate",
                "E2E p50 direct / Warmgate", "errors"]  # fmt: skip
     table = []
     for r in result["rows"]:
@@ -254,9 +268,10 @@ def render(result: dict[str, Any]) -> str:
 
         errors = sum(d["errors"].values()) + sum(w["errors"].values())
         table.append([
-            f"{d['mean_prompt_tokens']:,}", r["concurrency"], d["ttft_ms"].get("p50"),
-            w["ttft_ms"].get("p50"), r["added_ttft_p50_ms"], r["added_ttft_p90_ms"],
-            r["added_ttft_p99_ms"], pair("itl_ms"), pair("tpot_ms"), pair("e2e_ms"), errors,
+            f"{r['length']:,}", f"{d['mean_prompt_tokens']:,}", r["concurrency"],
+            d["ttft_ms"].get("p50"), w["ttft_ms"].get("p50"), r["added_ttft_p50_ms"],
+            r["added_ttft_p90_ms"], r["added_ttft_p99_ms"], pair("itl_ms"), pair("tpot_ms"),
+            pair("e2e_ms"), errors,
         ])  # fmt: skip
     lines += ["All times in ms.", "", report.markdown_table(headers, table)]
     return "\n".join(lines) + "\n"
@@ -268,7 +283,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     concurrencies = sorted({r["concurrency"] for r in result["rows"]})
     for c in concurrencies:
         rows = [r for r in result["rows"] if r["concurrency"] == c]
-        xs = [r["direct"]["mean_prompt_tokens"] or r["length"] for r in rows]
+        xs = [r["length"] for r in rows]
         for target, style in (("direct", "o--"), ("warmgate", "s-")):
             ys = [r[target]["ttft_ms"].get("p50") for r in rows]
             left.plot(xs, ys, style, label=f"{target} c={c}")

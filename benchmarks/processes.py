@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -24,18 +25,26 @@ _TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port free now, below Linux's ephemeral range (32768+), so that no outgoing connection
+    (ours or another process's) takes it between this check and the server's bind."""
+    for _ in range(200):
+        port = _ports.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
+
+
+_ports = random.Random()
 
 
 def free_port_range(count: int) -> int:
     """A base port such that base..base+count-1 are all free now (for simulator replicas)."""
     for _ in range(50):
         base = free_port()
-        if base + count > 65535:
-            continue
         socks: list[socket.socket] = []
         try:
             for offset in range(count):

@@ -281,7 +281,7 @@ def render(doc: dict[str, Any]) -> str:
 def plot(doc: dict[str, Any], path: Path) -> None:
     plt = report.pyplot()
     results = doc["results"]
-    labels = [LABELS[r["policy"]].replace(" (", "\n(") for r in results]
+    labels = [LABELS[r["policy"]].replace(" (", "\n(").replace(" ", "\n", 1) for r in results]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     xs = range(len(results))
     left.bar([x - 0.2 for x in xs], [r["ttft_ms"].get("p50") or 0 for r in results], 0.4,
