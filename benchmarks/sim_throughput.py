@@ -6,7 +6,10 @@ connections, a fixed number of requests in flight). Besides wall-clock requests/
 simulator's own CPU seconds (from /proc), so `requests per simulator CPU-second` stays meaningful
 on a shared machine where the load generator competes for cores.
 
-    .venv/bin/python -m benchmarks.sim_throughput --duration 10 --concurrency 64
+    .venv/bin/python -m benchmarks.sim_throughput --duration 10 --concurrency 64 --load-processes 2
+
+`--streams N` then also holds N concurrent real-time streams (time_scale 1) and reports the
+simulator's CPU per streamed event and the inter-token gap clients see against the model's.
 
 Writes a JSON result to benchmarks/results/sim_throughput.json (or --output).
 """
@@ -93,14 +96,113 @@ def load_process(url: str, concurrency: int, duration_s: float, out: Any) -> Non
     out.close()
 
 
+def start_simulator(port: int, time_scale: str, core: int) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "proxy.cli",
+        "sim",
+        "--port",
+        str(port),
+        "--time-scale",
+        time_scale,
+        "--model",
+        "demo",
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    os.sched_setaffinity(server.pid, {core})
+    return server
+
+
+async def hold_streams(url: str, streams: int, tokens: int) -> tuple[int, list[float]]:
+    """`streams` concurrent streamed chats of `tokens` tokens; events received, per-stream
+    mean gap between content events (s)."""
+    body = json.dumps(
+        {
+            "model": "demo",
+            "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": tokens,
+            "ignore_eos": True,
+            "stream": True,
+        }
+    ).encode()
+    connector = aiohttp.TCPConnector(limit=streams)
+    timeout = aiohttp.ClientTimeout(total=None)
+    events = 0
+    gaps: list[float] = []
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one() -> None:
+            nonlocal events
+            headers = {"Content-Type": "application/json"}
+            stamps: list[float] = []
+            async with session.post(url, data=body, headers=headers) as reply:
+                async for line in reply.content:
+                    if line.startswith(b"data: {") and b'"content":"' in line:
+                        stamps.append(time.monotonic())
+                        events += 1
+            if len(stamps) > 2:
+                gaps.append((stamps[-1] - stamps[1]) / (len(stamps) - 2))
+
+        await asyncio.gather(*(one() for _ in range(streams)))
+    return events, gaps
+
+
+def stream_process(url: str, streams: int, tokens: int, out: Any) -> None:
+    out.send(asyncio.run(hold_streams(url, streams, tokens)))
+    out.close()
+
+
+def run_streams(args: argparse.Namespace) -> dict[str, Any]:
+    """Many concurrent streams in real time: the simulator's CPU per streamed token."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_simulator(port, "1", args.core)
+    try:
+        asyncio.run(wait_ready(base, 30.0))
+        cpu_before, wall_before = cpu_seconds(server.pid), time.monotonic()
+        pipes, workers = [], []
+        per_process = max(1, args.streams // args.load_processes)
+        for _ in range(args.load_processes):
+            receiver, sender = multiprocessing.Pipe(duplex=False)
+            url = base + "/v1/chat/completions"
+            worker = multiprocessing.Process(
+                target=stream_process, args=(url, per_process, args.stream_tokens, sender)
+            )
+            worker.start()
+            pipes.append(receiver)
+            workers.append(worker)
+        events, gaps = 0, []
+        for pipe in pipes:
+            got_events, got_gaps = pipe.recv()
+            events += got_events
+            gaps += got_gaps
+        for worker in workers:
+            worker.join()
+        wall = time.monotonic() - wall_before
+        cpu = cpu_seconds(server.pid) - cpu_before
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {
+        "streams": per_process * args.load_processes,
+        "stream_tokens": args.stream_tokens,
+        "stream_events": events,
+        "stream_duration_s": round(wall, 3),
+        "stream_simulator_cpu_share": round(cpu / wall, 3),
+        "stream_simulator_cpu_us_per_event": round(1e6 * cpu / events, 1) if events else None,
+        "stream_itl_ms_mean": round(1000 * statistics.mean(gaps), 2) if gaps else None,
+        "stream_itl_ms_model": round(
+            1000 * (0.012 + 0.00008 * per_process * args.load_processes), 2
+        ),
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "proxy.cli", "sim", "--port", str(port), "--time-scale",
-               "0", "--model", "demo"]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    server = start_simulator(port, "0", args.core)
     try:
-        os.sched_setaffinity(server.pid, {args.core})
         asyncio.run(wait_ready(base, 30.0))
         asyncio.run(drive(base + "/v1/chat/completions", args.concurrency, 1.0))  # warm-up
         pipes, workers = [], []
@@ -146,11 +248,15 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--load-processes", type=int, default=1)
     parser.add_argument("--core", type=int, default=0, help="CPU core the simulator is pinned to")
+    parser.add_argument("--streams", type=int, default=0, help="also hold N concurrent streams")
+    parser.add_argument("--stream-tokens", type=int, default=200)
     parser.add_argument(
         "--output", type=Path, default=Path("benchmarks/results/sim_throughput.json")
     )
     args = parser.parse_args()
     result = run(args)
+    if args.streams:
+        result |= run_streams(args)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     for key, value in result.items():
