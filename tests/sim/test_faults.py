@@ -86,6 +86,8 @@ async def test_a_cut_stream_breaks_the_connection_after_n_tokens(
 
     with pytest.raises(httpx.RemoteProtocolError):
         await read_all()
+    assert received[0].startswith("data: ")  # the role event and the tokens before the cut
+    assert sum('"content":"' in line for line in received) >= 3
     assert "data: [DONE]" not in received
     assert cluster.replicas[0].scheduler.num_running == 0
 

@@ -27,6 +27,13 @@ SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8"}
 _TAIL = b',"logprobs":null,"finish_reason":null,"matched_stop":null}]}\n\n'
 
 
+def cut_connection(request: web.Request) -> None:
+    """Fault `cut_stream_after_tokens`: end the connection mid-body, after what was written."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()  # flushes the written bytes first, unlike abort()
+
+
 class ChatStream:
     def __init__(
         self,
@@ -64,8 +71,8 @@ class ChatStream:
             while not any(c.generation.generated or c.generation.finished for c in planned):
                 await choices.progressed(planned)
             response = await self._start()
-            await self._relay(response)
-            await response.write(self._closing())
+            if await self._relay(response):
+                await response.write(self._closing())
             return response
         finally:
             choices.abort(replica, planned)
@@ -76,7 +83,8 @@ class ChatStream:
         await response.prepare(self.request)
         return response
 
-    async def _relay(self, response: web.StreamResponse) -> None:
+    async def _relay(self, response: web.StreamResponse) -> bool:
+        """Write every token as it comes; False when the stream was cut by a fault."""
         planned = self.planned
         cut = self.replica.faults.cut_stream_after_tokens
         sent = [0] * len(planned)
@@ -92,21 +100,14 @@ class ChatStream:
                     events += self._opens[slot] + role + _TAIL
                 events += self._pieces(slot, sent[slot], min(upto, len(choice.answer.pieces)))
                 sent[slot] = upto
-            if cut is not None and max(sent) >= cut:
-                await response.write(bytes(events))
-                self._cut()
             if events:
                 await response.write(bytes(events))
+            if cut is not None and max(sent) >= cut:
+                cut_connection(self.request)
+                return False
             if all(choice.generation.finished for choice in planned):
-                return
+                return True
             await choices.progressed(planned)
-
-    def _cut(self) -> None:
-        """Drop the connection mid-stream (fault `cut_stream_after_tokens`)."""
-        transport = self.request.transport
-        if transport is not None:
-            transport.abort()
-        raise ConnectionResetError("stream cut by fault injection")
 
     def _pieces(self, slot: int, start: int, stop: int) -> bytes:
         out = bytearray()

@@ -20,7 +20,7 @@ from backends.sim.prompt import Prompt, render_ids, render_text
 from backends.sim.replica import Replica
 from backends.sim.routes import intake
 from backends.sim.routes.chat import MAX_CHOICES
-from backends.sim.routes.chat_stream import DONE, SSE_HEADERS
+from backends.sim.routes.chat_stream import DONE, SSE_HEADERS, cut_connection
 from backends.sim.wire import CompletionRequest, completion_decoder, encode
 from backends.sim.writer import EOS_TOKEN_ID, Writer
 
@@ -144,9 +144,9 @@ async def _stream(
                 events += _event(head, choice, (echo if reported[slot] == 0 else "") + text)
                 reported[slot], closed[slot] = upto, generation.finished
             await response.write(bytes(events))
-            if cut is not None and max(reported) >= cut and request.transport is not None:
-                request.transport.abort()
-                raise ConnectionResetError("stream cut by fault injection")
+            if cut is not None and max(reported) >= cut:
+                cut_connection(request)
+                return response
             if all(choice.generation.finished for choice in planned):
                 break
             await choices.progressed(planned)
