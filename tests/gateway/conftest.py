@@ -11,7 +11,7 @@ Every response an SDK client receives is validated against the official spec at 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from tests.gateway.harness import GatewayServer, RecordingTransport
 
 KEY = "wg-test-" + "k" * 40
 ONLY_ACME_KEY = "wg-test-" + "a" * 40
+AUTH_HEADER = f"Authorization: Bearer {KEY}"
 BACKEND_KEY = "sglang-backend-secret"
 ENVIRON = {"WG_TEST_KEY": KEY, "WG_ACME_KEY": ONLY_ACME_KEY, "WG_BACKEND_KEY": BACKEND_KEY}
 MAX_BODY_BYTES = 256 * 1024
@@ -183,16 +184,22 @@ def http(gateway: GatewayServer) -> Iterator[httpx.Client]:
         yield raw
 
 
-def sim_stats(url: str) -> dict[str, Any]:
-    response = httpx.get(url + "/_sim/stats", timeout=10)
-    response.raise_for_status()
-    stats: dict[str, Any] = msgspec.json.decode(response.content)
-    return stats
+SimStats = Callable[[str], dict[str, Any]]
 
 
-def set_faults(url: str, **faults: Any) -> None:
-    response = httpx.post(url + "/_sim/faults", json=faults, timeout=10)
-    response.raise_for_status()
+@pytest.fixture(scope="session")
+def sim_stats() -> Iterator[SimStats]:
+    """`sim_stats(replica_url)`: the replica's /_sim/stats (what reached it, what it aborted),
+    over one pooled connection so that polling it is cheap."""
+    with httpx.Client(timeout=10) as control:
+
+        def read(url: str) -> dict[str, Any]:
+            response = control.get(url + "/_sim/stats")
+            response.raise_for_status()
+            stats: dict[str, Any] = msgspec.json.decode(response.content)
+            return stats
+
+        yield read
 
 
 @pytest.fixture

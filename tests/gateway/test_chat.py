@@ -11,7 +11,7 @@ from typing import Any
 
 from openai import OpenAI
 
-from tests.gateway.conftest import sim_stats
+from tests.gateway.conftest import SimStats
 
 ACME = "acme/demo-7b"  # served by the first replica only: its stats show what arrived
 HELLO: list[Any] = [{"role": "user", "content": "Say hello in five words."}]
@@ -31,14 +31,18 @@ def test_a_chat_completion_carries_the_request_id_as_its_id(client: OpenAI) -> N
     assert raw.headers["x-warmgate-price-usd"] == "0.002000"
 
 
-def test_an_alias_reaches_the_backend_as_the_served_name(client: OpenAI, sim: Any) -> None:
+def test_an_alias_reaches_the_backend_as_the_served_name(
+    sim_stats: SimStats, client: OpenAI, sim: Any
+) -> None:
     client.chat.completions.create(model=ACME, messages=HELLO, max_tokens=4)
     assert sim_stats(sim.urls[0])["last_request_body"]["model"] == "demo"
     completion = client.chat.completions.create(model="demo-latest", messages=HELLO)
     assert completion.choices[0].message.content
 
 
-def test_a_stream_without_include_usage_sends_no_usage_chunk(client: OpenAI, sim: Any) -> None:
+def test_a_stream_without_include_usage_sends_no_usage_chunk(
+    sim_stats: SimStats, client: OpenAI, sim: Any
+) -> None:
     with client.chat.completions.with_streaming_response.create(
         model=ACME, messages=HELLO, stream=True
     ) as raw:
@@ -145,7 +149,9 @@ def test_json_object_answers_are_json(client: OpenAI) -> None:
     assert isinstance(json.loads(completion.choices[0].message.content or ""), dict)
 
 
-def test_json_schema_answers_follow_the_schema(client: OpenAI, sim: Any) -> None:
+def test_json_schema_answers_follow_the_schema(
+    sim_stats: SimStats, client: OpenAI, sim: Any
+) -> None:
     schema = {
         "type": "object",
         "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
@@ -169,7 +175,7 @@ def test_json_schema_answers_follow_the_schema(client: OpenAI, sim: Any) -> None
     }
 
 
-def test_stop_seed_and_logprobs_pass_through(client: OpenAI, sim: Any) -> None:
+def test_stop_seed_and_logprobs_pass_through(sim_stats: SimStats, client: OpenAI, sim: Any) -> None:
     """The simulator does not compute logprobs; what matters is that they were asked for."""
     completion = client.chat.completions.create(
         model=ACME,
@@ -193,13 +199,17 @@ def test_stop_seed_and_logprobs_pass_through(client: OpenAI, sim: Any) -> None:
     )
 
 
-def test_n_choices_come_back_and_n_reaches_the_backend(client: OpenAI, sim: Any) -> None:
+def test_n_choices_come_back_and_n_reaches_the_backend(
+    sim_stats: SimStats, client: OpenAI, sim: Any
+) -> None:
     completion = client.chat.completions.create(model=ACME, messages=HELLO, n=2, max_tokens=3)
     assert [choice.index for choice in completion.choices] == [0, 1]
     assert sim_stats(sim.urls[0])["last_request_body"]["n"] == 2
 
 
-def test_extra_body_fields_reach_the_backend_untouched(client: OpenAI, sim: Any) -> None:
+def test_extra_body_fields_reach_the_backend_untouched(
+    sim_stats: SimStats, client: OpenAI, sim: Any
+) -> None:
     extras = {
         "top_k": 20,
         "min_p": 0.05,

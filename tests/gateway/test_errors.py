@@ -16,7 +16,7 @@ from openai import (
     OpenAI,
 )
 
-from tests.gateway.conftest import KEY, MAX_BODY_BYTES, sim_stats
+from tests.gateway.conftest import KEY, MAX_BODY_BYTES, SimStats
 from tests.gateway.harness import GatewayServer
 
 USER: list[Any] = [{"role": "user", "content": "hi"}]
@@ -67,14 +67,14 @@ def _call(client: OpenAI, call: str, arguments: dict[str, Any]) -> object:
     return client.embeddings.create(**{"model": "demo", "input": "hi", **arguments})
 
 
-def _received(sim: Any) -> int:
+def _received(sim_stats: SimStats, sim: Any) -> int:
     return sum(sim_stats(url)["requests_received"] for url in sim.urls)
 
 
 def test_invalid_requests_are_bad_requests_naming_the_param_and_never_reach_a_backend(
-    client: OpenAI, sim: Any
+    sim_stats: SimStats, client: OpenAI, sim: Any
 ) -> None:
-    before = _received(sim)
+    before = _received(sim_stats, sim)
     params = []
     for call, arguments, _ in INVALID:
         with pytest.raises(BadRequestError) as raised:
@@ -85,7 +85,7 @@ def test_invalid_requests_are_bad_requests_naming_the_param_and_never_reach_a_ba
         params.append(error.param)
         assert error.request_id
     assert params == [param for _, _, param in INVALID]
-    assert _received(sim) == before
+    assert _received(sim_stats, sim) == before
     assert len(INVALID) >= 15
 
 
