@@ -35,12 +35,10 @@ from proxy.routing.lease import Lease
 from proxy.routing.policies import RouteHint
 from proxy.upstream import UpstreamResponse
 from proxy.wire.decoding import RequestView
-from proxy.wire.images import CreateImageRequest, ImagesAnswerError, images_response
-from proxy.wire.responses_stream import ResponsesStreamRelay, read_response
+from proxy.wire.images import ImagesAnswerError, images_response
+from proxy.wire.responses_stream import ResponsesStreamRelay, drop_unset_nulls, read_response
 from proxy.wire.surface import SurfaceView
 from proxy.wire.transcripts import TranscriptError, render
-
-IMAGE_MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -226,16 +224,14 @@ class SurfaceRelay(Relay):
         media_type = JSON
         try:
             if view.endpoint == "responses":
+                payload = drop_unset_nulls(payload)
                 self._bind(read_response(payload).id, exchange, lease)
                 usage = read_response(payload).usage
                 if usage is not None:
                     exchange.prompt_tokens = usage.input_tokens
                     exchange.completion_tokens = usage.output_tokens
             elif view.endpoint == "images.generations":
-                request = view.request
-                assert isinstance(request, CreateImageRequest)
-                image_type = IMAGE_MEDIA_TYPES[request.output_format or "png"]
-                payload = images_response(payload, view.response_format or "url", image_type)
+                payload = images_response(payload, view.response_format or "url")
             else:
                 payload, media_type = render(
                     view.response_format or "json",
@@ -331,7 +327,7 @@ class SurfaceRelay(Relay):
             if answer.status != 200:
                 problem = await self._failure(answer, lease, path, binding.model)
                 raise problem.error if isinstance(problem, _RetryableError) else problem
-            payload = await answer.read()
+            payload = drop_unset_nulls(await answer.read())
             lease.finish(Outcome.OK)
         except GatewayError as error:
             return Response(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Literal
 
 import msgspec
@@ -86,7 +87,22 @@ class ImagesAnswerError(ValueError):
     """The backend's answer is not an images response."""
 
 
-def images_response(payload: bytes, response_format: str, media_type: str = "image/png") -> bytes:
+_MAGIC = ((b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"RIFF", "image/webp"))
+
+
+def media_type_of(b64: str) -> str:
+    """The image type from the first bytes of its base64 (PNG, JPEG or WebP)."""
+    try:
+        head = base64.b64decode(b64[:16], validate=False)
+    except ValueError:
+        return "application/octet-stream"
+    for magic, media_type in _MAGIC:
+        if head.startswith(magic):
+            return media_type
+    return "application/octet-stream"
+
+
+def images_response(payload: bytes, response_format: str) -> bytes:
     """OpenAI's `ImagesResponse` from an image backend's base64 answer.
 
     Null fields (SGLang's `revised_prompt: null`, `file_path`, ...) are dropped, its chat-style
@@ -108,7 +124,7 @@ def images_response(payload: bytes, response_format: str, media_type: str = "ima
         if item.b64_json is None:
             raise ImagesAnswerError("an image came back without b64_json")
         if response_format == "url":
-            url = f"data:{media_type};base64,{item.b64_json}"
+            url = f"data:{media_type_of(item.b64_json)};base64,{item.b64_json}"
             images.append(Image(url=url, revised_prompt=item.revised_prompt))
         else:
             images.append(Image(b64_json=item.b64_json, revised_prompt=item.revised_prompt))

@@ -57,6 +57,30 @@ def completion_usage(usage: ResponseUsage) -> CompletionUsage:
     )
 
 
+# SGLang dumps `"user": null` and (until a response completes) `"usage": null` in its
+# Responses; OpenAI's schema allows these members to be absent but not null. Inside JSON
+# strings quotes are escaped, so these bytes can only be such members.
+_UNSET_MEMBERS = tuple(
+    pattern
+    for key in (b"user", b"usage")
+    for pattern in (
+        b',"' + key + b'":null',
+        b'"' + key + b'":null,',
+        b', "' + key + b'": null',
+        b'"' + key + b'": null, ',
+    )
+)
+
+
+def drop_unset_nulls(payload: bytes) -> bytes:
+    """The payload without SGLang's null `user` and `usage` members (absent to OpenAI)."""
+    if b'":null' not in payload and b'": null' not in payload:
+        return payload
+    for pattern in _UNSET_MEMBERS:
+        payload = payload.replace(pattern, b"")
+    return payload
+
+
 def read_response(payload: bytes) -> ResponseHead:
     """The id, status and usage of a `Response` body; an empty head when it is not one."""
     try:
@@ -156,7 +180,7 @@ class ResponsesStreamRelay:
             return _error_event(error.message, error.type, error.param, error.code, sequence)
         if not name and kind:
             block = b"event: " + kind.encode() + b"\n" + block
-        return block + _SEPARATOR
+        return drop_unset_nulls(block) + _SEPARATOR
 
     def _observe(self, event: StreamEvent, kind: str) -> None:
         if event.sequence_number is not None:
