@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Request, Response, delete, get, patch, post
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 
 from proxy.errors import InvalidRequest, NotFound
 from proxy.keys.issue import KeySpec, KeySpecError, check_update, issue_key, key_view
@@ -70,7 +71,7 @@ def admin_keys_routes(
         return _json({"object": "list", "data": [key_view(key) for _, key in stored]})
 
     @get("/admin/keys/{key_id:str}", name="admin_keys_get")
-    async def read(request: AnyRequest, key_id: str) -> Response[bytes]:
+    async def read(request: AnyRequest, key_id: FromPath[str]) -> Response[bytes]:
         require_admin(request, keys, admin_key)
         key = await store.get(key_id)
         if key is None:
@@ -78,7 +79,7 @@ def admin_keys_routes(
         return _json(key_view(key))
 
     @patch("/admin/keys/{key_id:str}", name="admin_keys_update")
-    async def update(request: AnyRequest, key_id: str) -> Response[bytes]:
+    async def update(request: AnyRequest, key_id: FromPath[str]) -> Response[bytes]:
         require_admin(request, keys, admin_key)
         changes = _decode(await request.body(), KeyUpdate)
         current = await store.get(key_id)
@@ -102,11 +103,11 @@ def admin_keys_routes(
         return _json(key_view(key))
 
     @post("/admin/keys/{key_id:str}/revoke", name="admin_keys_revoke", status_code=200)
-    async def revoke(request: AnyRequest, key_id: str) -> Response[bytes]:
+    async def revoke(request: AnyRequest, key_id: FromPath[str]) -> Response[bytes]:
         return await revoke_key(request, key_id)
 
     @delete("/admin/keys/{key_id:str}", name="admin_keys_delete", status_code=200)
-    async def remove(request: AnyRequest, key_id: str) -> Response[bytes]:
+    async def remove(request: AnyRequest, key_id: FromPath[str]) -> Response[bytes]:
         return await revoke_key(request, key_id)
 
     return [create, list_keys, read, update, revoke, remove]

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import msgspec
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 
 from proxy.errors import InvalidApiKey, InvalidRequest, NotFound, PermissionDenied
 from proxy.keys.ring import KeyRing
@@ -157,7 +158,7 @@ def usage_routes(
         return _json(_usage_body(buckets, where, group_by))
 
     @get("/v1/generations/{generation_id:str}", name="generation")
-    async def generation(request: AnyRequest, generation_id: str) -> Response[bytes]:
+    async def generation(request: AnyRequest, generation_id: FromPath[str]) -> Response[bytes]:
         key = keys.authenticate(request.headers.get("authorization"))
         row = await ledger.get(generation_id)
         if row is None or row.key_id != key.id:  # another key's request does not exist for you

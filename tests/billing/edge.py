@@ -1,0 +1,140 @@
+"""A gateway for the billing tests: simulated replicas, a store URL, the admin key, SDK clients."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+
+from backends.sim import SimCluster, SimConfig
+from proxy.app import create_app
+from proxy.server import base_url, bind
+from proxy.settings import Settings, parse_settings
+
+ADMIN_KEY = "wg-admin-" + "z" * 40
+PRICE = "0.002"
+PRICE_MICRO_USD = 2000
+
+
+def sim_cluster(*, replicas: int = 1, time_scale: float = 1.0, **changes: Any) -> Any:
+    """Replicas in real time by default (12 ms a token), so streams can be left half way."""
+    config = SimConfig(
+        model="demo",
+        time_scale=time_scale,
+        enable_cache_report=True,
+        output_tokens_mean=2000,  # long natural answers; max_tokens cuts the short ones
+        **changes,
+    )
+    return SimCluster(config, replicas=replicas).start_in_thread()
+
+
+def edge_settings(
+    ledger_url: str,
+    demo_urls: list[str],
+    broken_urls: list[str] | None = None,
+    *,
+    redis_url: str | None = None,
+    keys: list[dict[str, Any]] | None = None,
+    flush_interval_ms: int = 20,
+) -> Settings:
+    models: list[dict[str, Any]] = [
+        {
+            "name": "demo",
+            "price_per_request": PRICE,
+            "backends": [{"url": url} for url in demo_urls],
+        },
+        {"name": "other", "served_name": "demo", "backends": [{"url": demo_urls[0]}]},
+    ]
+    if broken_urls:
+        models.append(
+            {
+                "name": "broken",
+                "served_name": "demo",
+                "price_per_request": PRICE,
+                "backends": [{"url": url} for url in broken_urls],
+            }
+        )
+    raw: dict[str, Any] = {
+        "data_dir": ledger_url,  # replaced below: settings need a directory
+        "health": {"interval_s": 3600, "probe_path": "/health", "breaker_failures": 1000},
+        "routing": {"load_poll_interval_s": 0, "policy": "round_robin"},
+        "upstream": {"max_attempts": 1},
+        "auth": {"admin_key_env": "WG_ADMIN_KEY", "refresh_interval_s": 3600},
+        "limits": {"redis_url": redis_url},
+        "ledger": {"url": ledger_url, "flush_interval_ms": flush_interval_ms},
+        "models": models,
+        "keys": keys or [],
+    }
+    raw.pop("data_dir")
+    return parse_settings(raw)
+
+
+class GatewayServer:
+    """The gateway on a real port in a thread. Its socket is bound before the server starts,
+    so a request made at once waits in the backlog until the app is up: no polling."""
+
+    def __init__(self, settings: Settings, *, environ: Mapping[str, str]) -> None:
+        self.log = io.BytesIO()
+        self.app = create_app(settings, environ=environ, log_sink=self.log)
+        self.sock = bind("127.0.0.1", 0)
+        self.base_url = base_url(self.sock)
+        self.root = self.base_url.removesuffix("/v1")
+        config = uvicorn.Config(
+            self.app, lifespan="on", ws="none", log_level="warning", access_log=False
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    @property
+    def runtime(self) -> Any:
+        return self.app.state.runtime
+
+    def start(self) -> GatewayServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Graceful shutdown: in-flight requests drain, the ledger is flushed."""
+        self._server.should_exit = True
+        self._thread.join(timeout=60)
+        self.sock.close()
+        assert not self._thread.is_alive(), "the gateway did not shut down"
+
+
+@contextmanager
+def running_edge(settings: Settings, environ: dict[str, str] | None = None) -> Iterator[Edge]:
+    server = GatewayServer(settings, environ={"WG_ADMIN_KEY": ADMIN_KEY, **(environ or {})})
+    server.start()
+    try:
+        with httpx.Client(base_url=server.root, timeout=30) as http:
+            yield Edge(server, http)
+    finally:
+        server.stop()
+
+
+class Edge:
+    def __init__(self, server: GatewayServer, http: httpx.Client) -> None:
+        self.server = server
+        self.http = http
+        self.base_url = server.base_url
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+        return self.http.request(method, path, headers=headers, **kwargs)
+
+    def create_key(self, **spec: Any) -> tuple[str, str]:
+        """(key id, secret) of a new key made through the admin API."""
+        response = self.admin("POST", "/admin/keys", json={"name": "user", **spec})
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return body["id"], body["secret"]
+
+    def get(self, path: str, secret: str, **kwargs: Any) -> httpx.Response:
+        return self.http.get(path, headers={"authorization": f"Bearer {secret}"}, **kwargs)
