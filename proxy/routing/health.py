@@ -1,7 +1,8 @@
 """Active health probes: every `interval_s`, one GET of the probe path on every backend.
 
 A verdict per probe: 200 passes; 503 (starting, draining) and other statuses, connection
-errors and timeouts fail. `eject_after` failures in a row eject a backend, `readmit_after`
+errors and timeouts fail. A 503 ejects at once (SGLang says it is starting or draining: stop
+routing on the first one); other failures eject after `eject_after` in a row, and `readmit_after`
 passes in a row bring it back (in slow start). One exception keeps busy backends in: a probe
 that timed out after the connection was made, while our requests are in flight on a backend
 that showed a sign of life within `busy_grace_s` (a chunk, a load report, a passed probe), is
@@ -33,6 +34,7 @@ class Verdict(enum.Enum):
 class ProbeResult(NamedTuple):
     verdict: Verdict
     reason: str | None = None
+    not_ready: bool = False  # 503: starting or draining, a definite answer
 
 
 class HealthChecker:
@@ -101,7 +103,7 @@ class HealthChecker:
             self._last_pass[backend.id] = self._clock()
             return ProbeResult(Verdict.PASS)
         if response.status_code == 503:
-            return ProbeResult(Verdict.FAIL, "not ready (503)")
+            return ProbeResult(Verdict.FAIL, "not ready (503)", not_ready=True)
         return ProbeResult(Verdict.FAIL, f"status {response.status_code}")
 
     def _busy(self, member: Member, started: float) -> bool:
@@ -134,8 +136,7 @@ class HealthChecker:
         member.consecutive_successes = 0
         member.consecutive_failures += 1
         member.last_probe_error = result.reason
-        if (
-            member.health is not HealthState.EJECTED
-            and member.consecutive_failures >= settings.eject_after
+        if member.health is not HealthState.EJECTED and (
+            result.not_ready or member.consecutive_failures >= settings.eject_after
         ):
             self._pool.set_health(member, HealthState.EJECTED, readmitted=False)

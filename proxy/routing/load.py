@@ -47,8 +47,8 @@ class LoadPoller:
 
     async def run(self) -> None:
         while True:
-            await self.poll_all()
             await asyncio.sleep(self._settings.load_poll_interval_s)
+            await self.poll_all()
 
     async def poll_all(self) -> None:
         members = [

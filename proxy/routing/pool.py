@@ -295,9 +295,9 @@ class Pool:
         """The health checker's verdict; publishes a new snapshot when routability changes."""
         if member.health is state:
             return
-        member.health = state
-        if state is HealthState.EJECTED:
+        if state is HealthState.EJECTED and member.health is HealthState.HEALTHY:
             member.ejections += 1
+        member.health = state
         if readmitted:
             member.readmitted_at = self._clock()
             member.breaker.reset()

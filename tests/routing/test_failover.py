@@ -55,19 +55,24 @@ async def test_a_replica_refusing_connections_costs_no_request_and_is_ejected_th
             async with asyncio.TaskGroup() as group:
                 for worker in range(6):
                     group.create_task(client_loop(worker))
-                await gateway.wait_for(lambda: len(answers) >= 30)
+                await gateway.wait_for(lambda: len(answers) >= 30, 60)
 
-                rounds_at_fault = checker.rounds
+                probes_at_fault = victim.probes
                 await cluster.replicas[0].set_faults(refuse_connections=True)
-                await gateway.wait_for(lambda: health_of(victim) is HealthState.EJECTED)
-                assert checker.rounds - rounds_at_fault <= 2
+                await gateway.wait_for(lambda: health_of(victim) is HealthState.EJECTED, 60)
+                # ejected by the second probe that started after the fault: at most one probe
+                # was already under way when the fault began, then two failed
+                assert victim.probes - probes_at_fault <= 3
+                assert victim.consecutive_failures == 2
+                # requests routed before the ejection end first (re-checked every probe round)
+                await gateway.wait_for(lambda: victim.outstanding == 0, 60)
                 served_while_out = cluster.replicas[0].telemetry.requests_received
                 answered_at_ejection = len(answers)
-                await gateway.wait_for(lambda: len(answers) >= answered_at_ejection + 30)
+                await gateway.wait_for(lambda: len(answers) >= answered_at_ejection + 30, 60)
                 assert cluster.replicas[0].telemetry.requests_received == served_while_out
 
                 await cluster.replicas[0].set_faults(refuse_connections=False)
-                await gateway.wait_for(lambda: health_of(victim) is HealthState.HEALTHY)
+                await gateway.wait_for(lambda: health_of(victim) is HealthState.HEALTHY, 60)
                 await gateway.wait_for(
                     lambda: cluster.replicas[0].telemetry.requests_received >= served_while_out + 5
                 )

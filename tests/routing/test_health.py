@@ -12,7 +12,6 @@ import pytest
 
 from proxy.routing import BackendSpec, Catalog, ModelEntry, Outcome, Pool
 from proxy.routing.health import Verdict
-from proxy.routing.load import LoadPoller
 from proxy.routing.member import HealthState, Member
 from proxy.settings import HealthSettings, RoutingSettings
 from tests.routing.conftest import FakeClock
@@ -48,7 +47,12 @@ def health_of(member: Member) -> HealthState:
 
 
 def make_pool(
-    clock: FakeClock, backends: Backends, *, document: str | None = None, **health: object
+    clock: FakeClock,
+    backends: Backends,
+    *,
+    document: str | None = None,
+    poll_s: float = 0,
+    **health: object,
 ) -> Pool:
     catalog = Catalog([ModelEntry(name="llama", served_name="llama", policy="round_robin")])
     settings = HealthSettings(eject_after=2, readmit_after=2, **health)  # type: ignore[arg-type]
@@ -56,7 +60,7 @@ def make_pool(
         catalog,
         [BackendSpec(model="llama", url=A, api_key_env="KEY_A"), BackendSpec(model="llama", url=B)],
         health=settings,
-        routing=RoutingSettings(load_poll_interval_s=0, backends_document=document),
+        routing=RoutingSettings(load_poll_interval_s=poll_s, backends_document=document),
         clock=clock,
         rng=random.Random(1),
         environ={"KEY_A": "sk-backend-a"},
@@ -64,7 +68,7 @@ def make_pool(
     )
 
 
-async def test_start_probes_once_and_only_passing_backends_take_traffic(clock: FakeClock) -> None:
+async def test_start_probes_once_and_only_ready_backends_take_traffic(clock: FakeClock) -> None:
     backends = Backends()
     backends.health[B] = 503
     pool = make_pool(clock, backends)
@@ -73,8 +77,9 @@ async def test_start_probes_once_and_only_passing_backends_take_traffic(clock: F
     try:
         a, b = pool.members()
         assert health_of(a) is HealthState.HEALTHY
-        assert health_of(b) is HealthState.UNKNOWN
+        assert health_of(b) is HealthState.EJECTED  # a 503 is a definite "not ready"
         assert b.last_probe_error == "not ready (503)"
+        assert b.ejections == 0  # it never was in
         assert pool.ready()
         assert {pool.route("llama").backend.url for _ in range(4)} == {A}
         probe = next(r for r in backends.seen if r.url.host == "10.0.0.1")
@@ -178,11 +183,11 @@ async def test_load_reports_raise_the_load_routing_sees(clock: FakeClock) -> Non
         ],
     }
     backends.loads[A] = httpx.Response(200, json=report)
-    pool = make_pool(clock, backends)
+    pool = make_pool(clock, backends, poll_s=3600.0)
     await pool.start()
     try:
-        assert pool._client is not None
-        poller = LoadPoller(pool.members, pool.routing, pool._client, clock)
+        poller = pool.loads
+        assert poller is not None
         await poller.poll_all()
         a, b = pool.members()
         assert a.remote is not None
@@ -254,5 +259,22 @@ async def test_the_backends_document_is_loaded_at_start_and_reloaded_on_change(
         assert not await watcher.check()
         assert watcher.error is not None
         assert {m.backend.url for m in pool.snapshot.members["llama"]} == {A, B, d}
+    finally:
+        await pool.close()
+
+
+async def test_a_503_probe_ejects_a_healthy_backend_at_once(clock: FakeClock) -> None:
+    backends = Backends()
+    pool = make_pool(clock, backends)
+    await pool.start()
+    try:
+        checker = pool.health
+        assert checker is not None
+        a = pool.members()[0]
+        backends.health[A] = 503  # SIGTERM: SGLang drains and answers 503
+        await checker.check(a)
+        assert health_of(a) is HealthState.EJECTED
+        assert a.ejections == 1
+        assert {pool.route("llama").backend.url for _ in range(4)} == {B}
     finally:
         await pool.close()
