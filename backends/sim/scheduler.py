@@ -240,17 +240,14 @@ class Scheduler:
 
         def finish() -> None:
             done_now = self._sim_now
-            ended = False
             for generation in batch:
                 if generation.finished:
                     continue
                 if generation.emit(done_now):
                     self._decoding.remove(generation)
                     self._release(generation)
-                    ended = True
             self.telemetry.decoded(len(batch))
-            if ended:
-                self._changed()
+            self._changed()
 
         return duration, finish
 

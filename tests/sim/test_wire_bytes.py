@@ -278,22 +278,31 @@ async def test_n_choices_each_get_an_index_and_usage_sums_their_tokens(
     reply = (await http.post("/v1/chat/completions", json=chat_body(n=3, max_tokens=5))).json()
     assert [choice["index"] for choice in reply["choices"]] == [0, 1, 2]
     completion = reply["usage"]["completion_tokens"]
-    assert completion == sum(len(c["message"]["content"].split()) + (c["finish_reason"] == "stop")
-                             for c in reply["choices"])  # fmt: skip
+    assert completion == sum(
+        len(c["message"]["content"].split()) + (c["finish_reason"] == "stop")
+        for c in reply["choices"]
+    )
     assert reply["usage"]["prompt_tokens"] == 11
 
 
 async def test_a_stream_with_n_choices_opens_and_finishes_every_index(
     http: httpx.AsyncClient,
 ) -> None:
-    body = chat_body(n=2, max_tokens=4, ignore_eos=True, stream=True,
-                     stream_options={"include_usage": True})  # fmt: skip
+    body = chat_body(
+        n=2, max_tokens=4, ignore_eos=True, stream=True, stream_options={"include_usage": True}
+    )
     lines = events((await http.post("/v1/chat/completions", json=body)).content)
     chunks = [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
-    roles = [c["choices"][0]["index"] for c in chunks if c["choices"]
-             and c["choices"][0]["delta"].get("role") == "assistant"]  # fmt: skip
-    finishes = [c["choices"][0]["index"] for c in chunks if c["choices"]
-                and c["choices"][0]["finish_reason"] == "length"]  # fmt: skip
+    roles = [
+        c["choices"][0]["index"]
+        for c in chunks
+        if c["choices"] and c["choices"][0]["delta"].get("role") == "assistant"
+    ]
+    finishes = [
+        c["choices"][0]["index"]
+        for c in chunks
+        if c["choices"] and c["choices"][0]["finish_reason"] == "length"
+    ]
     assert sorted(roles) == [0, 1]
     assert finishes == [0, 1]
     assert chunks[-1]["usage"]["completion_tokens"] == 8
