@@ -50,6 +50,10 @@ class GatewayServer:
         self._thread.start()
         return self
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         """Graceful shutdown: in-flight requests drain, the ledger is flushed."""
         self._server.should_exit = True

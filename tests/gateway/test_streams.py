@@ -97,7 +97,14 @@ def test_a_client_leaving_mid_stream_aborts_the_backend_request(
 ) -> None:
     before = aborted(sim_stats, fragile)
     connection = raw_request(
-        gateway, {"model": "fragile", "messages": USER, "max_tokens": 4000, "stream": True}
+        gateway,
+        {
+            "model": "fragile",
+            "messages": USER,
+            "max_tokens": 4000,
+            "ignore_eos": True,  # SGLang's: all 4000 tokens (48 s in real time)
+            "stream": True,
+        },
     )
     seen = b""
     while seen.count(b"data: ") < 3:  # headers and a few tokens have arrived
@@ -122,7 +129,14 @@ def test_a_client_leaving_before_the_first_byte_cancels_the_upstream_request(
         return sum(replica.held for replica in fragile.replicas)
 
     connection = raw_request(
-        gateway, {"model": "fragile", "messages": USER, "max_tokens": 4000, "stream": True}
+        gateway,
+        {
+            "model": "fragile",
+            "messages": USER,
+            "max_tokens": 4000,
+            "ignore_eos": True,  # SGLang's: all 4000 tokens (48 s in real time)
+            "stream": True,
+        },
     )
     wait_until(lambda: held() == 1, what="the request reached a replica and is held there")
     connection.close()
