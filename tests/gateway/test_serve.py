@@ -14,7 +14,7 @@ from openai import OpenAI
 def read_banner(process: subprocess.Popen[str]) -> tuple[str, str, str]:
     """(base URL, API key, the whole banner) from the command's output, as it prints them."""
     assert process.stdout is not None
-    seen = []
+    seen: list[str] = []
     url = key = None
     while key is None:
         line = process.stdout.readline()
