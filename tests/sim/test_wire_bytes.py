@@ -332,3 +332,21 @@ async def test_stream_headers_wait_for_the_first_token(
         with anyio.fail_after(5):
             await got_headers.wait()
     assert status == [200]
+
+
+async def test_continuous_usage_stats_put_running_usage_on_content_events(
+    http: httpx.AsyncClient,
+) -> None:
+    body = chat_body(
+        max_tokens=3,
+        ignore_eos=True,
+        stream=True,
+        stream_options={"include_usage": False, "continuous_usage_stats": True},
+    )
+    lines = events((await http.post("/v1/chat/completions", json=body)).content)
+    chunks = [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
+    assert "usage" not in chunks[0]  # the role event
+    counted = [c["usage"]["completion_tokens"] for c in chunks[1:-1]]
+    assert counted == sorted(counted)
+    assert counted[-1] == 3
+    assert "usage" not in chunks[-1]  # the finish event

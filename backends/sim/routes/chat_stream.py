@@ -98,7 +98,8 @@ class ChatStream:
                     opened[slot] = True
                     role = b'{"reasoning_content":null,"role":"assistant","content":""}'
                     events += self._opens[slot] + role + _TAIL
-                events += self._pieces(slot, sent[slot], min(upto, len(choice.answer.pieces)))
+                stop = min(upto, len(choice.answer.pieces))
+                events += self._pieces(slot, sent[slot], stop, self._tail(choice, stop))
                 sent[slot] = upto
             if events:
                 await response.write(bytes(events))
@@ -109,7 +110,16 @@ class ChatStream:
                 return True
             await choices.progressed(planned)
 
-    def _pieces(self, slot: int, start: int, stop: int) -> bytes:
+    def _tail(self, choice: Choice, upto: int) -> bytes:
+        """How a content event ends: with the running usage under continuous_usage_stats."""
+        options = self.chat.stream_options
+        if not (options and options.continuous_usage_stats):
+            return _TAIL
+        reasoning = choice.answer.reasoning_tokens(upto)
+        fields = choices.usage([choice], reasoning, self.replica.config.enable_cache_report)
+        return _TAIL[:-3] + b',"usage":' + encode(fields) + b"}\n\n"
+
+    def _pieces(self, slot: int, start: int, stop: int, tail: bytes) -> bytes:
         out = bytearray()
         answer, opening = self.planned[slot].answer, self._opens[slot]
         pieces = answer.pieces
@@ -117,7 +127,7 @@ class ChatStream:
         while index < stop:
             kind, text, call = pieces[index]
             if kind == TOOL_NAME:
-                out += self._tool_event(opening, answer.calls[call].id, call, text, "")
+                out += self._tool_event(opening, answer.calls[call].id, call, text, "", tail=tail)
                 index += 1
                 continue
             end = index
@@ -125,18 +135,18 @@ class ChatStream:
                 end += 1
             chunk = "".join(piece[1] for piece in pieces[index:end])
             if kind == REASONING:
-                out += opening + b'{"reasoning_content":' + encode(chunk) + b"}" + _TAIL
+                out += opening + b'{"reasoning_content":' + encode(chunk) + b"}" + tail
             elif kind == CONTENT:
                 delta = b'{"reasoning_content":null,"content":' + encode(chunk) + b"}"
-                out += opening + delta + _TAIL
+                out += opening + delta + tail
             elif kind == TOOL_ARGS:
-                out += self._tool_event(opening, None, call, None, chunk)
+                out += self._tool_event(opening, None, call, None, chunk, tail=tail)
             index = end
         return bytes(out)
 
     @staticmethod
     def _tool_event(
-        opening: bytes, call_id: str | None, index: int, name: str | None, args: str
+        opening: bytes, call_id: str | None, index: int, name: str | None, args: str, *, tail: bytes
     ) -> bytes:
         """A pydantic-dumped ChatCompletionStreamResponse carrying one tool-call delta."""
         call = {
@@ -146,7 +156,9 @@ class ChatStream:
             "function": {"name": name, "arguments": args},
         }
         delta = {"role": None, "content": None, "reasoning_content": None, "tool_calls": [call]}
-        return opening + encode(delta) + _TAIL[:-3] + b',"usage":null}\n\n'
+        if tail is _TAIL:
+            tail = _TAIL[:-3] + b',"usage":null}\n\n'
+        return opening + encode(delta) + tail
 
     def _closing(self) -> bytes:
         """The separate finish event of each choice, the optional usage event and [DONE]."""
