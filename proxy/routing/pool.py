@@ -130,10 +130,8 @@ class Pool:
         now = self._clock()
         if len(chosen) > 1:
             chosen = self._slow_start(chosen, now)
-        stale = self._stale_after_s
-        candidates = [
-            Candidate(m.backend.id, m.load(now, stale), m.work(now, stale)) for m in chosen
-        ]
+        fresh_after = now - self._stale_after_s
+        candidates = [self._candidate(m, fresh_after) for m in chosen]
         member = chosen[self._policies[model].choose(model, candidates, hint)]
         trial = member.breaker.acquire()
         self._in_flight += 1
@@ -144,6 +142,18 @@ class Pool:
             clock=self._clock,
             metrics=self.metrics,
             on_finish=self._finished,
+        )
+
+    @staticmethod
+    def _candidate(member: Member, fresh_after: float) -> Candidate:
+        """The member's load as the policy sees it (Member.load/work, inlined: hot path)."""
+        remote = member.remote
+        if remote is None or remote.read_at < fresh_after:
+            return Candidate(member.backend.id, member.outstanding, member.outstanding_work)
+        return Candidate(
+            member.backend.id,
+            max(member.outstanding, remote.requests),
+            max(member.outstanding_work, float(remote.waiting_tokens)),
         )
 
     def _slow_start(self, chosen: list[Member], now: float) -> list[Member]:

@@ -71,14 +71,16 @@ class PrefixTree:
         best: _Node | None = None
         while pos < end:
             child = node.children.get(text[pos])
-            if child is None or not any(t in child.tenants for t in allowed):
+            if child is None or child.tenants.keys().isdisjoint(allowed):
                 break
-            k = common_prefix_length(child.label, text, pos, end)
-            pos += k
             best = child
-            if k < len(child.label):
-                break
-            node = child
+            label = child.label
+            if pos + len(label) <= end and text.startswith(label, pos):
+                pos += len(label)  # the whole edge matches: the common case, no search
+                node = child
+                continue
+            pos += common_prefix_length(label, text, pos, end)
+            break
         if best is None:
             return 0, None
         tenants = best.tenants
@@ -99,9 +101,13 @@ class PrefixTree:
                 self._grow(tenant, end - pos)
                 self._touch(leaf, tenant, tick)
                 break
-            k = common_prefix_length(child.label, text, pos, end)
-            if k < len(child.label):
-                child = self._split(child, k)
+            label = child.label
+            if pos + len(label) <= end and text.startswith(label, pos):
+                k = len(label)
+            else:
+                k = common_prefix_length(label, text, pos, end)
+                if k < len(label):
+                    child = self._split(child, k)
             if tenant not in child.tenants:
                 self._tenant_chars[tenant] = self._tenant_chars.get(tenant, 0) + len(child.label)
             self._touch(child, tenant, tick)
