@@ -2,7 +2,8 @@
 
 Models: `demo` (both replicas, round robin, so a stored response is found only if its id
 routes back to its replica), `whisper-large-v3` and `painter` (served by the replicas as
-`demo`: the gateway must rewrite the model). Every body an SDK client receives is checked
+`demo`: the gateway must rewrite the model), and `chat-only` on a backend without these
+routes. Every body an SDK client receives is checked
 against the official spec at teardown.
 """
 
@@ -22,6 +23,7 @@ from backends.sim import SimCluster, SimConfig
 from tests.gateway.harness import RecordingTransport
 from tests.surface.conformance import check_exchange
 from tests.surface.server import ServedGateway
+from tests.surface.stub import ChatOnlyBackend
 
 KEY = "wg-surface-" + "s" * 40
 OTHER_KEY = "wg-surface-" + "o" * 40
@@ -29,7 +31,7 @@ ENVIRON = {"WG_SURFACE_KEY": KEY, "WG_OTHER_KEY": OTHER_KEY}
 MAX_AUDIO_BYTES = 256 * 1024
 
 
-def config_text(data_dir: Path, urls: list[str]) -> str:
+def config_text(data_dir: Path, urls: list[str], chat_only_url: str) -> str:
     backends = "\n".join(f'[[models.backends]]\nurl = "{url}"' for url in urls)
     return f"""
 host = "127.0.0.1"
@@ -69,6 +71,12 @@ served_name = "demo"
 price_per_request = "0.04"
 [[models.backends]]
 url = "{urls[1]}"
+
+[[models]]
+name = "chat-only"
+price_per_request = "0.001"
+[[models.backends]]
+url = "{chat_only_url}"
 """
 
 
@@ -81,11 +89,20 @@ def sim() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def served(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]:
+def chat_only() -> Iterator[ChatOnlyBackend]:
+    backend = ChatOnlyBackend().start()
+    yield backend
+    backend.stop()
+
+
+@pytest.fixture(scope="session")
+def served(
+    sim: Any, chat_only: ChatOnlyBackend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedGateway]:
     root = tmp_path_factory.mktemp("surface")
     (root / "tmp").mkdir()
     config = root / "warmgate.toml"
-    config.write_text(config_text(root / "data", list(sim.urls)), encoding="utf-8")
+    config.write_text(config_text(root / "data", list(sim.urls), chat_only.url), encoding="utf-8")
     gateway = ServedGateway(config, environ=ENVIRON, tmpdir=root / "tmp")
     yield gateway
     gateway.stop()
@@ -134,6 +151,11 @@ def sim_stats(url: str) -> dict[str, Any]:
     response.raise_for_status()
     stats: dict[str, Any] = msgspec.json.decode(response.content)
     return stats
+
+
+def set_faults(url: str, **faults: Any) -> None:
+    response = httpx.post(url + "/_sim/faults", json=faults, timeout=10)
+    response.raise_for_status()
 
 
 def received(sim: Any) -> int:

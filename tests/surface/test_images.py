@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from openai import OpenAI
 
@@ -85,3 +86,9 @@ def test_an_invalid_image_request_gets_the_openai_error(
     assert response.status_code == status, response.text
     assert response.json()["error"]["param"] == param
     assert received(sim) == before
+
+
+def test_a_backend_without_an_image_api_gives_a_clear_404(client: OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.images.generate(model="chat-only", prompt="a cat")
+    assert caught.value.code == "unsupported_endpoint"

@@ -9,7 +9,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.surface.conftest import received, sim_stats
+from tests.surface.conftest import received, set_faults, sim_stats
 from tests.surface.server import ServedGateway
 
 
@@ -146,3 +146,25 @@ def test_an_invalid_response_request_is_a_400_naming_the_field(
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
     assert received(sim) == before
+
+
+def test_a_backend_without_the_responses_api_gives_a_clear_404(client: OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.responses.create(model="chat-only", input="hi")
+    assert caught.value.code == "unsupported_endpoint"
+    assert "/v1/responses" in caught.value.message
+
+
+def test_a_stream_the_backend_cuts_ends_with_an_error_the_sdk_raises(
+    client: OpenAI, sim: Any
+) -> None:
+    set_faults(sim.urls[1], cut_stream_after_tokens=2)
+    try:
+        stream = client.responses.create(model="painter", input="cut me", stream=True)
+        seen: list[str] = []
+        with pytest.raises(openai.APIError, match="broke off"):
+            seen.extend(event.type for event in stream)
+        assert seen[0] == "response.created"
+        assert "response.completed" not in seen
+    finally:
+        set_faults(sim.urls[1], cut_stream_after_tokens=None)
