@@ -79,8 +79,9 @@ class RoutingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     balance_rel_threshold: Annotated[float, msgspec.Meta(ge=1)] = 1.5
     # Characters of request text kept in one model's prefix tree before LRU eviction.
     max_tree_chars: PositiveInt = 8_000_000
-    # Only the first characters of a request take part in prefix matching.
-    max_prefix_chars: PositiveInt = 262_144
+    # Only the first characters of a request take part in prefix matching (about 16k tokens;
+    # the request pipeline should extract this much text for RouteHint.prefix).
+    max_prefix_chars: PositiveInt = 65_536
     # Polling of SGLang's own load view (`GET /v1/loads`); 0 turns it off.
     load_poll_interval_s: NonNegativeSeconds = 5.0
     load_poll_timeout_s: PositiveSeconds = 2.0

@@ -178,7 +178,7 @@ class Pool:
                 state=member.breaker.state.value,
                 outcome=outcome.value,
             )
-        if breaker_changed or (self._draining and self._in_flight == 0):
+        if breaker_changed or self._in_flight == 0:
             self.notify()
 
     # ---- what the rest of the gateway asks ----------------------------------------------
