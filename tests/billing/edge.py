@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from openai import OpenAI
 
 from backends.sim import SimCluster, SimConfig
 from proxy.app import create_app
@@ -114,7 +115,12 @@ def running_edge(settings: Settings, environ: dict[str, str] | None = None) -> I
     server.start()
     try:
         with httpx.Client(base_url=server.root, timeout=30) as http:
-            yield Edge(server, http)
+            edge = Edge(server, http)
+            try:
+                yield edge
+            finally:
+                for client in edge.clients:
+                    client.close()
     finally:
         server.stop()
 
@@ -124,6 +130,13 @@ class Edge:
         self.server = server
         self.http = http
         self.base_url = server.base_url
+        self.clients: list[OpenAI] = []
+
+    def sdk(self, secret: str) -> OpenAI:
+        """An SDK client without retries, closed with the edge."""
+        client = OpenAI(base_url=self.base_url, api_key=secret, max_retries=0)
+        self.clients.append(client)
+        return client
 
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"authorization": f"Bearer {ADMIN_KEY}"}
