@@ -8,11 +8,12 @@ A natural stop samples one more token, the end-of-turn token, which is never sho
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from backends.sim.tokenizer import Tokenizer
 from backends.sim.wire import ChatCompletionRequest
-from backends.sim.writer import Writer
+from backends.sim.writer import EOS_TOKEN_ID, Writer
 
 REASONING, CONTENT, TOOL_NAME, TOOL_ARGS = 0, 1, 2, 3
 Piece = tuple[int, str, int]
@@ -34,7 +35,7 @@ class ToolCallPlan:
 class Answer:
     """The pieces a request will stream, how many tokens it samples and why it stops."""
 
-    __slots__ = ("calls", "output_tokens", "pieces", "stop_reason")
+    __slots__ = ("calls", "matched", "output_tokens", "pieces", "stop_reason")
 
     def __init__(
         self,
@@ -55,6 +56,39 @@ class Answer:
             self.output_tokens = len(pieces) + 1
             self.stop_reason = "stop"
         self.calls = calls
+        self.matched: int | str | None = EOS_TOKEN_ID if self.stop_reason == "stop" else None
+
+    def stop_at(self, stops: Sequence[str]) -> None:
+        """End where a stop string first appears in the content, as SGLang does: the string is
+        trimmed from the text, `matched_stop` names it, the finish reason is "stop"."""
+        longest = max((len(stop) for stop in stops), default=0)
+        if not longest:
+            return
+        text = ""
+        for index, (kind, piece, _) in enumerate(self.pieces):
+            if kind != CONTENT:
+                continue
+            start = max(0, len(text) - longest + 1)
+            text += piece
+            hits = [(text.find(stop, start), stop) for stop in stops if stop]
+            found = [(position, stop) for position, stop in hits if position >= 0]
+            if not found:
+                continue
+            position, stop = min(found)
+            kept: list[Piece] = []
+            consumed = 0
+            for piece_kind, piece_text, piece_call in self.pieces[: index + 1]:
+                if piece_kind != CONTENT:
+                    kept.append((piece_kind, piece_text, piece_call))
+                    continue
+                shown = piece_text[: max(0, position - consumed)]
+                consumed += len(piece_text)
+                if shown:
+                    kept.append((CONTENT, shown, piece_call))
+            self.pieces = kept
+            self.output_tokens = index + 1  # the token that completed the stop string
+            self.stop_reason, self.matched = "stop", stop
+            return
 
     def text(self, kind: int, upto: int) -> str:
         """The text of one kind among the first `upto` pieces."""
@@ -68,11 +102,15 @@ class Answer:
         return sum(1 for kind, _, _ in self.pieces[:upto] if kind == REASONING)
 
 
-def plan_text(writer: Writer, mean: int, max_new_tokens: int, ignore_eos: bool) -> Answer:
+def plan_text(
+    writer: Writer, mean: int, max_new_tokens: int, ignore_eos: bool, stops: Sequence[str] = ()
+) -> Answer:
     """Free text for /v1/completions and /generate: a seeded length, then words."""
     visible = min(writer.natural_length(mean) - 1, max_new_tokens)  # the rest would be cut
     pieces = [(CONTENT, word, 0) for word in writer.words(visible)]
-    return Answer(pieces, [], max_new_tokens, ignore_eos, writer)
+    answer = Answer(pieces, [], max_new_tokens, ignore_eos, writer)
+    answer.stop_at(stops)
+    return answer
 
 
 def plan_chat(
@@ -107,7 +145,16 @@ def plan_chat(
     else:
         visible = min(max(1, natural - 1 - len(pieces)), max_new_tokens - len(pieces) + 1)
         pieces += [(CONTENT, word, 0) for word in writer.words(visible)]
-    return Answer(pieces, calls, max_new_tokens, request.ignore_eos, writer)
+    answer = Answer(pieces, calls, max_new_tokens, request.ignore_eos, writer)
+    if not calls:
+        answer.stop_at(stop_strings(request.stop))
+    return answer
+
+
+def stop_strings(stop: str | list[str] | None) -> list[str]:
+    if stop is None:
+        return []
+    return [stop] if isinstance(stop, str) else [item for item in stop if item]
 
 
 def _forced(request: ChatCompletionRequest) -> bool:

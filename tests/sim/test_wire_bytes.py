@@ -350,3 +350,35 @@ async def test_continuous_usage_stats_put_running_usage_on_content_events(
     assert counted == sorted(counted)
     assert counted[-1] == 3
     assert "usage" not in chunks[-1]  # the finish event
+
+
+async def test_a_stop_string_ends_the_answer_before_it_and_is_reported_as_matched(
+    http: httpx.AsyncClient,
+) -> None:
+    body = chat_body(max_tokens=50, ignore_eos=True, stop=["e"])
+    reply = (await http.post("/v1/chat/completions", json=body)).json()
+    choice = reply["choices"][0]
+    assert (choice["finish_reason"], choice["matched_stop"]) == ("stop", "e")
+    assert "e" not in choice["message"]["content"]
+    assert reply["usage"]["completion_tokens"] < 50
+    streamed = events(
+        (
+            await http.post(
+                "/v1/completions",
+                json={
+                    "model": "m",
+                    "prompt": "hello",
+                    "max_tokens": 50,
+                    "ignore_eos": True,
+                    "stop": "e",
+                    "stream": True,
+                },
+            )
+        ).content
+    )
+    last = json.loads(streamed[-2].removeprefix("data: "))["choices"][0]
+    assert (last["finish_reason"], last["matched_stop"]) == ("stop", "e")
+    text = "".join(
+        json.loads(line.removeprefix("data: "))["choices"][0]["text"] for line in streamed[:-1]
+    )
+    assert "e" not in text

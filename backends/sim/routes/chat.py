@@ -17,7 +17,7 @@ from backends.sim.replica import Replica
 from backends.sim.routes import intake
 from backends.sim.routes.chat_stream import ChatStream
 from backends.sim.wire import ChatCompletionRequest, chat_decoder, encode
-from backends.sim.writer import EOS_TOKEN_ID, Writer
+from backends.sim.writer import Writer
 
 MAX_CHOICES = 128
 
@@ -104,11 +104,11 @@ def plan(chat: ChatCompletionRequest, replica: Replica) -> tuple[str, list[Choic
     return rid, planned
 
 
-def finish_reason(answer: Answer, generation: Generation) -> tuple[str, int | None]:
+def finish_reason(answer: Answer, generation: Generation) -> tuple[str, int | str | None]:
     reason = generation.finish_reason or "abort"
     if reason == "stop" and answer.calls:
         return "tool_calls", None
-    return reason, EOS_TOKEN_ID if reason == "stop" else None
+    return reason, answer.matched if reason == "stop" else None
 
 
 def response_body(

@@ -20,7 +20,6 @@ from backends.sim.errors import stream_error_event
 from backends.sim.generation import QueueFullError
 from backends.sim.replica import Replica
 from backends.sim.wire import ChatCompletionRequest, encode
-from backends.sim.writer import EOS_TOKEN_ID
 
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8"}
@@ -168,7 +167,7 @@ class ChatStream:
             generation, answer = choice.generation, choice.answer
             reasoning_tokens += answer.reasoning_tokens(generation.generated)
             reason = generation.finish_reason or "abort"
-            matched = EOS_TOKEN_ID if reason == "stop" else None
+            matched = answer.matched if reason == "stop" else None
             if reason == "stop" and answer.calls:
                 reason = "tool_calls"
             out += self._opens[slot] + b'{"reasoning_content":null},"logprobs":null,'

@@ -12,7 +12,7 @@ import uuid
 from aiohttp import web
 
 from backends.sim import choices
-from backends.sim.answer import CONTENT, plan_text
+from backends.sim.answer import CONTENT, plan_text, stop_strings
 from backends.sim.choices import Choice
 from backends.sim.errors import SimError, stream_error_event
 from backends.sim.generation import Generation, QueueFullError
@@ -22,7 +22,7 @@ from backends.sim.routes import intake
 from backends.sim.routes.chat import MAX_CHOICES
 from backends.sim.routes.chat_stream import DONE, SSE_HEADERS, cut_connection
 from backends.sim.wire import CompletionRequest, completion_decoder, encode
-from backends.sim.writer import EOS_TOKEN_ID, Writer
+from backends.sim.writer import Writer
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
@@ -56,7 +56,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
         choices.abort(replica, planned)
     body_choices = []
     for choice in planned:
-        reason, matched = _finish(choice.generation)
+        reason, matched = _finish(choice)
         text = echo + choice.answer.text(CONTENT, choice.generation.generated)
         body_choices.append(
             {
@@ -81,7 +81,11 @@ def _plan(completion: CompletionRequest, replica: Replica, rid: str) -> tuple[li
     planned = []
     for index in range(completion.n):
         answer = plan_text(
-            Writer(prompt.seed + index), config.output_tokens_mean, budget, completion.ignore_eos
+            Writer(prompt.seed + index),
+            config.output_tokens_mean,
+            budget,
+            completion.ignore_eos,
+            stop_strings(completion.stop),
         )
         generation = Generation(
             rid if completion.n == 1 else f"{rid}_{index}",
@@ -106,9 +110,9 @@ def _prompt(completion: CompletionRequest, replica: Replica) -> tuple[Prompt, st
     raise SimError("The simulator takes one prompt per request: a string or a list of token ids.")
 
 
-def _finish(generation: Generation) -> tuple[str, int | None]:
-    reason = generation.finish_reason or "abort"
-    return reason, EOS_TOKEN_ID if reason == "stop" else None
+def _finish(choice: Choice) -> tuple[str, int | str | None]:
+    reason = choice.generation.finish_reason or "abort"
+    return reason, choice.answer.matched if reason == "stop" else None
 
 
 async def _stream(
@@ -166,7 +170,7 @@ async def _stream(
 def _event(head: bytes, choice: Choice, text: str) -> bytes:
     """One CompletionStreamResponse event; the last one of a choice carries its finish."""
     generation = choice.generation
-    reason, matched = _finish(generation) if generation.finished else (None, None)
+    reason, matched = _finish(choice) if generation.finished else (None, None)
     body = {
         "index": choice.index,
         "text": text,

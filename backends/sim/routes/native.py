@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from backends.sim.answer import Answer, plan_text
+from backends.sim.answer import Answer, plan_text, stop_strings
 from backends.sim.errors import SimError
 from backends.sim.generation import Generation, QueueFullError
 from backends.sim.prompt import render_ids, render_text
@@ -19,7 +19,7 @@ from backends.sim.replica import Replica
 from backends.sim.routes import intake
 from backends.sim.routes.chat_stream import DONE, SSE_HEADERS
 from backends.sim.wire import GenerateRequest, encode, generate_decoder
-from backends.sim.writer import EOS_TOKEN_ID, Writer
+from backends.sim.writer import Writer
 
 
 async def generate(request: web.Request) -> web.StreamResponse:
@@ -42,6 +42,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
             config.output_tokens_mean,
             budget,
             bool(params.get("ignore_eos", False)),
+            stop_strings(params.get("stop")),
         )
         generation = Generation(
             native.rid or uuid.uuid4().hex,
@@ -74,7 +75,7 @@ def _output(answer: Answer, generation: Generation, replica: Replica) -> dict[st
     upto = generation.generated
     reason: dict[str, Any] | None = None
     if generation.finish_reason == "stop":
-        reason = {"type": "stop", "matched": EOS_TOKEN_ID}
+        reason = {"type": "stop", "matched": answer.matched}
     elif generation.finish_reason == "length":
         reason = {"type": "length", "length": upto}
     elif generation.finish_reason is not None:
