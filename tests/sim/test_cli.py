@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,20 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-
-def free_port_pair() -> int:
-    """A port P with P+1 also free at the time of asking."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port: int = first.getsockname()[1]
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port pair")
+from tests.sim.ports import free_port_pair
 
 
 def wait_until_up(url: str, deadline_s: float = 30.0) -> None:
