@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote
 
 from litestar.response import Response, Stream
+from litestar.types import Receive
 
 from proxy.answers import backend_failure
 from proxy.bindings import Binding, ResponseBindings
@@ -29,7 +30,15 @@ from proxy.errors import (
 )
 from proxy.exchange import Exchange, new_request_id
 from proxy.limits.admission import Admission
-from proxy.relay import EVENT_STREAM, JSON, PRICE_HEADER, Relay, _RetryableError
+from proxy.relay import (
+    CLIENT_CLOSED,
+    EVENT_STREAM,
+    JSON,
+    PRICE_HEADER,
+    DisconnectWatch,
+    Relay,
+    _RetryableError,
+)
 from proxy.routing.backend import Outcome
 from proxy.routing.lease import Lease
 from proxy.routing.policies import RouteHint
@@ -64,12 +73,17 @@ class SurfaceRelay(Relay):
         content_type: str | None,
         body: bytes,
         json_body: bool = True,
+        receive: Receive | None = None,
     ) -> Response[bytes] | Stream:
-        """One create request (responses, images, transcriptions), accounted like any other."""
+        """One create request (responses, images, transcriptions), accounted like any other.
+
+        With the ASGI `receive`, a client that leaves while the backend works (a whole image
+        or transcript) cancels the upstream request at once, as on the chat routes."""
         exchange = Exchange(endpoint, clock=self._clock, monotonic=self._monotonic)
         headers: dict[str, str] = {"x-request-id": exchange.request_id}
         admission: Admission | None = None
         streaming = False
+        watch: DisconnectWatch | None = None
         try:
             key = self._keys.authenticate(authorization)
             exchange.key_id = key.id
@@ -82,18 +96,19 @@ class SurfaceRelay(Relay):
             exchange.stream = view.stream
             entry = self._pool.resolve(view.model)
             exchange.model = entry.name
-            if view.previous_response_id is not None:
-                binding = self.bindings.find(view.previous_response_id, key.id)
-                if binding is None or binding.model != entry.name:
-                    raise _not_found(view.previous_response_id, "previous_response_id")
+            self._check_previous(view, key.id, entry.name)
             admission = await self._limiter.admit(key, entry.name)
             headers.update(admission.headers)
             exchange.price_micro_usd, headers[PRICE_HEADER] = self._price(entry)
             exchange.queue_ms = exchange.elapsed_ms()
             upstream_body = view.upstream_body(body, entry.served_name)
+            if receive is not None:
+                watch = DisconnectWatch(receive)
             lease, answer = await self._connect(entry.name, view, upstream_body, exchange)
             headers["openai-processing-ms"] = str(int(exchange.elapsed_ms()))
             if view.stream and answer.status == 200:
+                if watch is not None:
+                    watch.stop()
                 streaming = True
                 events = self._responses_stream(answer, lease, admission, exchange)
                 return Stream(
@@ -105,11 +120,29 @@ class SurfaceRelay(Relay):
             return await self._answer(answer, lease, view, exchange, headers)
         except GatewayError as error:
             return self._error(error, exchange, headers)
+        except asyncio.CancelledError:
+            if watch is None or not watch.absorb():
+                raise
+            exchange.cancelled = True
+            exchange.status = CLIENT_CLOSED
+            exchange.error_code = "client_closed"
+            return Response(b"", status_code=CLIENT_CLOSED)
         finally:
+            if watch is not None:
+                watch.stop()
             if not streaming:
                 if admission is not None:
                     admission.release()
                 self._close(exchange)
+
+    def _check_previous(self, view: SurfaceView, key_id: str | None, model: str) -> None:
+        """A `previous_response_id` must name a response this key created on this model."""
+        previous = view.previous_response_id
+        if previous is None:
+            return
+        binding = self.bindings.find(previous, key_id)
+        if binding is None or binding.model != model:
+            raise _not_found(previous, "previous_response_id")
 
     async def _attempt(
         self,

@@ -53,6 +53,7 @@ def surface_routes(
             authorization=authorization,
             content_type=content_type,
             body=body,
+            receive=request.receive,
         )
 
     @get("/v1/responses/{response_id:str}", name="retrieve_response")
@@ -75,6 +76,7 @@ def surface_routes(
             authorization=authorization,
             content_type=content_type,
             body=body,
+            receive=request.receive,
         )
 
     @post(
@@ -93,6 +95,7 @@ def surface_routes(
             content_type=content_type,
             body=body,
             json_body=False,
+            receive=request.receive,
         )
 
     return [create_response, retrieve_response, cancel_response, create_image, create_transcription]

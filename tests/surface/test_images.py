@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import httpx
@@ -10,7 +11,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.surface.conftest import received, sim_stats
+from tests.surface.conftest import KEY, received, set_faults, sim_stats
 from tests.surface.server import ServedGateway
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -92,3 +93,24 @@ def test_a_backend_without_an_image_api_gives_a_clear_404(client: OpenAI) -> Non
     with pytest.raises(openai.NotFoundError) as caught:
         client.images.generate(model="chat-only", prompt="a cat")
     assert caught.value.code == "unsupported_endpoint"
+
+
+def test_a_client_that_leaves_while_the_image_is_made_is_accounted_as_cancelled(
+    served: ServedGateway, sim: Any
+) -> None:
+    set_faults(sim.urls[1], hang_before_first_byte=True)
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                served.base_url + "/images/generations",
+                json={"model": "painter", "prompt": "never finished"},
+                headers={"Authorization": f"Bearer {KEY}"},
+                timeout=httpx.Timeout(10.0, read=0.5),
+            )
+        line = served.wait_for(
+            lambda text: '"endpoint":"images.generations"' in text and '"status":499' in text
+        )
+    finally:
+        set_faults(sim.urls[1], hang_before_first_byte=False)
+    record = json.loads(line)
+    assert (record["cancelled"], record["billed"]) == (True, False)
