@@ -11,6 +11,7 @@ shapes (srt/vtt rendered, verbose transcripts completed, image answers cleaned).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote
 
@@ -28,8 +29,10 @@ from proxy.errors import (
     StreamInterrupted,
     UnsupportedMediaType,
 )
-from proxy.exchange import Exchange, new_request_id
-from proxy.limits.admission import Admission
+from proxy.exchange import Exchange, LedgerSink, RequestSink, new_request_id
+from proxy.keys.ring import KeyRing
+from proxy.limits.admission import Admission, Limiter
+from proxy.metrics import Metrics
 from proxy.relay import (
     CLIENT_CLOSED,
     EVENT_STREAM,
@@ -42,7 +45,8 @@ from proxy.relay import (
 from proxy.routing.backend import Outcome
 from proxy.routing.lease import Lease
 from proxy.routing.policies import RouteHint
-from proxy.upstream import UpstreamResponse
+from proxy.routing.pool import Pool
+from proxy.upstream import Upstream, UpstreamResponse
 from proxy.wire.decoding import RequestView
 from proxy.wire.images import ImagesAnswerError, images_response
 from proxy.wire.responses_stream import ResponsesStreamRelay, drop_unset_nulls, read_response
@@ -60,8 +64,33 @@ def _not_found(response_id: str, param: str) -> NotFound:
 
 
 class SurfaceRelay(Relay):
-    def __init__(self, *args: object, bindings: ResponseBindings, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]  # Relay's own keywords
+    def __init__(
+        self,
+        *,
+        keys: KeyRing,
+        limiter: Limiter,
+        pool: Pool,
+        upstream: Upstream,
+        ledger: LedgerSink,
+        log: RequestSink,
+        metrics: Metrics,
+        bindings: ResponseBindings,
+        max_attempts: int = 3,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(
+            keys=keys,
+            limiter=limiter,
+            pool=pool,
+            upstream=upstream,
+            ledger=ledger,
+            log=log,
+            metrics=metrics,
+            max_attempts=max_attempts,
+            clock=clock,
+            monotonic=monotonic,
+        )
         self.bindings = bindings
 
     async def handle(

@@ -28,6 +28,17 @@ Public API (what the gateway uses):
     encode_embeddings_base64(response_body)  # float vectors -> base64 float32-LE strings,
                                              # when view.encoding_format == "base64"
 
+The rest of the surface (proxy.wire.surface; used by proxy.surface.SurfaceRelay):
+
+    decode_responses(body) / decode_images(body) / decode_transcriptions(body, content_type,
+        max_file_bytes=...) -> SurfaceView   # a RequestView plus path, method, content type,
+                                             # response_format, previous_response_id, ...
+    proxy.wire.audio        multipart form validated in place (no copy of the file), format
+                            from name / magic bytes / part type, model + format spliced
+    proxy.wire.transcripts  srt / vtt rendered from verbose_json, verbose answers completed
+    proxy.wire.images       images_response(): SGLang's answer in OpenAI's ImagesResponse shape
+    proxy.wire.responses_stream  ResponsesStreamRelay (event: lines kept, usage, id, end)
+
 Unknown request fields are never rejected and never touched: they reach the backend in the
 original bytes. Decoders are built once at import.
 """
