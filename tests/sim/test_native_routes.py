@@ -110,3 +110,25 @@ class TestKeepAlive:
 
                 with pytest.raises(anyio.EndOfStream):  # the server closed the idle connection
                     await read_until_closed()
+
+
+async def test_health_generate_runs_through_the_scheduler_and_waits_behind_it(
+    cluster: SimCluster, http: httpx.AsyncClient
+) -> None:
+    scheduler = cluster.replicas[0].scheduler
+    await http.post("/pause_generation")
+    statuses: list[int] = []
+
+    async def probe() -> None:
+        statuses.append((await http.get("/health_generate")).status_code)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(probe)
+        with anyio.fail_after(5):
+            await scheduler.wait_until(lambda s: s.num_waiting == 1)
+        assert statuses == []
+        assert (await http.get("/ready")).status_code == 503  # paused
+        await http.post("/continue_generation")
+    assert statuses == [200]
+    stats = (await http.get("/_sim/stats")).json()
+    assert stats["requests_completed"] == 0  # probes are not counted as requests

@@ -34,7 +34,7 @@ async def health_generate(request: web.Request) -> web.Response:
     except QueueFullError:
         return web.Response(status=200)  # the abort is itself a scheduler output
     try:
-        timeout = HEALTH_CHECK_TIMEOUT_S * scale if scale > 0 else None
+        timeout = HEALTH_CHECK_TIMEOUT_S * (scale if scale > 0 else 1.0)  # a stuck engine
         await asyncio.wait_for(probe.completed(), timeout)
         if scale > 0:
             await asyncio.sleep(
