@@ -149,7 +149,7 @@ def test_sigkill_under_load_never_duplicates_and_loses_at_most_one_flush_window(
     record_property("lost", len(lost))
     record_property("oldest_lost_ms", ages_ms[-1] if ages_ms else 0.0)
     record_property("requests_per_s", round(rate, 1))
-    print(  # noqa: T201 the measured loss, for the README
+    print(  # the measured loss, shown with -s, for the README
         f"SIGKILL: answered={len(load.answered)} lost={len(lost)} "
         f"oldest_lost_ms={ages_ms[-1] if ages_ms else 0:.1f} rate={rate:.0f}/s"
     )
