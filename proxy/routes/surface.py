@@ -57,13 +57,15 @@ def surface_routes(
         )
 
     @get("/v1/responses/{response_id:str}", name="retrieve_response")
-    async def retrieve_response(request: AnyRequest, response_id: str) -> Response[bytes]:
+    async def retrieve_response(request: AnyRequest) -> Response[bytes]:
         authorization = request_headers(request)[0]
+        response_id = str(request.path_params["response_id"])
         return await relay.stored(response_id, authorization=authorization, cancel=False)
 
     @post("/v1/responses/{response_id:str}/cancel", status_code=200, name="cancel_response")
-    async def cancel_response(request: AnyRequest, response_id: str) -> Response[bytes]:
+    async def cancel_response(request: AnyRequest) -> Response[bytes]:
         authorization = request_headers(request)[0]
+        response_id = str(request.path_params["response_id"])
         return await relay.stored(response_id, authorization=authorization, cancel=True)
 
     @post("/v1/images/generations", status_code=200, name="create_image")
