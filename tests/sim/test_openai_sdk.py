@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import openai
@@ -188,3 +189,24 @@ async def test_models_list_reports_sglang_ownership_and_context(sdk: openai.Asyn
     assert [model.id for model in models.data] == ["demo"]
     assert models.data[0].owned_by == "sglang"
     assert models.data[0].model_extra == {"root": "demo", "parent": None, "max_model_len": 131072}
+
+
+async def test_a_tool_result_in_the_history_gets_a_text_answer(sdk: openai.AsyncOpenAI) -> None:
+    question: list[Any] = [{"role": "user", "content": "What is the weather in Rome?"}]
+    first = await sdk.chat.completions.create(
+        model="demo", messages=question, tools=[WEATHER_TOOL], max_tokens=200
+    )
+    calls = first.choices[0].message.tool_calls
+    assert calls is not None
+    follow_up = [
+        *question,
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": calls[0].id, "content": '{"celsius": 21}'},
+    ]
+    second = await sdk.chat.completions.create(
+        model="demo", messages=follow_up, tools=[WEATHER_TOOL], max_tokens=50
+    )
+    assert second.choices[0].message.tool_calls is None
+    assert second.choices[0].message.content
+    assert second.usage is not None
+    assert second.usage.prompt_tokens > first.usage.prompt_tokens  # type: ignore[union-attr]
