@@ -20,6 +20,7 @@ class RankLoad(msgspec.Struct):
     num_running_reqs: int = 0
     num_waiting_reqs: int = 0
     num_waiting_uncached_tokens: int = 0
+    num_used_tokens: int = 0
     token_usage: float = 0.0
 
 
@@ -83,7 +84,7 @@ class LoadPoller:
             return False
         member.remote = RemoteLoad(
             requests=sum(r.num_running_reqs + r.num_waiting_reqs for r in report.loads),
-            waiting_tokens=sum(r.num_waiting_uncached_tokens for r in report.loads),
+            tokens=sum(r.num_used_tokens + r.num_waiting_uncached_tokens for r in report.loads),
             token_usage=max((r.token_usage for r in report.loads), default=0.0),
             read_at=self._clock(),
         )

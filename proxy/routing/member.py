@@ -23,13 +23,11 @@ class HealthState(enum.Enum):
 class RemoteLoad:
     """The backend's own view of its load (SGLang `/v1/loads`), with when it was read."""
 
-    __slots__ = ("read_at", "requests", "token_usage", "waiting_tokens")
+    __slots__ = ("read_at", "requests", "token_usage", "tokens")
 
-    def __init__(
-        self, *, requests: int, waiting_tokens: int, token_usage: float, read_at: float
-    ) -> None:
-        self.requests = requests
-        self.waiting_tokens = waiting_tokens
+    def __init__(self, *, requests: int, tokens: int, token_usage: float, read_at: float) -> None:
+        self.requests = requests  # running + waiting
+        self.tokens = tokens  # KV tokens in use + uncached tokens waiting for prefill
         self.token_usage = token_usage
         self.read_at = read_at
 
@@ -87,10 +85,10 @@ class Member:
         return self.outstanding
 
     def work(self, now: float, stale_after_s: float) -> float:
-        """Prompt tokens in flight: ours, or the backend's queued uncached tokens if more."""
+        """Prompt tokens in flight: ours, or the backend's tokens in use and queued if more."""
         remote = self.remote
         if remote is not None and now - remote.read_at <= stale_after_s:
-            return max(self.outstanding_work, float(remote.waiting_tokens))
+            return max(self.outstanding_work, float(remote.tokens))
         return self.outstanding_work
 
     def share(self, now: float, health: HealthSettings) -> float:
@@ -126,7 +124,7 @@ class Member:
             if remote is None
             else {
                 "requests": remote.requests,
-                "waiting_tokens": remote.waiting_tokens,
+                "tokens": remote.tokens,
                 "token_usage": remote.token_usage,
                 "age_s": round(now - remote.read_at, 3),
             },

@@ -153,7 +153,7 @@ class Pool:
         return Candidate(
             member.backend.id,
             max(member.outstanding, remote.requests),
-            max(member.outstanding_work, float(remote.waiting_tokens)),
+            max(member.outstanding_work, float(remote.tokens)),
         )
 
     def _slow_start(self, chosen: list[Member], now: float) -> list[Member]:

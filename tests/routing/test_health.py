@@ -191,7 +191,7 @@ async def test_load_reports_raise_the_load_routing_sees(clock: FakeClock) -> Non
         await poller.poll_all()
         a, b = pool.members()
         assert a.remote is not None
-        assert (a.remote.requests, a.remote.waiting_tokens, a.remote.token_usage) == (
+        assert (a.remote.requests, a.remote.tokens, a.remote.token_usage) == (
             12,
             4096,
             0.7,
@@ -276,5 +276,38 @@ async def test_a_503_probe_ejects_a_healthy_backend_at_once(clock: FakeClock) ->
         assert health_of(a) is HealthState.EJECTED
         assert a.ejections == 1
         assert {pool.route("llama").backend.url for _ in range(4)} == {B}
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize("policy", ["least_outstanding", "cache_aware"])
+async def test_a_backend_busy_with_another_edges_requests_gets_none_of_ours(
+    clock: FakeClock, policy: str
+) -> None:
+    backends = Backends()
+    report = {
+        "loads": [{"num_running_reqs": 80, "num_waiting_reqs": 20, "num_used_tokens": 240_000}]
+    }
+    backends.loads[A] = httpx.Response(200, json=report)
+    backends.loads[B] = httpx.Response(200, json={"loads": [{"num_running_reqs": 0}]})
+    catalog = Catalog([ModelEntry(name="llama", served_name="llama", policy=policy)])  # type: ignore[arg-type]
+    pool = Pool(
+        catalog,
+        [BackendSpec(model="llama", url=A), BackendSpec(model="llama", url=B)],
+        routing=RoutingSettings(load_poll_interval_s=3600.0),
+        clock=clock,
+        rng=random.Random(2),
+        transport=httpx.MockTransport(backends),
+    )
+    await pool.start()
+    try:
+        poller = pool.loads
+        assert poller is not None
+        await poller.poll_all()
+        leases = [pool.route("llama") for _ in range(10)]
+        # our own counts alone would alternate; the backends' view sends everything to B
+        assert {lease.backend.url for lease in leases} == {B}
+        for lease in leases:
+            lease.finish(Outcome.OK)
     finally:
         await pool.close()
