@@ -146,3 +146,24 @@ async def read_all(stream: AsyncStream[ChatCompletionChunk], received: list[str]
 
 def _with_upstream(settings: Settings, upstream: UpstreamSettings) -> Settings:
     return msgspec.structs.replace(settings, upstream=upstream)
+
+
+async def test_a_replica_answering_503_is_retried_elsewhere_and_its_breaker_opens(
+    tmp_path: Path,
+) -> None:
+    health = HealthSettings(interval_s=3600.0, breaker_failures=3, breaker_cooldown_s=3600.0)
+    async with sim_cluster(3) as cluster:
+        await cluster.replicas[2].set_faults(fail_rate=1.0, fail_status=503)
+        settings = gateway_settings(cluster.urls, tmp_path, policy="round_robin", health=health)
+        async with running_gateway(settings) as gateway:
+            for turn in range(12):
+                reply = await gateway.client.chat.completions.create(
+                    model=MODEL,
+                    messages=[{"role": "user", "content": f"turn {turn}"}],
+                    max_tokens=2,
+                )
+                assert reply.choices[0].message.content is not None
+            failing = next(m for m in gateway.pool.members() if m.backend.url == cluster.urls[2])
+            assert failing.errors == 3  # three 503s, each retried on another replica
+            assert not failing.breaker.allows()
+            assert cluster.replicas[2].telemetry.faults_injected == 3
