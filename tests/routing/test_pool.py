@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from proxy.errors import ModelNotFound, NoHealthyBackend, ShuttingDown
+from proxy.routes.admin_backends import admin_authorized
 from proxy.routing import Backend, BackendSpec, Catalog, ModelEntry, Outcome, Pool, RouteHint
 from proxy.routing.breaker import BreakerState
 from proxy.routing.catalog import CatalogError, MissingBackendKeyError, declare
@@ -278,3 +279,13 @@ def test_metrics_render_requests_errors_and_per_backend_gauges(clock: FakeClock)
     assert f"warmgate_backend_healthy{{{backend}}} 1" in text
     assert f'warmgate_backend_inter_token_seconds_bucket{{{backend},le="0.02"}} 1' in text
     assert f"warmgate_backend_ttft_seconds_count{{{backend}}} 1" in text
+
+
+def test_the_admin_check_wants_the_exact_bearer_admin_key() -> None:
+    assert admin_authorized("Bearer sk-admin", "sk-admin")
+    assert admin_authorized("bearer sk-admin", "sk-admin")
+    assert not admin_authorized("Bearer sk-admin2", "sk-admin")
+    assert not admin_authorized("Basic sk-admin", "sk-admin")
+    assert not admin_authorized(None, "sk-admin")
+    assert not admin_authorized("Bearer ", None)  # no admin key configured: nobody gets in
+    assert not admin_authorized("Bearer ", "")
