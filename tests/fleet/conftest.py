@@ -57,3 +57,8 @@ def sky(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
 @pytest.fixture
 def models_dir() -> Path:
     return MODELS_DIR
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
