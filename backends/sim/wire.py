@@ -80,6 +80,19 @@ class StreamOptions(msgspec.Struct, kw_only=True):
     continuous_usage_stats: bool | None = False
 
 
+SAMPLING_FIELDS = (
+    "temperature", "top_p", "top_k", "min_p", "frequency_penalty", "presence_penalty",
+    "repetition_penalty",
+)  # fmt: skip
+
+
+def sampling_of(request: ChatCompletionRequest | CompletionRequest) -> dict[str, object]:
+    """The request's sampling fields under SGLang's sampling_params names."""
+    params: dict[str, object] = {name: getattr(request, name) for name in SAMPLING_FIELDS}
+    params["max_new_tokens"] = getattr(request, "max_completion_tokens", None) or request.max_tokens
+    return params
+
+
 class ChatCompletionRequest(msgspec.Struct, kw_only=True):
     messages: list[ChatMessage]
     model: str = "default"
@@ -92,6 +105,13 @@ class ChatCompletionRequest(msgspec.Struct, kw_only=True):
     tool_choice: str | ToolChoice | None = None
     response_format: ResponseFormat | None = None
     stop: str | list[str] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    repetition_penalty: float | None = None
     ignore_eos: bool = False
     separate_reasoning: bool = True
     rid: str | None = None
@@ -107,6 +127,13 @@ class CompletionRequest(msgspec.Struct, kw_only=True):
     stream_options: StreamOptions | None = None
     echo: bool = False
     stop: str | list[str] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    repetition_penalty: float | None = None
     ignore_eos: bool = False
     rid: str | None = None
     seed: int | None = None

@@ -160,6 +160,13 @@ async def test_completion_stream_carries_finish_on_its_last_token_event(
             "131070 tokens for the completion. Please reduce the number of tokens in the input "
             "messages or the completion to fit within the limit.",
         ),
+        (chat_body(temperature=-1), "temperature must be a non-negative finite number, got -1.0."),
+        (chat_body(top_p=0), "top_p must be in (0, 1], got 0.0."),
+        (chat_body(max_tokens=-3), "max_new_tokens must be at least 0, got -3."),
+        (
+            chat_body(extra_penalty=1, presence_penalty=2.5),
+            "presence_penalty must be in [-2, 2], got 2.5.",
+        ),
         (
             chat_body(model="llama3:8b"),
             "LoRA adapter '8b' was requested, but LoRA is not enabled. Please launch the server "

@@ -10,13 +10,14 @@ from aiohttp import web
 from backends.sim import choices
 from backends.sim.answer import CONTENT, REASONING, Answer, plan_chat
 from backends.sim.choices import Choice
-from backends.sim.errors import SimError
+from backends.sim.errors import SimError, validation_error
 from backends.sim.generation import Generation, QueueFullError
 from backends.sim.prompt import render_chat
 from backends.sim.replica import Replica
 from backends.sim.routes import intake
 from backends.sim.routes.chat_stream import ChatStream
-from backends.sim.wire import ChatCompletionRequest, chat_decoder, encode
+from backends.sim.sampling import check_sampling
+from backends.sim.wire import ChatCompletionRequest, chat_decoder, encode, sampling_of
 from backends.sim.writer import Writer
 
 MAX_CHOICES = 128
@@ -30,6 +31,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         validate(chat)
         intake.check_model(chat.model, replica.config)
         rid, planned = plan(chat, replica)
+        check_sampling(sampling_of(chat))
         await intake.pass_faults(replica)
     except SimError as error:
         return intake.error_response(error)
@@ -52,6 +54,13 @@ def validate(chat: ChatCompletionRequest) -> None:
         raise SimError("Messages cannot be empty.")
     tools = chat.tools or []
     choice = chat.tool_choice
+    if isinstance(choice, str) and choice not in ("auto", "required", "none"):
+        raise validation_error(
+            "ChatCompletionRequest",
+            ValueError(
+                f"tool_choice\n  Input should be 'auto', 'required' or 'none' [input={choice!r}]"
+            ),
+        )
     if isinstance(choice, str) and choice.lower() == "required" and not tools:
         raise SimError("Tools cannot be empty if tool choice is set to required.")
     if choice is not None and not isinstance(choice, str):

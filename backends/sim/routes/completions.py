@@ -21,7 +21,8 @@ from backends.sim.replica import Replica
 from backends.sim.routes import intake
 from backends.sim.routes.chat import MAX_CHOICES
 from backends.sim.routes.chat_stream import DONE, SSE_HEADERS, cut_connection
-from backends.sim.wire import CompletionRequest, completion_decoder, encode
+from backends.sim.sampling import check_sampling
+from backends.sim.wire import CompletionRequest, completion_decoder, encode, sampling_of
 from backends.sim.writer import Writer
 
 
@@ -33,6 +34,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
         intake.check_model(completion.model, replica.config)
         rid = completion.rid or uuid.uuid4().hex
         planned, echo = _plan(completion, replica, rid)
+        check_sampling(sampling_of(completion))
         await intake.pass_faults(replica)
     except SimError as error:
         return intake.error_response(error)

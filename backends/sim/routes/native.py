@@ -18,6 +18,7 @@ from backends.sim.prompt import render_ids, render_text
 from backends.sim.replica import Replica
 from backends.sim.routes import intake
 from backends.sim.routes.chat_stream import DONE, SSE_HEADERS
+from backends.sim.sampling import check_sampling
 from backends.sim.wire import GenerateRequest, encode, generate_decoder
 from backends.sim.writer import Writer
 
@@ -36,6 +37,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
         else:
             raise SimError("The simulator takes one prompt: `text` or a flat `input_ids` list.")
         requested = params.get("max_new_tokens", 128)
+        check_sampling(params)
         budget = intake.max_new_tokens(int(requested), len(prompt), config)
         answer = plan_text(
             Writer(prompt.seed),
