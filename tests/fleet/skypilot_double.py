@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -121,6 +122,13 @@ class SkyPilotDouble:
             raise AttributeError(name)
         return getattr(self.sky, name)
 
+    def _conform(self, function: str, *args: Any, **kwargs: Any) -> None:
+        """Every call must fit the real SDK function's signature (SkyPilot 0.14.1)."""
+        target: Any = self.sky
+        for part in function.split("."):
+            target = getattr(target, part)
+        inspect.signature(target).bind(*args, **kwargs)
+
     def _request(self, value: Any) -> str:
         request_id = str(uuid.uuid4())
         self._results[request_id] = value
@@ -128,6 +136,7 @@ class SkyPilotDouble:
         return request_id
 
     def get(self, request_id: str) -> Any:
+        self._conform("get", request_id)
         value = self._results.pop(request_id)
         self.request_states[request_id] = "FAILED" if isinstance(value, Exception) else "SUCCEEDED"
         if isinstance(value, Exception):
@@ -135,12 +144,15 @@ class SkyPilotDouble:
         return value
 
     def stream_and_get(self, request_id: str) -> Any:
+        self._conform("stream_and_get", request_id)
         return self.get(request_id)
 
     def api_status(self, request_ids: list[str]) -> list[SimpleNamespace]:
+        self._conform("api_status", request_ids)
         return [SimpleNamespace(status=self.request_states[rid]) for rid in request_ids]
 
     def status(self, cluster_names: list[str] | None = None, refresh: Any = None) -> str:
+        self._conform("status", cluster_names, refresh=refresh)
         self.status_calls += 1
         if self.stop_after_status_calls == self.status_calls:
             self.stop.set()
@@ -150,6 +162,7 @@ class SkyPilotDouble:
         return self._request(self._decoders.decode_status(copy.deepcopy(self.clusters)))
 
     def endpoints(self, cluster: str, port: int | None = None) -> str:
+        self._conform("endpoints", cluster, port)
         record = next((c for c in self.clusters if c["name"] == cluster), None)
         if record is None or record["status"] != "UP":
             error = self.sky.exceptions.ClusterNotUpError(f"Cluster {cluster!r} not found.")
@@ -159,20 +172,25 @@ class SkyPilotDouble:
         return self._request(self._decoders.decode_endpoints(payload))
 
     def _serve_status(self, service_names: Any) -> str:
+        self._conform("serve.status", service_names)
         return self._request(self._decoders.decode_serve_status(copy.deepcopy(self.services)))
 
-    def launch(self, task: Any, cluster_name: str, **_: Any) -> str:
+    def launch(self, task: Any, cluster_name: str, **options: Any) -> str:
+        self._conform("launch", task, cluster_name=cluster_name, **options)
         self.launched.append((cluster_name, task))
         return self._request((1, None))
 
     def _serve_up(self, task: Any, service_name: str) -> str:
+        self._conform("serve.up", task, service_name)
         self.served.append((service_name, task))
         return self._request((service_name, "http://198.51.100.1:30002"))
 
     def down(self, cluster_name: str) -> str:
+        self._conform("down", cluster_name)
         self.downed.append(cluster_name)
         return self._request(None)
 
     def _serve_down(self, service_names: str) -> str:
+        self._conform("serve.down", service_names)
         self.downed.append(service_names)
         return self._request(None)
