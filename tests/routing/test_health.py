@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backends.fleet.document import FleetBackend, FleetDocument, encode_document
 from proxy.routing import BackendSpec, Catalog, ModelEntry, Outcome, Pool
 from proxy.routing.health import Verdict
 from proxy.routing.member import HealthState, Member
@@ -309,5 +310,42 @@ async def test_a_backend_busy_with_another_edges_requests_gets_none_of_ours(
         assert {lease.backend.url for lease in leases} == {B}
         for lease in leases:
             lease.finish(Outcome.OK)
+    finally:
+        await pool.close()
+
+
+async def test_a_document_written_by_fleet_sync_is_what_the_pool_loads(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    path = tmp_path / "backends.json"
+    fleet = FleetDocument(
+        version=3,
+        generated_at="2026-11-28T12:00:00Z",
+        backends=(
+            FleetBackend(
+                model="llama",
+                url="http://10.0.0.9:30000",
+                api_key_env=None,
+                cloud="Lambda",
+                region="us-east-1",
+                accelerators="H100:2",
+                source="sky-serve:wg-llama/1",
+            ),
+        ),
+    )
+    path.write_bytes(encode_document(fleet))
+    pool = make_pool(clock, Backends(), document=str(path))
+    await pool.start()
+    try:
+        assert pool.document is not None
+        assert pool.document.version == 3
+        view = next(v for v in pool.describe() if v["url"] == "http://10.0.0.9:30000")
+        assert (view["cloud"], view["region"], view["accelerators"], view["source"]) == (
+            "Lambda",
+            "us-east-1",
+            "H100:2",
+            "sky-serve:wg-llama/1",
+        )
+        assert view["health"] == "healthy"
     finally:
         await pool.close()
