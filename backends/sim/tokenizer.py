@@ -9,9 +9,12 @@ prefix cache all use it, so they agree with each other.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 
 _TOKEN = re.compile(r" ?[^\W\d_]{1,6}| ?\d{1,3}| ?[^\w\s]|\s+(?!\S)|\s+|_")
+MEMO_MIN_CHARS = 2048  # shorter texts are cheaper to split again than to remember
+MEMO_MAX_TOKENS = 500_000  # about 30 MB of token strings per replica
 
 
 class Tokenizer:
@@ -19,9 +22,25 @@ class Tokenizer:
 
     def __init__(self, page_size: int) -> None:
         self.page_size = page_size
+        self._memo: OrderedDict[str, list[str]] = OrderedDict()
+        self._memo_tokens = 0
 
     def tokenize(self, text: str) -> list[str]:
-        return _TOKEN.findall(text)
+        """Token strings (callers must not modify the list: long texts are remembered, so a
+        repeated system prompt or document is split once, as a warm tokenizer cache would)."""
+        if len(text) < MEMO_MIN_CHARS:
+            return _TOKEN.findall(text)
+        memo = self._memo
+        tokens = memo.get(text)
+        if tokens is not None:
+            memo.move_to_end(text)
+            return tokens
+        tokens = _TOKEN.findall(text)
+        memo[text] = tokens
+        self._memo_tokens += len(tokens)
+        while self._memo_tokens > MEMO_MAX_TOKENS and memo:
+            self._memo_tokens -= len(memo.popitem(last=False)[1])
+        return tokens
 
     def count(self, text: str) -> int:
         return len(_TOKEN.findall(text))
