@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -29,11 +29,14 @@ class KeyRefresher:
         *,
         static_keys: Sequence[tuple[str, Key]] = (),
         interval_s: float = DEFAULT_REFRESH_INTERVAL_S,
+        on_refresh: Callable[[int], None] | None = None,
     ) -> None:
+        """`on_refresh(keys)` runs after every reload (metrics, tests waiting for one)."""
         self._store = store
         self._ring = ring
         self._static = tuple(static_keys)
         self._interval_s = interval_s
+        self._on_refresh = on_refresh
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -53,6 +56,8 @@ class KeyRefresher:
         """Reload the ring from the store now; the number of keys in it."""
         stored = await self._store.load()
         self._ring.replace([*self._static, *stored])
+        if self._on_refresh is not None:
+            self._on_refresh(len(self._ring))
         return len(self._ring)
 
     async def _loop(self) -> None:

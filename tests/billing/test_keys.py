@@ -133,3 +133,40 @@ async def test_the_store_holds_the_hash_and_never_the_secret(sqlite_url: str) ->
     assert files
     for path in files:  # the database and its WAL
         assert secret.encode() not in await path.read_bytes()
+
+
+@pytest.mark.anyio
+async def test_a_revocation_reaches_another_edge_through_its_background_refresh(
+    store_url: str,
+) -> None:
+    """Two edges share a store; the second learns of a revocation made through the first by
+    itself, on its next refresh round, without any request touching the database."""
+    admin_store, edge_store = open_key_store(store_url), open_key_store(store_url)
+    await admin_store.start()
+    await edge_store.start()
+    secret = generate_secret()
+    await admin_store.insert(Key(id="key_r", name="r"), hash_secret(secret))
+    ring = KeyRing()
+    rounds: list[int] = []
+    wanted = [10**9]  # the round count to wait for, set once the revocation is committed
+    refreshed = anyio.Event()
+
+    def on_refresh(count: int) -> None:
+        rounds.append(count)
+        if len(rounds) >= wanted[0]:
+            refreshed.set()
+
+    refresher = KeyRefresher(edge_store, ring, interval_s=0.01, on_refresh=on_refresh)
+    await refresher.start()  # round 1: loads the key
+    try:
+        assert ring.authenticate(f"Bearer {secret}").id == "key_r"
+        await admin_store.revoke("key_r")
+        wanted[0] = len(rounds) + 2  # a round that surely started after the revocation
+        with anyio.fail_after(10):
+            await refreshed.wait()
+        with pytest.raises(InvalidApiKey):
+            ring.authenticate(f"Bearer {secret}")
+    finally:
+        await refresher.close()
+        await admin_store.close()
+        await edge_store.close()
