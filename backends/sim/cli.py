@@ -44,6 +44,7 @@ _FLAG_HELP = {
     "fail_status": "status of those failures (500, 502, 503, 504)",
     "hang_before_first_byte": "hold every request before its first byte",
     "cut_stream_after_tokens": "drop stream connections after N tokens",
+    "error_stream_after_tokens": "end streams after N tokens with an in-band 500 error event",
     "slow_decode_factor": "multiply every decode step",
     "never_ready": "stay in 'Starting': /health*, /ready, /ping answer 503",
     "unhealthy": "/health* and /ping answer 503",
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parser_for(name: str, default: Any) -> Any:
-    if name in {"max_queued_requests", "cut_stream_after_tokens"}:
+    if name in {"max_queued_requests", "cut_stream_after_tokens", "error_stream_after_tokens"}:
         return _optional(int)
     if name in {"served_model_name", "api_key", "reasoning_parser", "tool_call_parser"}:
         return _optional(str)

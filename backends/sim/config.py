@@ -56,6 +56,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
     fail_status: int = 500
     hang_before_first_byte: bool = False
     cut_stream_after_tokens: int | None = None
+    error_stream_after_tokens: int | None = None
     slow_decode_factor: float = 1.0
     never_ready: bool = False
     unhealthy: bool = False

@@ -19,6 +19,7 @@ class Faults(msgspec.Struct, kw_only=True):
     fail_status: int = 500
     hang_before_first_byte: bool = False  # hold requests before any byte until cleared
     cut_stream_after_tokens: int | None = None  # drop the connection after N streamed tokens
+    error_stream_after_tokens: int | None = None  # in-band 500 error event after N tokens
     slow_decode_factor: float = 1.0  # multiplies every decode step
     never_ready: bool = False  # stay "Starting": /health*, /ready, /ping answer 503
     unhealthy: bool = False  # /health* and /ping answer 503 (a stuck engine)
@@ -31,6 +32,7 @@ class Faults(msgspec.Struct, kw_only=True):
             fail_status=config.fail_status,
             hang_before_first_byte=config.hang_before_first_byte,
             cut_stream_after_tokens=config.cut_stream_after_tokens,
+            error_stream_after_tokens=config.error_stream_after_tokens,
             slow_decode_factor=config.slow_decode_factor,
             never_ready=config.never_ready,
             unhealthy=config.unhealthy,
@@ -44,8 +46,9 @@ class Faults(msgspec.Struct, kw_only=True):
             raise ValueError(f"fail_status must be one of {sorted(FAIL_STATUSES)}")
         if self.slow_decode_factor <= 0:
             raise ValueError("slow_decode_factor must be positive")
-        if self.cut_stream_after_tokens is not None and self.cut_stream_after_tokens < 0:
-            raise ValueError("cut_stream_after_tokens must be >= 0")
+        for after in (self.cut_stream_after_tokens, self.error_stream_after_tokens):
+            if after is not None and after < 0:
+                raise ValueError("cut_stream_after_tokens and error_stream_after_tokens are >= 0")
 
 
 class FaultDice:

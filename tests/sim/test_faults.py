@@ -135,3 +135,38 @@ async def test_draining_answers_503_on_health_but_still_serves_requests(
     assert (await http.get("/health")).status_code == 503
     assert (await http.get("/ready")).status_code == 503
     assert (await http.post("/v1/chat/completions", json=CHAT)).status_code == 200
+
+
+async def test_a_stream_can_fail_in_band_after_n_tokens_on_a_200(
+    cluster: SimCluster, http: httpx.AsyncClient
+) -> None:
+    await set_faults(http, error_stream_after_tokens=2)
+    body = {
+        **CHAT,
+        "max_tokens": 50,
+        "ignore_eos": True,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    reply = await http.post("/v1/chat/completions", json=body)
+    assert reply.status_code == 200
+    events = reply.text.strip().split("\n\n")
+    assert events[-1] == "data: [DONE]"
+    assert events[-3] == (
+        'data: {"error":{"object":"error","message":"Internal server error: simulated fault '
+        'during generation","type":"INTERNAL_SERVER_ERROR","param":null,"code":500}}'
+    )
+    assert '"usage":{' in events[-2]
+    assert not any('"finish_reason":"length"' in event for event in events)
+    assert cluster.replicas[0].scheduler.num_running == 0
+    completion = await http.post(
+        "/v1/completions",
+        json={
+            "model": "demo",
+            "prompt": "hi",
+            "max_tokens": 50,
+            "ignore_eos": True,
+            "stream": True,
+        },
+    )
+    assert completion.text.endswith('"code":500}}\n\ndata: [DONE]\n\n')

@@ -24,6 +24,8 @@ from backends.sim.wire import ChatCompletionRequest, encode
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8"}
 _TAIL = b',"logprobs":null,"finish_reason":null,"matched_stop":null}]}\n\n'
+FINISHED, CUT, FAILED = "finished", "cut", "failed"
+STREAM_FAULT = "Internal server error: simulated fault during generation"
 
 
 def cut_connection(request: web.Request) -> None:
@@ -70,8 +72,12 @@ class ChatStream:
             while not any(c.generation.generated or c.generation.finished for c in planned):
                 await choices.progressed(planned)
             response = await self._start()
-            if await self._relay(response):
+            ending = await self._relay(response)
+            if ending == FINISHED:
                 await response.write(self._closing())
+            elif ending == FAILED:
+                # serving_chat: the error event, no finish event, the usage event if asked.
+                await response.write(stream_error_event(STREAM_FAULT, 500) + self._usage() + DONE)
             return response
         finally:
             choices.abort(replica, planned)
@@ -82,10 +88,11 @@ class ChatStream:
         await response.prepare(self.request)
         return response
 
-    async def _relay(self, response: web.StreamResponse) -> bool:
-        """Write every token as it comes; False when the stream was cut by a fault."""
+    async def _relay(self, response: web.StreamResponse) -> str:
+        """Write every token as it comes; say how the stream ends (FINISHED, CUT or FAILED)."""
         planned = self.planned
         cut = self.replica.faults.cut_stream_after_tokens
+        fail = self.replica.faults.error_stream_after_tokens
         sent = [0] * len(planned)
         opened = [False] * len(planned)
         while True:
@@ -104,9 +111,11 @@ class ChatStream:
                 await response.write(bytes(events))
             if cut is not None and max(sent) >= cut:
                 cut_connection(self.request)
-                return False
+                return CUT
+            if fail is not None and max(sent) >= fail:
+                return FAILED
             if all(choice.generation.finished for choice in planned):
-                return True
+                return FINISHED
             await choices.progressed(planned)
 
     def _tail(self, choice: Choice, upto: int) -> bytes:
@@ -162,10 +171,8 @@ class ChatStream:
     def _closing(self) -> bytes:
         """The separate finish event of each choice, the optional usage event and [DONE]."""
         out = bytearray()
-        reasoning_tokens = 0
         for slot, choice in enumerate(self.planned):
             generation, answer = choice.generation, choice.answer
-            reasoning_tokens += answer.reasoning_tokens(generation.generated)
             reason = generation.finish_reason or "abort"
             matched = answer.matched if reason == "stop" else None
             if reason == "stop" and answer.calls:
@@ -173,9 +180,14 @@ class ChatStream:
             out += self._opens[slot] + b'{"reasoning_content":null},"logprobs":null,'
             out += b'"finish_reason":' + encode(reason)
             out += b',"matched_stop":' + encode(matched) + b"}]}\n\n"
+        return bytes(out + self._usage() + DONE)
+
+    def _usage(self) -> bytes:
+        """The usage event, when the request or the server asks for one."""
         config = self.replica.config
         options = self.chat.stream_options
-        if config.stream_include_usage_default or bool(options and options.include_usage):
-            fields = choices.usage(self.planned, reasoning_tokens, config.enable_cache_report)
-            out += b"data: " + self._head + b',"choices":[],"usage":' + encode(fields) + b"}\n\n"
-        return bytes(out + DONE)
+        if not (config.stream_include_usage_default or bool(options and options.include_usage)):
+            return b""
+        reasoning = sum(c.answer.reasoning_tokens(c.generation.generated) for c in self.planned)
+        fields = choices.usage(self.planned, reasoning, config.enable_cache_report)
+        return b"data: " + self._head + b',"choices":[],"usage":' + encode(fields) + b"}\n\n"

@@ -20,7 +20,7 @@ from backends.sim.prompt import Prompt, render_ids, render_text
 from backends.sim.replica import Replica
 from backends.sim.routes import intake
 from backends.sim.routes.chat import MAX_CHOICES
-from backends.sim.routes.chat_stream import DONE, SSE_HEADERS, cut_connection
+from backends.sim.routes.chat_stream import DONE, SSE_HEADERS, STREAM_FAULT, cut_connection
 from backends.sim.sampling import check_sampling
 from backends.sim.wire import CompletionRequest, completion_decoder, encode, sampling_of
 from backends.sim.writer import Writer
@@ -140,6 +140,7 @@ async def _stream(
         await response.prepare(request)
         reported, closed = [0] * len(planned), [False] * len(planned)
         cut = replica.faults.cut_stream_after_tokens
+        fail = replica.faults.error_stream_after_tokens
         while True:
             events = bytearray()
             for slot, choice in enumerate(planned):
@@ -153,6 +154,9 @@ async def _stream(
             if cut is not None and max(reported) >= cut:
                 cut_connection(request)
                 return response
+            if fail is not None and max(reported) >= fail:
+                await response.write(stream_error_event(STREAM_FAULT, 500))
+                break
             if all(choice.generation.finished for choice in planned):
                 break
             await choices.progressed(planned)
