@@ -138,6 +138,17 @@ def run(argv: Sequence[str], context: Context) -> int:
     except (FleetError, LineupError, DocumentError) as exc:
         print(f"warmgate fleet: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        if not skypilot_error(exc):
+            raise
+        print(f"warmgate fleet: SkyPilot: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def skypilot_error(exc: Exception) -> bool:
+    """An error a SkyPilot request raised (its own exception types, an unreachable API server,
+    a cloud refusal): the command ends with its message, not a traceback."""
+    return type(exc).__module__.split(".")[0] == "sky" or isinstance(exc, RuntimeError | OSError)
 
 
 def up(args: argparse.Namespace, lineup: Lineup, context: Context) -> int:

@@ -184,3 +184,13 @@ def test_warmgate_dispatches_fleet_to_this_command(capsys: pytest.CaptureFixture
         warmgate_main(["fleet", "--help"])
     assert exit_info.value.code == 0
     assert "sync" in capsys.readouterr().out
+
+
+def test_an_unreachable_api_server_ends_the_command_with_its_message(
+    sky: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    double = SkyPilotDouble(sky)
+    double.status_error = sky.exceptions.ApiServerConnectionError("http://127.0.0.1:46580")
+    assert fleet(context(double), "sync", "--out", str(tmp_path / "backends.json")) == 1
+    assert "ApiServerConnectionError" in capsys.readouterr().err
+    assert not (tmp_path / "backends.json").exists()
