@@ -66,12 +66,26 @@ _usage = msgspec.json.Decoder(dict[str, Any])
 # Keys SGLang sends as null where OpenAI's schema has no null: dropped, as OpenAI omits them.
 _NOT_NULLABLE_MESSAGE_KEYS = ("tool_calls", "function_call", "annotations")
 _NOT_NULLABLE_USAGE_KEYS = ("prompt_tokens_details", "completion_tokens_details")
+
+
 # The same, as bytes patterns, for stream chunks (never decoded whole): a key whose value is
 # null, with the comma that joined it to its neighbour.
-_NULL_DELTA_KEYS = tuple(
-    (b'"' + key + b'":null,', b',"' + key + b'":null')
-    for key in (b"role", b"tool_calls", b"function_call", b"id", b"type", b"name", b"usage")
-)
+def _null_patterns(*keys: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    return tuple((b'"' + key + b'":null,', b',"' + key + b'":null') for key in keys)
+
+
+_NULL_ROLE = _null_patterns(b"role")
+_NULL_USAGE = _null_patterns(b"usage")
+_NULL_TOOL_KEYS = _null_patterns(b"tool_calls", b"function_call", b"id", b"type", b"name")
+
+
+def _strip(event: bytes, patterns: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    for joined_after, joined_before in patterns:
+        if joined_after in event:
+            event = event.replace(joined_after, b"")
+        if joined_before in event:
+            event = event.replace(joined_before, b"")
+    return event
 
 
 def fix_usage(usage: dict[str, Any]) -> dict[str, Any]:
@@ -83,17 +97,21 @@ def fix_usage(usage: dict[str, Any]) -> dict[str, Any]:
 
 
 def fix_chunk(event: bytes) -> bytes:
-    """A stream chunk without SGLang's `"role": null` in deltas, `"id": null`, `"name": null`
-    in tool-call deltas after the first, and `"usage": null` on legacy completion chunks
-    (the spec has no null there; OpenAI omits them). A
-    chunk's own `id` and `object` are never null, and a key inside a JSON string has its
-    quotes escaped, so these byte patterns match only the keys meant."""
-    for joined_after, joined_before in _NULL_DELTA_KEYS:
-        if joined_after in event:
-            event = event.replace(joined_after, b"")
-        if joined_before in event:
-            event = event.replace(joined_before, b"")
+    """A stream chunk without SGLang's `"role": null` in deltas, and without `"id"`, `"type"`
+    and `"name"` null in tool-call deltas after the first (the spec has no null there; OpenAI
+    omits them). A chunk's own `id` is never null, and a key inside a JSON string has its
+    quotes escaped, so these byte patterns match only the keys meant. Two scans suffice for
+    the usual chunk, which has neither."""
+    if b'"role":null' in event:
+        event = _strip(event, _NULL_ROLE)
+    if b"_call" in event:
+        event = _strip(event, _NULL_TOOL_KEYS)
     return event
+
+
+def strip_null_usage(event: bytes) -> bytes:
+    """A legacy completion chunk without `"usage": null` (not nullable in the spec)."""
+    return _strip(event, _NULL_USAGE)
 
 
 def normalize_body(payload: bytes, response_id: str | None) -> tuple[bytes, ResponseHead]:

@@ -2,12 +2,16 @@
 
 A request's line carries its id, key id, model, backend, status, timings and token counts:
 the ledger row's public fields. No secret ever enters one: the row holds no key, only the key's
-public id. The logger is built per app (no global structlog configuration), writing bytes
-rendered by msgspec to the file it is given, so tests read exactly what operators would.
+public id. The logger is built per app (no global structlog configuration) and renders with
+msgspec. Lines are buffered and written by a flusher task every `flush_interval_s` (and when the
+buffer fills, and on close), so the request path never makes a write system call.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sys
 from collections.abc import MutableMapping
 from typing import Any, BinaryIO
@@ -17,6 +21,9 @@ import structlog
 
 from proxy.ledger.row import LedgerRow
 
+FLUSH_INTERVAL_S = 0.25
+BUFFER_BYTES = 256 * 1024
+
 _encoder = msgspec.json.Encoder()
 
 
@@ -24,20 +31,73 @@ def _render(_: Any, __: str, event: MutableMapping[str, Any]) -> bytes:
     return _encoder.encode(event)
 
 
+class LineBuffer:
+    """A structlog logger that keeps rendered lines until `flush()`."""
+
+    def __init__(self, sink: BinaryIO, *, limit_bytes: int = BUFFER_BYTES) -> None:
+        self._sink = sink
+        self._limit = limit_bytes
+        self._lines = bytearray()
+
+    def msg(self, message: bytes) -> None:
+        self._lines += message
+        self._lines += b"\n"
+        if len(self._lines) >= self._limit:
+            self.flush()
+
+    info = warning = error = critical = debug = exception = msg
+
+    def flush(self) -> None:
+        if self._lines:
+            lines, self._lines = self._lines, bytearray()
+            self._sink.write(lines)
+            self._sink.flush()
+
+
 class RequestLog:
     """The gateway's logger; `request(row)` writes the canonical line of one request."""
 
-    def __init__(self, sink: BinaryIO | None = None, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        sink: BinaryIO | None = None,
+        *,
+        enabled: bool = True,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
+    ) -> None:
         self._enabled = enabled
+        self._interval_s = flush_interval_s
+        self._buffer = LineBuffer(sink if sink is not None else sys.stdout.buffer)
         self._logger: Any = structlog.wrap_logger(
-            structlog.BytesLogger(sink if sink is not None else sys.stdout.buffer),
+            self._buffer,
             processors=[
                 structlog.processors.add_log_level,
-                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.TimeStamper(fmt=None, key="ts"),  # unix seconds: cheap
                 structlog.processors.format_exc_info,
                 _render,
             ],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+            cache_logger_on_first_use=True,
         )
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
+
+    async def close(self) -> None:
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+        self.flush()
+
+    def flush(self) -> None:
+        self._buffer.flush()
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            self._buffer.flush()
 
     def request(self, row: LedgerRow) -> None:
         if not self._enabled:
@@ -63,8 +123,10 @@ class RequestLog:
         )
 
     def event(self, name: str, **fields: object) -> None:
-        """A lifecycle event (started, stopped, a backend ejected): never per request."""
+        """A lifecycle event (started, stopped): written at once, never per request."""
         self._logger.info(name, **fields)
+        self.flush()
 
     def warning(self, name: str, **fields: object) -> None:
         self._logger.warning(name, **fields)
+        self.flush()

@@ -22,6 +22,7 @@ from proxy.answers import (
     fix_usage,
     in_band_error,
     read_head,
+    strip_null_usage,
 )
 from proxy.errors import ErrorObject, ErrorResponse, GatewayError
 
@@ -29,18 +30,11 @@ DONE = b"data: [DONE]\n\n"
 _SEPARATOR = b"\n\n"
 _DATA = b"data:"
 _ERROR_START = b'{"error"'
-_USAGE_MARKERS = (b'"usage":{', b'"usage": {')
 _EMPTY_CHOICES = (b'"choices":[]', b'"choices": []')
 # A chunk carries generated tokens when one of these strings is followed by a non-empty value.
 _TOKEN_MARKERS = (b'"content":"', b'"text":"', b'"arguments":"', b'"reasoning_content":"')
 _encoder = msgspec.json.Encoder()
 _chunk = msgspec.json.Decoder(dict[str, Any])
-
-
-def _payload(event: bytes) -> bytes:
-    """The JSON of a `data:` event (a single line, as OpenAI-compatible servers send)."""
-    start = 6 if event[5:6] == b" " else 5
-    return event[start:]
 
 
 def _carries_tokens(payload: bytes) -> bool:
@@ -74,8 +68,9 @@ def error_event(error: GatewayError) -> bytes:
 class SseRelay:
     """Feed it the backend's bytes as they come; it returns what the client is sent.
 
-    After the stream: `usage` (from the backend's usage chunk), `token_chunks` (chunks that
-    carried generated text), `failed` (an error event was sent), `complete` (`[DONE]` seen).
+    After the stream: `usage` (from the backend's usage chunk), `token_chunks` (chunks from
+    the first that carried generated text on: the delivered tokens when the client left before
+    the usage chunk), `failed` (an error event was sent), `complete` (`[DONE]` seen).
     """
 
     __slots__ = (
@@ -84,6 +79,7 @@ class SseRelay:
         "_new_id",
         "_old_id",
         "_response_id",
+        "_swap",
         "complete",
         "failed",
         "token_chunks",
@@ -96,6 +92,7 @@ class SseRelay:
         self._buffer = b""
         self._old_id: bytes | None = None
         self._new_id = b'"' + response_id.encode() + b'"'
+        self._swap = False
         self.usage: CompletionUsage | None = None
         self.token_chunks = 0
         self.failed = False
@@ -111,6 +108,8 @@ class SseRelay:
             self._buffer = data
             return b""
         self._buffer = data[end + 2 :]
+        if data.find(_SEPARATOR) == end:  # one event: how SGLang flushes its stream
+            return self._event(data[:end].strip(b"\r\n"))
         out: list[bytes] = []
         for event in data[:end].split(_SEPARATOR):
             converted = self._event(event.strip(b"\r\n"))
@@ -123,28 +122,41 @@ class SseRelay:
     def _event(self, event: bytes) -> bytes:
         if not event.startswith(_DATA):
             return b""  # comments, `event:`/`id:` lines: not part of OpenAI's framing
-        payload = _payload(event)
-        if payload.startswith(b"[DONE]"):
+        start = 6 if event.startswith(b" ", 5) else 5
+        if event.startswith(b"[DONE]", start):
             self.complete = True
             return DONE
-        if payload.startswith(_ERROR_START):
+        if event.startswith(_ERROR_START, start):
             self.failed = True
-            return b"data: " + in_band_error(payload) + _SEPARATOR
+            return b"data: " + in_band_error(event[start:]) + _SEPARATOR
         if self._old_id is None:
-            upstream_id = read_head(payload).id
+            upstream_id = read_head(event[start:]).id
             self._old_id = (b'"' + upstream_id.encode() + b'"') if upstream_id else b""
-        if self._old_id and self._old_id != self._new_id:
+            self._swap = bool(self._old_id) and self._old_id != self._new_id
+        if self._swap:
             event = event.replace(self._old_id, self._new_id, 1)
-        if any(marker in payload for marker in _USAGE_MARKERS):
-            head = read_head(payload)
-            if head.usage is not None:
-                self.usage = head.usage
-                if not self._forward_usage and any(m in payload for m in _EMPTY_CHOICES):
-                    return b""
-                event = b"data: " + _fixed_usage_chunk(_payload(event))
-        elif _carries_tokens(payload):
+        at = event.find(b'"usage"', start)
+        if at != -1:
+            value = event[at + 7 : at + 10]  # `:{"`, `: {`, `:nu`, `: n`
+            if b"{" in value:
+                return self._usage_event(event[start:])
+            if b"n" in value:
+                event = strip_null_usage(event)
+        if self.token_chunks:
             self.token_chunks += 1
+        elif _carries_tokens(event):
+            self.token_chunks = 1
         return fix_chunk(event) + _SEPARATOR
+
+    def _usage_event(self, payload: bytes) -> bytes:
+        """The backend's usage chunk: read for the ledger, passed on only if the client asked."""
+        head = read_head(payload)
+        if head.usage is None:
+            return fix_chunk(b"data: " + payload) + _SEPARATOR
+        self.usage = head.usage
+        if not self._forward_usage and any(m in payload for m in _EMPTY_CHOICES):
+            return b""
+        return b"data: " + _fixed_usage_chunk(payload) + _SEPARATOR
 
     def fail(self, error: GatewayError) -> bytes:
         """The end of a stream that broke off: an error event, then `[DONE]`."""
