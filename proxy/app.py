@@ -131,14 +131,17 @@ class Runtime:
             static_keys=static_keys(settings, environ),
             interval_s=settings.auth.refresh_interval_s,
         )
-        self.limiter: Limiter = build_limiter(
-            enabled=settings.limits.enabled, redis_url=settings.limits.redis_url
-        )
         self.ledger = open_ledger(
             settings.ledger_url,
             flush_interval_s=settings.ledger.flush_interval_ms / 1000.0,
             batch_rows=settings.ledger.batch_rows,
             enabled=settings.ledger.enabled,
+        )
+        # In-process quotas resume from the ledger's counts, so a restart hands out nothing twice.
+        self.limiter: Limiter = build_limiter(
+            enabled=settings.limits.enabled,
+            redis_url=settings.limits.redis_url,
+            quota_seed=self.ledger.admitted_since,
         )
         self.upstream = Upstream(settings.upstream)
         self.relay = Relay(
@@ -154,6 +157,7 @@ class Runtime:
 
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
+        await self.log.start()
         await self.ledger.start()
         try:
             await self.key_store.start()
@@ -177,6 +181,7 @@ class Runtime:
         finally:
             await self.ledger.close()
             self.log.event("gateway_stopped")
+            await self.log.close()
 
 
 def _admin_key(settings: Settings, environ: Mapping[str, str] | None) -> str | None:
