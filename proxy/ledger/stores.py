@@ -27,6 +27,7 @@ from proxy.ledger.usage import (
     LedgerStore,
     UsageBucket,
     UsageFilter,
+    admitted_sql,
     bucket,
     insert_sql,
     row_from_record,
@@ -117,6 +118,11 @@ class SqliteLedgerStore:
         records = await self._run(lambda: self._db().execute(sql, params).fetchall())
         return [row_from_record(tuple(record)) for record in records]
 
+    async def admitted_since(self, start: float) -> dict[str, int]:
+        sql = admitted_sql("sqlite")
+        records = await self._run(lambda: self._db().execute(sql, (start,)).fetchall())
+        return {str(key_id): int(count) for key_id, count in records}
+
 
 class PostgresLedgerStore:
     def __init__(self, url: StoreUrl) -> None:
@@ -169,3 +175,7 @@ class PostgresLedgerStore:
         sql, params = rows_sql("postgresql", where)
         records = await self._db().fetch(sql, *params)
         return [row_from_record(tuple(record)) for record in records]
+
+    async def admitted_since(self, start: float) -> dict[str, int]:
+        records = await self._db().fetch(admitted_sql("postgresql"), start)
+        return {str(record[0]): int(record[1]) for record in records}

@@ -31,6 +31,16 @@ class UsageFilter(msgspec.Struct, frozen=True, kw_only=True):
     model: str | None = None
 
 
+def admitted_sql(dialect: Dialect) -> str:
+    """Requests per key since a time that went past the gateway's own checks (what a quota
+    counts): every row except the gateway's 4xx answers."""
+    return (
+        f"SELECT key_id, COUNT(*) FROM {TABLE} "  # noqa: S608 constant table
+        f"WHERE started_at >= {_placeholder(dialect, 1)} AND key_id IS NOT NULL "
+        "AND billed_reason <> 'client_error' GROUP BY key_id"
+    )
+
+
 class LedgerStore(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
@@ -38,6 +48,7 @@ class LedgerStore(Protocol):
     async def get(self, request_id: str) -> LedgerRow | None: ...
     async def usage(self, where: UsageFilter, group_by: GroupBy | None) -> list[UsageBucket]: ...
     async def rows(self, where: UsageFilter) -> list[LedgerRow]: ...
+    async def admitted_since(self, start: float) -> dict[str, int]: ...
 
 
 _DAY = {
@@ -145,3 +156,6 @@ class NullLedgerStore:
 
     async def rows(self, where: UsageFilter) -> list[LedgerRow]:
         return []
+
+    async def admitted_since(self, start: float) -> dict[str, int]:
+        return {}

@@ -160,3 +160,8 @@ class Ledger:
     async def rows(self, where: UsageFilter) -> list[LedgerRow]:
         await self.flush()
         return await self.store.rows(where)
+
+    async def admitted_since(self, start: float) -> dict[str, int]:
+        """Per key, the requests since `start` that a quota counts (seeds a local limiter)."""
+        await self.flush()
+        return await self.store.admitted_since(start)

@@ -1,7 +1,7 @@
 """Per-key limits: requests per minute, concurrent requests, a request quota, allowed models."""
 
 from proxy.limits.admission import Admission, Limiter, Unlimited
-from proxy.limits.local import LocalLimiter
+from proxy.limits.local import LocalLimiter, QuotaSeed
 from proxy.limits.policy import Counters, Refusal, decide, go_duration, ratelimit_headers
 from proxy.limits.redis_limiter import RedisLimiter
 
@@ -20,10 +20,13 @@ __all__ = [
 ]
 
 
-def build_limiter(*, enabled: bool = True, redis_url: str | None = None) -> Limiter:
-    """The limiter the settings ask for: none, in this process, or shared through Redis."""
+def build_limiter(
+    *, enabled: bool = True, redis_url: str | None = None, quota_seed: QuotaSeed | None = None
+) -> Limiter:
+    """The limiter the settings ask for: none, in this process (its quotas seeded from the
+    ledger), or shared through Redis (whose counters outlive any edge)."""
     if not enabled:
         return Unlimited()
     if redis_url:
         return RedisLimiter(redis_url)
-    return LocalLimiter()
+    return LocalLimiter(quota_seed=quota_seed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from proxy.keys.key import Key
 from proxy.limits.admission import Admission
@@ -12,21 +12,37 @@ from proxy.limits.policy import (
     decide,
     has_limits,
     minute_window,
+    quota_period_bounds,
     quota_window,
     ratelimit_headers,
     refusal_error,
 )
 
+QuotaSeed = Callable[[float], Awaitable[dict[str, int]]]
+
 
 class LocalLimiter:
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    """`quota_seed(since)` (e.g. `Ledger.admitted_since`) gives each key's requests since a
+    time: at start the current day's and month's counts come from it, so that a restart does
+    not hand out a spent quota again."""
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, quota_seed: QuotaSeed | None = None
+    ) -> None:
         self._clock = clock
+        self._quota_seed = quota_seed
         self._rpm: dict[str, tuple[int, int]] = {}  # key id -> (minute window, count)
         self._quota: dict[str, tuple[str, int]] = {}  # key id -> (period label, count)
+        self._seeds: dict[str, tuple[str, dict[str, int]]] = {}  # period -> (label, counts)
         self._concurrent: dict[str, int] = {}
 
     async def start(self) -> None:
-        return None
+        if self._quota_seed is None:
+            return
+        now = self._clock()
+        for period in ("day", "month"):
+            label, start, _ = quota_period_bounds(now, period)
+            self._seeds[period] = (label, await self._quota_seed(start))
 
     async def close(self) -> None:
         return None
@@ -50,7 +66,7 @@ class LocalLimiter:
         label = quota_used = None
         if key.quota_period is not None:
             label, _ = quota_window(now, key.quota_period)
-            quota_label, quota_used = self._quota.get(key.id, (label, 0))
+            quota_label, quota_used = self._quota.get(key.id) or self._seeded(key.id, label)
             if quota_label != label:
                 quota_used = 0
         concurrent = self._concurrent.get(key.id, 0)
@@ -67,6 +83,12 @@ class LocalLimiter:
         after = Counters(rpm_used + 1, concurrent + 1, (quota_used or 0) + 1)
         key_id = key.id
         return Admission(ratelimit_headers(key, now, after), lambda: self._release(key_id))
+
+    def _seeded(self, key_id: str, label: str) -> tuple[str, int]:
+        for seed_label, counts in self._seeds.values():
+            if seed_label == label:
+                return label, counts.get(key_id, 0)
+        return label, 0
 
     def _release(self, key_id: str) -> None:
         left = self._concurrent.get(key_id, 0) - 1

@@ -46,17 +46,23 @@ def minute_window(now: float) -> tuple[int, float]:
 
 def quota_window(now: float, period: QuotaPeriod) -> tuple[str, float]:
     """(period label such as `2026-11-28` or `2026-11`, seconds until the next period)."""
+    label, _, end = quota_period_bounds(now, period)
+    return label, end - now
+
+
+def quota_period_bounds(now: float, period: QuotaPeriod) -> tuple[str, float, float]:
+    """(label, start, end) of the UTC day or month holding `now`, in unix seconds."""
     moment = dt.datetime.fromtimestamp(now, tz=dt.UTC)
     if period == "day":
         start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-        return start.strftime("%Y-%m-%d"), (start + dt.timedelta(days=1)).timestamp() - now
+        end = start + dt.timedelta(days=1)
+        return start.strftime("%Y-%m-%d"), start.timestamp(), end.timestamp()
     start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = (
-        start.replace(year=start.year + 1, month=1)
-        if start.month == 12
-        else (start.replace(month=start.month + 1))
-    )
-    return start.strftime("%Y-%m"), following.timestamp() - now
+    if start.month == 12:
+        end = start.replace(year=start.year + 1, month=1)
+    else:
+        end = start.replace(month=start.month + 1)
+    return start.strftime("%Y-%m"), start.timestamp(), end.timestamp()
 
 
 def go_duration(seconds: float) -> str:

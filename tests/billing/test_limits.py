@@ -9,10 +9,12 @@ import pytest
 
 from proxy.errors import GatewayError, ModelNotFound, QuotaExceeded, RateLimited
 from proxy.keys import Key
+from proxy.ledger import open_ledger
 from proxy.limits import Admission, LocalLimiter, go_duration
 from proxy.limits.policy import Counters, Refusal, decide, minute_window, quota_window
 from proxy.limits.redis_limiter import RedisLimiter
 from tests.billing.conftest import REDIS_URL, FakeClock
+from tests.billing.test_ledger import make_row
 
 # 1_795_000_000 is 20 s into a minute window: move to the start of the next one.
 WINDOW_START = 1_795_000_020.0
@@ -184,3 +186,39 @@ async def test_the_redis_limiter_fails_open_when_redis_is_unreachable(clock: Fak
     admission = await limiter.admit(Key(id="k", name="k", rpm=1), "demo")
     assert admission.headers == []
     await limiter.close()
+
+
+@pytest.mark.anyio
+async def test_a_restarted_local_limiter_resumes_quotas_from_the_ledger(
+    store_url: str, clock: FakeClock
+) -> None:
+    key = Key(id="key_q", name="q", quota=3, quota_period="day")
+    async with open_ledger(store_url) as ledger:
+        ledger.record(make_row("r1", key_id="key_q", started_at=clock.now - 60))
+        ledger.record(
+            make_row(
+                "r2",
+                key_id="key_q",
+                started_at=clock.now - 30,
+                billed=False,
+                billed_reason="backend_error",
+                status=502,
+            )
+        )
+        ledger.record(
+            make_row(
+                "r3",
+                key_id="key_q",
+                started_at=clock.now - 20,
+                status=429,
+                billed=False,
+                billed_reason="client_error",
+            )
+        )  # refused: not counted
+        ledger.record(make_row("r4", key_id="key_q", started_at=clock.now - 2 * 86_400))
+        limiter = LocalLimiter(clock=clock, quota_seed=ledger.admitted_since)
+        await limiter.start()
+    admission = await limiter.admit(key, "demo")
+    assert dict(admission.headers)["x-ratelimit-remaining-requests"] == "0"
+    with pytest.raises(QuotaExceeded):
+        await limiter.admit(key, "demo")
