@@ -18,7 +18,7 @@ import uvicorn
 from openai import AsyncOpenAI
 
 from backends.sim import SimCluster, SimConfig
-from proxy.app import create_app
+from proxy.app import Runtime, create_app
 from proxy.routing.pool import Pool
 from proxy.server import base_url, bind
 from proxy.settings import (
@@ -83,9 +83,11 @@ class Gateway:
     pool: Pool
     client: AsyncOpenAI
     log: io.BytesIO
+    runtime: Runtime
 
     def backends_by_request(self) -> dict[str, str]:
         """Request id -> backend id, from the gateway's per-request log lines."""
+        self.runtime.log.flush()  # lines are buffered off the request path
         found: dict[str, str] = {}
         for line in self.log.getvalue().splitlines():
             record = json.loads(line)
@@ -123,7 +125,8 @@ async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
         url = base_url(sock)
         client = AsyncOpenAI(base_url=url, api_key=API_KEY, max_retries=0, timeout=60.0)
         try:
-            yield Gateway(url, url.removesuffix("/v1"), app.state.runtime.pool, client, log)
+            runtime: Runtime = app.state.runtime
+            yield Gateway(url, url.removesuffix("/v1"), runtime.pool, client, log, runtime)
         finally:
             await client.close()
     finally:
