@@ -157,6 +157,7 @@ class Runtime:
 
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
+        await self.log.start()
         await self.ledger.start()
         try:
             await self.key_store.start()
@@ -180,6 +181,7 @@ class Runtime:
         finally:
             await self.ledger.close()
             self.log.event("gateway_stopped")
+            await self.log.close()
 
 
 def _admin_key(settings: Settings, environ: Mapping[str, str] | None) -> str | None:
