@@ -148,8 +148,15 @@ class MissingBackendKeyError(ValueError):
     """A backend names an API key variable that the environment does not set."""
 
 
+class BackendUrlError(ValueError):
+    """A backend's URL is not an absolute http(s) URL."""
+
+
 def materialize(spec: BackendSpec, entry: ModelEntry, environ: Mapping[str, str]) -> Backend:
     """A Backend for a declared spec, its key read from the environment variable it names."""
+    url = normalize_url(spec.url)
+    if not url.startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
+        raise BackendUrlError(f"backend URL {url!r} of model {entry.name} is not http(s)://host")
     api_key: str | None = None
     if spec.api_key_env:
         api_key = environ.get(spec.api_key_env)
@@ -158,7 +165,6 @@ def materialize(spec: BackendSpec, entry: ModelEntry, environ: Mapping[str, str]
                 f"environment variable {spec.api_key_env} (API key of backend {spec.url} "
                 f"of model {entry.name}) is not set"
             )
-    url = normalize_url(spec.url)
     return Backend(
         id=backend_id(entry.name, url),
         model=entry.name,

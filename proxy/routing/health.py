@@ -97,7 +97,7 @@ class HealthChecker:
             return ProbeResult(Verdict.FAIL, "timeout")
         except httpx.TimeoutException:
             return ProbeResult(Verdict.FAIL, "connect timeout")
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return ProbeResult(Verdict.FAIL, type(exc).__name__)
         if response.status_code == 200:
             self._last_pass[backend.id] = self._clock()

@@ -71,7 +71,7 @@ class LoadPoller:
                 headers=headers,
                 timeout=self._settings.load_poll_timeout_s,
             )
-        except httpx.HTTPError:
+        except (httpx.HTTPError, httpx.InvalidURL):
             return False
         if response.status_code == 404:
             self._unsupported.add(backend.id)

@@ -28,6 +28,7 @@ from proxy.metrics import Family, Metrics, Sample
 from proxy.routing.backend import Backend, Outcome
 from proxy.routing.catalog import (
     BackendSpec,
+    BackendUrlError,
     Catalog,
     CatalogError,
     MissingBackendKeyError,
@@ -273,8 +274,8 @@ class Pool:
                 continue
             try:
                 backend = materialize(spec, entry, self._environ)
-            except MissingBackendKeyError as exc:
-                log.warning("backend_document_missing_key", error=str(exc))
+            except (MissingBackendKeyError, BackendUrlError) as exc:
+                log.warning("backend_document_entry_skipped", error=str(exc))
                 continue
             if backend.id in self._static_ids or backend.id in wanted:
                 continue

@@ -12,7 +12,7 @@ from proxy.errors import ModelNotFound, NoHealthyBackend, ShuttingDown
 from proxy.routes.admin_backends import admin_authorized
 from proxy.routing import Backend, BackendSpec, Catalog, ModelEntry, Outcome, Pool, RouteHint
 from proxy.routing.breaker import BreakerState
-from proxy.routing.catalog import CatalogError, MissingBackendKeyError, declare
+from proxy.routing.catalog import BackendUrlError, CatalogError, MissingBackendKeyError, declare
 from proxy.routing.member import HealthState, Member
 from proxy.settings import BackendSettings, HealthSettings, ModelSettings, RoutingSettings
 from tests.routing.conftest import FakeClock
@@ -232,7 +232,7 @@ def test_a_document_cannot_remove_configured_backends(clock: FakeClock) -> None:
     assert len(pool.snapshot.members["llama"]) == 2
 
 
-def test_a_document_backend_with_an_unknown_model_or_missing_key_is_skipped(
+def test_a_document_backend_with_an_unknown_model_missing_key_or_bad_url_is_skipped(
     clock: FakeClock,
 ) -> None:
     pool = make_pool(clock, urls=URLS[:1])
@@ -240,9 +240,15 @@ def test_a_document_backend_with_an_unknown_model_or_missing_key_is_skipped(
         [
             BackendSpec(model="unknown", url=URLS[1]),
             BackendSpec(model="llama", url=URLS[2], api_key_env="WARMGATE_TEST_UNSET_KEY"),
+            BackendSpec(model="llama", url="10.0.0.5:30000"),  # no scheme
         ]
     )
     assert added == []
+
+
+def test_a_configured_backend_without_an_http_url_is_a_configuration_error() -> None:
+    with pytest.raises(BackendUrlError):
+        Pool(CATALOG, [BackendSpec(model="llama", url="ftp://10.0.0.5")])
 
 
 @pytest.mark.anyio
