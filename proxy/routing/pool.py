@@ -363,6 +363,13 @@ class Pool:
         if routing.load_poll_interval_s > 0:
             self.loads = LoadPoller(self.members, routing, self._client, self._clock)
         self._runner = asyncio.create_task(self._run(), name="warmgate-pool")
+        self._runner.add_done_callback(self._runner_done)
+
+    @staticmethod
+    def _runner_done(task: asyncio.Task[None]) -> None:
+        """A background task that dies stops probes for good: say so loudly."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("routing_tasks_failed", error=repr(task.exception()))
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as group:
