@@ -7,8 +7,9 @@ with plain arithmetic, the health checker and the load poller write their own fi
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
+from proxy.metrics import Family, Sample
 from proxy.routing.backend import Backend
 from proxy.routing.breaker import BreakerState, CircuitBreaker
 from proxy.settings import HealthSettings
@@ -136,3 +137,39 @@ class Member:
             "last_probe_error": self.last_probe_error,
             "slow_start": self.readmitted_at is not None,
         }
+
+
+def member_gauges(members: Sequence[Member]) -> Iterator[Family]:
+    """Prometheus gauges of the members, produced at scrape time."""
+    labels = [(("backend", m.backend.id), ("model", m.backend.model)) for m in members]
+    pairs = list(zip(labels, members, strict=True))
+    yield Family(
+        "warmgate_backend_healthy",
+        "1 when the backend's probes pass and it is in the pool.",
+        "gauge",
+        [Sample(lb, float(m.health is HealthState.HEALTHY and not m.retired)) for lb, m in pairs],
+    )
+    yield Family(
+        "warmgate_backend_breaker_open",
+        "1 while the backend's circuit breaker keeps requests away.",
+        "gauge",
+        [Sample(lb, float(not m.breaker.allows())) for lb, m in pairs],
+    )
+    yield Family(
+        "warmgate_backend_outstanding_requests",
+        "Requests in flight from this gateway.",
+        "gauge",
+        [Sample(lb, float(m.outstanding)) for lb, m in pairs],
+    )
+    yield Family(
+        "warmgate_backend_outstanding_tokens",
+        "Estimated prompt tokens in flight from this gateway.",
+        "gauge",
+        [Sample(lb, m.outstanding_work) for lb, m in pairs],
+    )
+    yield Family(
+        "warmgate_backend_ejections_total",
+        "Times active probes ejected the backend.",
+        "counter",
+        [Sample(lb, float(m.ejections)) for lb, m in pairs],
+    )

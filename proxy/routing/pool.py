@@ -24,7 +24,7 @@ import httpx
 import structlog
 
 from proxy.errors import NoHealthyBackend, ShuttingDown
-from proxy.metrics import Family, Metrics, Sample
+from proxy.metrics import Family, Metrics
 from proxy.routing.backend import Backend, Outcome
 from proxy.routing.catalog import (
     BackendSpec,
@@ -39,7 +39,7 @@ from proxy.routing.documents import DocumentWatcher
 from proxy.routing.health import HealthChecker
 from proxy.routing.lease import Lease
 from proxy.routing.load import LoadPoller
-from proxy.routing.member import HealthState, Member
+from proxy.routing.member import HealthState, Member, member_gauges
 from proxy.routing.policies import Candidate, Policy, RouteHint, build_policy
 from proxy.settings import HealthSettings, RoutingSettings
 
@@ -211,44 +211,7 @@ class Pool:
 
     def collect(self) -> Iterable[Family]:
         """Gauges for /metrics: health, breaker and work in flight per backend."""
-        members = [*self._members.values(), *self._retired.values()]
-        labels = [(("backend", m.backend.id), ("model", m.backend.model)) for m in members]
-        yield Family(
-            "warmgate_backend_healthy",
-            "1 when the backend's probes pass and it is in the pool.",
-            "gauge",
-            [
-                Sample(lb, float(m.health is HealthState.HEALTHY and not m.retired))
-                for lb, m in zip(labels, members, strict=True)
-            ],
-        )
-        yield Family(
-            "warmgate_backend_breaker_open",
-            "1 while the backend's circuit breaker keeps requests away.",
-            "gauge",
-            [
-                Sample(lb, float(not m.breaker.allows()))
-                for lb, m in zip(labels, members, strict=True)
-            ],
-        )
-        yield Family(
-            "warmgate_backend_outstanding_requests",
-            "Requests in flight from this gateway.",
-            "gauge",
-            [Sample(lb, float(m.outstanding)) for lb, m in zip(labels, members, strict=True)],
-        )
-        yield Family(
-            "warmgate_backend_outstanding_tokens",
-            "Estimated prompt tokens in flight from this gateway.",
-            "gauge",
-            [Sample(lb, m.outstanding_work) for lb, m in zip(labels, members, strict=True)],
-        )
-        yield Family(
-            "warmgate_backend_ejections_total",
-            "Times active probes ejected the backend.",
-            "counter",
-            [Sample(lb, float(m.ejections)) for lb, m in zip(labels, members, strict=True)],
-        )
+        return member_gauges([*self._members.values(), *self._retired.values()])
 
     # ---- membership ----------------------------------------------------------------------
 
