@@ -260,7 +260,6 @@ async def test_drain_refuses_new_requests_and_waits_for_in_flight_ones(clock: Fa
     assert not pool.ready()
     with pytest.raises(ShuttingDown):
         pool.route("llama")
-    assert not await pool.wait_idle(0.01)  # the lease is still out
     idle = asyncio.ensure_future(pool.wait_idle(30.0))
     await asyncio.sleep(0)  # let the waiter start waiting
     assert not idle.done()
