@@ -100,6 +100,8 @@ class SkyPilotDouble:
     addresses: dict[str, str] = field(default_factory=dict)
     # Raised by the next `status` call (an API server that is down), then cleared.
     status_error: Exception | None = None
+    # Raised by every `serve.status` call while set.
+    serve_status_error: Exception | None = None
     # Set once `status` has been called this many times (ends a --watch loop).
     stop_after_status_calls: int | None = None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -173,6 +175,8 @@ class SkyPilotDouble:
 
     def _serve_status(self, service_names: Any) -> str:
         self._conform("serve.status", service_names)
+        if self.serve_status_error is not None:
+            return self._request(self.serve_status_error)
         return self._request(self._decoders.decode_serve_status(copy.deepcopy(self.services)))
 
     def launch(self, task: Any, cluster_name: str, **options: Any) -> str:

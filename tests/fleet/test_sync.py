@@ -187,3 +187,19 @@ def test_watch_outlives_an_api_server_that_is_down_and_syncs_on_the_next_pass(
     assert double.status_calls == 2
     assert [entry["event"] for entry in logs][:1] == ["sync_failed"]
     assert read_document(out) is not None
+
+
+def test_a_failed_serve_status_writes_nothing_rather_than_a_document_without_replicas(
+    sky: ModuleType, tmp_path: Path
+) -> None:
+    out = tmp_path / "backends.json"
+    double = fleet_state(sky)
+    sync = syncer(double, out)
+    first = sync.run_once()
+    # What SkyPilot 0.14.1's API server answers when its network check fails.
+    double.serve_status_error = RuntimeError(
+        "Failed to refresh services status due to network error."
+    )
+    with pytest.raises(RuntimeError):
+        sync.run_once()
+    assert read_document(out) == first
