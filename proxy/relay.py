@@ -182,6 +182,7 @@ class Relay:
             headers.update(admission.headers)
             exchange.price_micro_usd, headers[PRICE_HEADER] = self._price(entry)
             exchange.queue_ms = exchange.elapsed_ms()
+            self._metrics.observe_overhead(exchange.queue_ms / 1000.0)
             upstream_body = view.upstream_body(body, entry.served_name)
             if receive is not None:
                 watch = DisconnectWatch(receive)

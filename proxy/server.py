@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import structlog
 import uvicorn
 
 from proxy.app import create_app
@@ -34,6 +36,27 @@ from proxy.settings import (
 KEY_FILE = "api-key"
 EMBEDDED_KEY_NAME = "embedded-default"
 BACKLOG = 2048
+
+
+def configure_logging() -> None:
+    """JSON lines on stdout for every structlog logger of the process (health verdicts, key
+    refreshes, ...), like the per-request lines. Process-wide, so done here, by the command."""
+    encoder = msgspec.json.Encoder()
+
+    def render(_: Any, __: str, event: MutableMapping[str, Any]) -> bytes:
+        return encoder.encode(event)
+
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            render,
+        ],
+        logger_factory=structlog.BytesLoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        cache_logger_on_first_use=True,
+    )
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -125,6 +148,7 @@ def serve(settings: Settings, sock: socket.socket, *, on_started: Callable[[], N
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
+    configure_logging()
     stop_simulator: Callable[[], None] | None = None
     try:
         settings = load_settings(args.config) if args.config else embedded_settings([])
