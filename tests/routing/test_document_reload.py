@@ -31,8 +31,8 @@ async def test_replicas_change_under_a_stream_in_flight_and_the_stream_completes
     tmp_path: Path,
 ) -> None:
     document = tmp_path / "backends.json"
-    # time_scale 1: a 60-token answer streams for about 0.7 s
-    async with sim_cluster(3, time_scale=1.0) as cluster:
+    # time_scale 1, decode slowed 4x: a 60-token answer streams for about 3 s
+    async with sim_cluster(3, time_scale=1.0, slow_decode_factor=4.0) as cluster:
         a, b, c = cluster.urls
         write_document(document, 1, [a, b])
         settings = gateway_settings(

@@ -89,7 +89,7 @@ async def test_a_replica_hanging_before_the_first_byte_times_out_and_stops_getti
     health = HealthSettings(interval_s=3600.0, breaker_failures=2, breaker_cooldown_s=3600.0)
     async with sim_cluster(3) as cluster:
         settings = gateway_settings(cluster.urls, tmp_path, policy="round_robin", health=health)
-        settings = _with_upstream(settings, UpstreamSettings(read_timeout_s=0.3))
+        settings = _with_upstream(settings, UpstreamSettings(read_timeout_s=1.5))
         async with running_gateway(settings) as gateway:
             await cluster.replicas[1].set_faults(hang_before_first_byte=True)
             failures: list[openai.APIStatusError] = []
