@@ -15,11 +15,11 @@ import argparse
 import os
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from backends.fleet.discovery import field, status_name
 from backends.fleet.document import DocumentError
@@ -41,7 +41,7 @@ class Context:
     environ: Mapping[str, str]
     stdout: TextIO
     stop: threading.Event
-    clock: Any = None
+    clock: Callable[[], datetime] | None = None
 
     def now(self) -> datetime:
         return self.clock() if self.clock is not None else datetime.now(UTC)

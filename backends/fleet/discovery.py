@@ -26,6 +26,7 @@ SERVICE_SHUTTING_DOWN = "SHUTTING_DOWN"
 EndpointOf = Callable[[str, int], str | None]
 
 _GPUS_IN_RESOURCES = re.compile(r"gpus=([^,\s)]+)")
+_NODES_IN_RESOURCES = re.compile(r"^(\d+)x")
 
 
 def field(record: Any, name: str) -> Any:
@@ -87,7 +88,9 @@ def cluster_backends(
                 api_key_env=api_key_env,
                 cloud=_text(field(record, "cloud")),
                 region=_text(field(record, "region")),
-                accelerators=accelerators_label(field(record, "accelerators")),
+                accelerators=per_node(
+                    accelerators_label(field(record, "accelerators")), field(record, "nodes")
+                ),
                 source=f"sky-cluster:{name}",
             )
         )
@@ -123,13 +126,23 @@ def replica_backends(
     return backends
 
 
+def per_node(label: str | None, nodes: Any) -> str | None:
+    """A multi-node cluster's accelerators: "2x(H100:8)"; one node: "H100:8"."""
+    if label is None or not isinstance(nodes, int) or nodes <= 1:
+        return label
+    return f"{nodes}x({label})"
+
+
 def _replica_accelerators(replica: Mapping[str, Any]) -> str | None:
+    resources = str(replica.get("resources_str") or "")
+    nodes_match = _NODES_IN_RESOURCES.match(resources)
+    nodes = int(nodes_match.group(1)) if nodes_match else 1
     handle = replica.get("handle")
     launched = getattr(handle, "launched_resources", None)
     if launched is not None and launched.accelerators:
-        return accelerators_label(launched.accelerators)
-    match = _GPUS_IN_RESOURCES.search(str(replica.get("resources_str") or ""))
-    return match.group(1) if match else None
+        return per_node(accelerators_label(launched.accelerators), nodes)
+    match = _GPUS_IN_RESOURCES.search(resources)
+    return per_node(match.group(1), nodes) if match else None
 
 
 def _text(value: Any) -> str | None:

@@ -26,6 +26,7 @@ def cluster_payload(
     *,
     region: str = "us-east-1",
     accelerators: str | None = "{'H100': 2}",
+    nodes: int = 1,
 ) -> dict[str, Any]:
     """One record of `POST /status` as the API server returns it."""
     return {
@@ -42,16 +43,16 @@ def cluster_payload(
         "user_name": "ops",
         "workspace": "default",
         "is_managed": False,
-        "nodes": 1,
+        "nodes": nodes,
         "cloud": "Lambda",
         "region": region,
         "accelerators": accelerators,
-        "resources_str": f"1x Lambda({accelerators})",
+        "resources_str": f"{nodes}x Lambda({accelerators})",
     }
 
 
 def replica_payload(
-    replica_id: int, status: str, endpoint: str | None, *, gpus: str = "H100:2"
+    replica_id: int, status: str, endpoint: str | None, *, gpus: str = "H100:2", nodes: int = 1
 ) -> dict[str, Any]:
     return {
         "replica_id": replica_id,
@@ -65,7 +66,7 @@ def replica_payload(
         "handle": None,
         "cloud": "Lambda",
         "region": "us-east-1",
-        "resources_str": f"1x(gpus={gpus}, cpus=52, mem=450, gpu_2x_h100_sxm5, disk=256)",
+        "resources_str": f"{nodes}x(gpus={gpus}, cpus=52, mem=450, gpu_2x_h100_sxm5, disk=256)",
         "infra": "Lambda (us-east-1)",
     }
 

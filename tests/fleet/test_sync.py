@@ -203,3 +203,27 @@ def test_a_failed_serve_status_writes_nothing_rather_than_a_document_without_rep
     with pytest.raises(RuntimeError):
         sync.run_once()
     assert read_document(out) == first
+
+
+def test_a_multi_node_backend_says_how_many_nodes_its_accelerators_span(
+    sky: ModuleType, tmp_path: Path
+) -> None:
+    double = SkyPilotDouble(
+        sky,
+        clusters=[cluster_payload("wg-deepseek-v3-2-c1", accelerators="{'H100': 8}", nodes=2)],
+        addresses={"wg-deepseek-v3-2-c1": "192.0.2.20:30000"},
+        services=[
+            service_payload(
+                "wg-deepseek-v3-2",
+                "READY",
+                "http://198.51.100.1:30002",
+                [replica_payload(1, "READY", "http://203.0.113.20:30000", gpus="B200:8", nodes=2)],
+            )
+        ],
+    )
+    written = syncer(double, tmp_path / "backends.json").run_once()
+    assert written is not None
+    assert [(b.model, b.accelerators) for b in written.backends] == [
+        ("deepseek-v3.2", "2x(H100:8)"),
+        ("deepseek-v3.2", "2x(B200:8)"),
+    ]
