@@ -176,7 +176,7 @@ def up(args: argparse.Namespace, lineup: Lineup, context: Context) -> int:
         task = context.sky.task(model, environ=context.environ, infra=args.infra)
         requests.append((name, context.sky.launch(task, name, wait=False)))
     for name, request_id in requests:
-        context.sky.sdk.stream_and_get(request_id)
+        context.sky.wait(request_id)
         print(f"{name}: launched", file=context.stdout)
     return 0
 

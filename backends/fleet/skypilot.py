@@ -102,8 +102,12 @@ class SkyPilot:
             task, cluster_name=cluster, retry_until_up=True, idle_minutes_to_autostop=None
         )
         if wait:
-            self.sdk.stream_and_get(request_id)
+            self.wait(request_id)
         return request_id
+
+    def wait(self, request_id: str) -> None:
+        """Stream a request's logs until it ends; raises the request's error."""
+        self.sdk.stream_and_get(request_id)
 
     def serve_up(self, task: Any, service: str) -> str:
         """`sky.serve.up`; returns the service's load-balancer endpoint."""
