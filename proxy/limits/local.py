@@ -9,11 +9,10 @@ from proxy.keys.key import Key
 from proxy.limits.admission import Admission
 from proxy.limits.policy import (
     Counters,
+    WindowClock,
     decide,
     has_limits,
-    minute_window,
     quota_period_bounds,
-    quota_window,
     ratelimit_headers,
     refusal_error,
 )
@@ -35,6 +34,7 @@ class LocalLimiter:
         self._quota: dict[str, tuple[str, int]] = {}  # key id -> (period label, count)
         self._seeds: dict[str, tuple[str, dict[str, int]]] = {}  # period -> (label, counts)
         self._concurrent: dict[str, int] = {}
+        self._windows = WindowClock()
 
     async def start(self) -> None:
         if self._quota_seed is None:
@@ -50,7 +50,8 @@ class LocalLimiter:
     def seed_quota(self, key: Key, used: int) -> None:
         """Start the key's current quota period at `used` (e.g. counted from the ledger)."""
         if key.quota_period is not None:
-            label, _ = quota_window(self._clock(), key.quota_period)
+            label = self._windows.at(self._clock(), key.quota_period).quota_label
+            assert label is not None
             self._quota[key.id] = (label, used)
 
     async def admit(self, key: Key, model: str) -> Admission:
@@ -59,30 +60,30 @@ class LocalLimiter:
     def admit_now(self, key: Key, model: str) -> Admission:
         """The synchronous core of `admit` (nothing here waits)."""
         now = self._clock()
-        window, _ = minute_window(now)
-        rpm_window, rpm_used = self._rpm.get(key.id, (window, 0))
-        if rpm_window != window:
+        windows = self._windows.at(now, key.quota_period)
+        rpm_window, rpm_used = self._rpm.get(key.id, (windows.minute, 0))
+        if rpm_window != windows.minute:
             rpm_used = 0
-        label = quota_used = None
-        if key.quota_period is not None:
-            label, _ = quota_window(now, key.quota_period)
+        label = windows.quota_label
+        quota_used = 0
+        if label is not None:
             quota_label, quota_used = self._quota.get(key.id) or self._seeded(key.id, label)
             if quota_label != label:
                 quota_used = 0
         concurrent = self._concurrent.get(key.id, 0)
-        counters = Counters(rpm_used=rpm_used, concurrent=concurrent, quota_used=quota_used or 0)
+        counters = Counters(rpm_used=rpm_used, concurrent=concurrent, quota_used=quota_used)
         refusal = decide(key, model, now, counters)
         if refusal is not None:
-            raise refusal_error(refusal, key, model, now, counters)
+            raise refusal_error(refusal, key, model, windows, counters)
         if not has_limits(key):
             return Admission([])
-        self._rpm[key.id] = (window, rpm_used + 1)
+        self._rpm[key.id] = (windows.minute, rpm_used + 1)
         if label is not None:
-            self._quota[key.id] = (label, (quota_used or 0) + 1)
+            self._quota[key.id] = (label, quota_used + 1)
         self._concurrent[key.id] = concurrent + 1
-        after = Counters(rpm_used + 1, concurrent + 1, (quota_used or 0) + 1)
+        after = Counters(rpm_used + 1, concurrent + 1, quota_used + 1)
         key_id = key.id
-        return Admission(ratelimit_headers(key, now, after), lambda: self._release(key_id))
+        return Admission(ratelimit_headers(key, windows, after), lambda: self._release(key_id))
 
     def _seeded(self, key_id: str, label: str) -> tuple[str, int]:
         for seed_label, counts in self._seeds.values():

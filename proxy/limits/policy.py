@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
+from typing import NamedTuple
 
 import msgspec
 
@@ -29,6 +30,32 @@ class Counters(msgspec.Struct, frozen=True):
     rpm_used: int = 0
     concurrent: int = 0
     quota_used: int = 0
+
+
+class Windows(NamedTuple):
+    """The time frames a request falls in: its minute, and its key's quota period if any."""
+
+    minute: int
+    minute_reset_s: float
+    quota_label: str | None = None
+    quota_reset_s: float = 0.0
+
+
+class WindowClock:
+    """Computes `Windows` at a time, keeping each period's calendar bounds until they pass (a
+    calendar computation costs more than the rest of a limit check)."""
+
+    def __init__(self) -> None:
+        self._bounds: dict[str, tuple[str, float, float]] = {}
+
+    def at(self, now: float, period: QuotaPeriod | None) -> Windows:
+        minute, minute_reset_s = minute_window(now)
+        if period is None:
+            return Windows(minute, minute_reset_s)
+        bounds = self._bounds.get(period)
+        if bounds is None or not bounds[1] <= now < bounds[2]:
+            bounds = self._bounds[period] = quota_period_bounds(now, period)
+        return Windows(minute, minute_reset_s, bounds[0], bounds[2] - now)
 
 
 class Refusal(enum.Enum):
@@ -67,6 +94,9 @@ def quota_period_bounds(now: float, period: QuotaPeriod) -> tuple[str, float, fl
 
 def go_duration(seconds: float) -> str:
     """OpenAI's reset format, Go's Duration.String to the millisecond: `20ms`, `1s`, `6m0s`."""
+    if seconds >= 1 and seconds == int(seconds) and seconds < 3600:
+        whole = int(seconds)
+        return f"{whole}s" if whole < 60 else f"{whole // 60}m{whole % 60}s"
     millis = max(0, round(seconds * 1000))
     if millis < 1000:
         return f"{millis}ms" if millis else "0s"
@@ -102,43 +132,43 @@ def has_limits(key: Key) -> bool:
     )
 
 
-def ratelimit_headers(key: Key, now: float, counters: Counters) -> Headers:
+def ratelimit_headers(key: Key, windows: Windows, counters: Counters) -> Headers:
     """`x-ratelimit-*-requests` for the key's request window: per minute, else its quota.
 
     `counters` are those after the request was counted. A key with neither limit gets none.
+    The reset is given in whole seconds, rounded up.
     """
     if key.rpm is not None:
-        _, reset_s = minute_window(now)
+        reset_s = windows.minute_reset_s
         limit, used = key.rpm, counters.rpm_used
     elif key.quota is not None and key.quota_period is not None:
-        _, reset_s = quota_window(now, key.quota_period)
+        reset_s = windows.quota_reset_s
         limit, used = key.quota, counters.quota_used
     else:
         return []
     return [
         ("x-ratelimit-limit-requests", str(limit)),
         ("x-ratelimit-remaining-requests", str(max(0, limit - used))),
-        ("x-ratelimit-reset-requests", go_duration(reset_s)),
+        ("x-ratelimit-reset-requests", go_duration(math.ceil(reset_s))),
     ]
 
 
 def refusal_error(
-    refusal: Refusal, key: Key, model: str, now: float, counters: Counters
+    refusal: Refusal, key: Key, model: str, windows: Windows, counters: Counters
 ) -> GatewayError:
     """The OpenAI-shaped 429 (or 404 for a model the key may not use) with its headers."""
     if refusal is Refusal.MODEL:
         return ModelNotFound(
             f"The model `{model}` does not exist or you do not have access to it.", param="model"
         )
-    headers = dict(ratelimit_headers(key, now, counters))
+    headers = dict(ratelimit_headers(key, windows, counters))
     if refusal is Refusal.QUOTA:
-        assert key.quota_period is not None
-        _, reset_s = quota_window(now, key.quota_period)
+        reset_s = windows.quota_reset_s
         headers["retry-after"] = str(_retry_after(reset_s))
         headers["x-should-retry"] = "false"  # retrying cannot help until the period ends
         return QuotaExceeded(
             f"You exceeded your request quota of {key.quota} per {key.quota_period}; "
-            f"it resets in {go_duration(reset_s)}.",
+            f"it resets in {go_duration(math.ceil(reset_s))}.",
             headers=headers,
         )
     if refusal is Refusal.CONCURRENCY:
@@ -148,9 +178,8 @@ def refusal_error(
             f"in flight {counters.concurrent}. Please try again in 1s.",
             headers=headers,
         )
-    _, reset_s = minute_window(now)
-    retry = _retry_after(reset_s)
-    headers["retry-after"] = str(retry)
+    reset_s = windows.minute_reset_s
+    headers["retry-after"] = str(_retry_after(reset_s))
     return RateLimited(
         f"Rate limit reached for requests per min (RPM): limit {key.rpm}, used "
         f"{counters.rpm_used}. Please try again in {go_duration(reset_s)}.",

@@ -26,10 +26,10 @@ from proxy.limits.policy import (
     MINUTE_S,
     Counters,
     Refusal,
+    WindowClock,
+    Windows,
     decide,
     has_limits,
-    minute_window,
-    quota_window,
     ratelimit_headers,
     refusal_error,
 )
@@ -96,6 +96,7 @@ class RedisLimiter:
         self._redis: Any = None
         self._script: Any = None
         self._releases: set[asyncio.Task[None]] = set()
+        self._windows = WindowClock()
 
     def __repr__(self) -> str:
         return "RedisLimiter()"  # the URL may carry a password
@@ -117,25 +118,25 @@ class RedisLimiter:
             client, self._redis = self._redis, None
             await client.aclose()
 
-    def _keys(self, key: Key, now: float) -> list[str]:
-        window, _ = minute_window(now)
-        period = quota_window(now, key.quota_period)[0] if key.quota_period else "none"
+    def _keys(self, key: Key, windows: Windows) -> list[str]:
         base = f"{self._prefix}:{{{key.id}}}"
-        return [f"{base}:rpm:{window}", f"{base}:quota:{period}", f"{base}:leases"]
+        period = windows.quota_label or "none"
+        return [f"{base}:rpm:{windows.minute}", f"{base}:quota:{period}", f"{base}:leases"]
 
     async def admit(self, key: Key, model: str) -> Admission:
         now = self._clock()
+        windows = self._windows.at(now, key.quota_period)
         refusal = decide(key, model, now, Counters())
         if refusal is not None:  # a model the key may not use: no need to ask Redis
-            raise refusal_error(refusal, key, model, now, Counters())
+            raise refusal_error(refusal, key, model, windows, Counters())
         if not has_limits(key):
             return Admission([])
         quota, quota_ttl = -1, 60
         if key.quota is not None and key.quota_period is not None:
             quota = key.quota
-            quota_ttl = math.ceil(quota_window(now, key.quota_period)[1]) + 60
+            quota_ttl = math.ceil(windows.quota_reset_s) + 60
         lease = secrets.token_hex(8)
-        keys = self._keys(key, now)
+        keys = self._keys(key, windows)
         try:
             result = await self._script(
                 keys=keys,
@@ -156,12 +157,12 @@ class RedisLimiter:
         code, rpm_used, in_flight, quota_used = (int(v) for v in result)
         counters = Counters(rpm_used=rpm_used, concurrent=in_flight, quota_used=quota_used)
         if code:
-            raise refusal_error(_REFUSALS[code], key, model, now, counters)
+            raise refusal_error(_REFUSALS[code], key, model, windows, counters)
         if key.max_concurrency is None:
-            return Admission(ratelimit_headers(key, now, counters))
+            return Admission(ratelimit_headers(key, windows, counters))
         lease_set = keys[2]
         return Admission(
-            ratelimit_headers(key, now, counters), lambda: self._release(lease_set, lease)
+            ratelimit_headers(key, windows, counters), lambda: self._release(lease_set, lease)
         )
 
     def _unavailable(self, exc: BaseException) -> Admission:
