@@ -122,6 +122,7 @@ class Runtime:
             health=settings.health,
             environ=environ,
             metrics=self.metrics,
+            events=log,
         )
         self.keys: KeyRing = KeyRing() if settings.auth.enabled else OpenKeyRing()
         self.key_store = open_key_store(settings.ledger_url)

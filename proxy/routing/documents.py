@@ -16,11 +16,9 @@ import os
 from collections.abc import Callable, Sequence
 
 import msgspec
-import structlog
 
 from proxy.routing.catalog import BackendSpec
-
-log = structlog.get_logger("warmgate.routing")
+from proxy.routing.events import EventLog, StructlogEvents
 
 
 class DocumentBackend(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,8 +74,10 @@ class DocumentWatcher:
         apply: Callable[[Sequence[BackendSpec]], object],
         *,
         interval_s: float,
+        events: EventLog | None = None,
     ) -> None:
         self.path = os.fspath(path)
+        self._events: EventLog = events or StructlogEvents()
         self._apply = apply
         self._interval_s = interval_s
         self._seen: tuple[int, int, int] | None = None
@@ -106,13 +106,13 @@ class DocumentWatcher:
             document = decode_document(data)
         except (OSError, msgspec.DecodeError) as exc:
             self.error = str(exc)
-            log.warning("backends_document_invalid", path=self.path, error=self.error)
+            self._events.warning("backends_document_invalid", path=self.path, error=self.error)
             return False
         self.error = None
         self.version = document.version
         self.loads += 1
         self._apply(document_specs(document))
-        log.info("backends_document_loaded", path=self.path, version=document.version)
+        self._events.event("backends_document_loaded", path=self.path, version=document.version)
         return True
 
     def _read(self) -> bytes:

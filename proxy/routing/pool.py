@@ -21,7 +21,6 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 import httpx
-import structlog
 
 from proxy.errors import NoHealthyBackend, ShuttingDown
 from proxy.metrics import Family, Metrics
@@ -36,14 +35,13 @@ from proxy.routing.catalog import (
     materialize,
 )
 from proxy.routing.documents import DocumentWatcher
+from proxy.routing.events import EventLog, StructlogEvents
 from proxy.routing.health import HealthChecker
 from proxy.routing.lease import Lease
 from proxy.routing.load import LoadPoller
 from proxy.routing.member import HealthState, Member, member_gauges
 from proxy.routing.policies import Candidate, Policy, RouteHint, build_policy
 from proxy.settings import HealthSettings, RoutingSettings
-
-log = structlog.get_logger("warmgate.routing")
 
 _NO_EXCLUDE: frozenset[str] = frozenset()
 _NO_HINT = RouteHint()
@@ -68,8 +66,10 @@ class Pool:
         environ: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         metrics: Metrics | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self.catalog = catalog
+        self.events: EventLog = events or StructlogEvents()
         self.routing = routing or RoutingSettings()
         self.health_settings = health or HealthSettings()
         self.metrics = metrics or Metrics()
@@ -173,7 +173,7 @@ class Pool:
         if member.retired and member.outstanding == 0:
             self._retired.pop(id(member), None)
         if breaker_changed:
-            log.info(
+            self.events.event(
                 "backend_breaker",
                 backend=member.backend.id,
                 state=member.breaker.state.value,
@@ -233,12 +233,14 @@ class Pool:
         for spec in specs:
             entry = self._entry_for(spec)
             if entry is None:
-                log.warning("backend_document_unknown_model", model=spec.model, url=spec.url)
+                self.events.warning(
+                    "backend_document_unknown_model", model=spec.model, url=spec.url
+                )
                 continue
             try:
                 backend = materialize(spec, entry, self._environ)
             except (MissingBackendKeyError, BackendUrlError) as exc:
-                log.warning("backend_document_entry_skipped", error=str(exc))
+                self.events.warning("backend_document_entry_skipped", error=str(exc))
                 continue
             if backend.id in self._static_ids or backend.id in wanted:
                 continue
@@ -252,7 +254,7 @@ class Pool:
             self._members[bid] = wanted[bid]
         self._document_ids = set(wanted)
         if added or removed:
-            log.info("backends_changed", added=added, removed=removed)
+            self.events.event("backends_changed", added=added, removed=removed)
             self._publish()
             if self.health is not None and added:
                 self.health.kick()
@@ -275,7 +277,7 @@ class Pool:
         if readmitted:
             member.readmitted_at = self._clock()
             member.breaker.reset()
-        log.info("backend_health", backend=member.backend.id, health=state.value)
+        self.events.event("backend_health", backend=member.backend.id, health=state.value)
         self._publish()
 
     def _publish(self) -> None:
@@ -318,6 +320,7 @@ class Pool:
                 routing.backends_document,
                 self.apply_document,
                 interval_s=routing.document_poll_interval_s,
+                events=self.events,
             )
             await self.document.check()
         if health.enabled:
@@ -328,11 +331,10 @@ class Pool:
         self._runner = asyncio.create_task(self._run(), name="warmgate-pool")
         self._runner.add_done_callback(self._runner_done)
 
-    @staticmethod
-    def _runner_done(task: asyncio.Task[None]) -> None:
+    def _runner_done(self, task: asyncio.Task[None]) -> None:
         """A background task that dies stops probes for good: say so loudly."""
         if not task.cancelled() and task.exception() is not None:
-            log.error("routing_tasks_failed", error=repr(task.exception()))
+            self.events.warning("routing_tasks_failed", error=repr(task.exception()))
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as group:
