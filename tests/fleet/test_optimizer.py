@@ -2,8 +2,8 @@
 
 The cloud checks are replaced the way SkyPilot's own suite does it (`enable_all_clouds` in
 tests/common_test_fixtures.py patches `sky.check.get_cached_enabled_clouds_or_refresh` and
-`sky.check.check_capability`), here with Lambda as the one enabled cloud. Those are private
-functions of SkyPilot, which is why `skypilot==0.14.1` is pinned.
+`sky.check.check_capability`), here with Lambda and RunPod enabled (catalogs in `catalogs/`).
+Those are private functions of SkyPilot, which is why `skypilot==0.14.1` is pinned.
 """
 
 from __future__ import annotations
@@ -21,23 +21,43 @@ from tests.fleet.lineup_facts import holds
 
 MODEL_FILES = sorted(MODELS_DIR.glob("*.yaml"))
 
-# What the optimizer must pick on the seeded Lambda catalog: the first preference it offers.
-EXPECTED_US = {
-    "llama-3-3-70b-instruct": ("gpu_4x_h100_sxm5", "H100", 4),
-    "qwen3-32b": ("gpu_2x_h100_sxm5", "H100", 2),
-    "deepseek-r1-distill-llama-70b": ("gpu_4x_h100_sxm5", "H100", 4),
-    "mistral-7b-instruct": ("gpu_1x_a10", "A10", 1),
-    "deepseek-v3-2": ("gpu_8x_h100_sxm5", "H100", 8),
-    "qwen3-embedding-4b": ("gpu_1x_a10", "A10", 1),
-    "whisper-large-v3": ("gpu_1x_a10", "A10", 1),
+# The first preference some enabled cloud offers, on the cheapest cloud offering it. RunPod has
+# no multi-node clusters, so DeepSeek V3.2 goes past RunPod's H200s to Lambda's H100 nodes.
+EXPECTED_LAMBDA_RUNPOD = {
+    "llama-3-3-70b-instruct": ("RunPod", "4x_H100-SXM_SECURE", "H100", 4),
+    "qwen3-32b": ("RunPod", "2x_H100-SXM_SECURE", "H100", 2),
+    "deepseek-r1-distill-llama-70b": ("RunPod", "4x_H100-SXM_SECURE", "H100", 4),
+    "mistral-7b-instruct": ("RunPod", "1x_L40S_SECURE", "L40S", 1),
+    "deepseek-v3-2": ("Lambda", "gpu_8x_h100_sxm5", "H100", 8),
+    "qwen3-embedding-4b": ("RunPod", "1x_L4_SECURE", "L4", 1),
+    "whisper-large-v3": ("RunPod", "1x_L4_SECURE", "L4", 1),
 }
+# With Lambda alone (the prices in sky/README.md's cost table).
+EXPECTED_LAMBDA = {
+    "llama-3-3-70b-instruct": ("Lambda", "gpu_4x_h100_sxm5", "H100", 4),
+    "qwen3-32b": ("Lambda", "gpu_2x_h100_sxm5", "H100", 2),
+    "deepseek-r1-distill-llama-70b": ("Lambda", "gpu_4x_h100_sxm5", "H100", 4),
+    "mistral-7b-instruct": ("Lambda", "gpu_1x_a10", "A10", 1),
+    "deepseek-v3-2": ("Lambda", "gpu_8x_h100_sxm5", "H100", 8),
+    "qwen3-embedding-4b": ("Lambda", "gpu_1x_a10", "A10", 1),
+    "whisper-large-v3": ("Lambda", "gpu_1x_a10", "A10", 1),
+}
+
+
+def enable(sky: ModuleType, monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    clouds = [sky.utils.registry.CLOUD_REGISTRY.from_str(name) for name in names]
+    monkeypatch.setattr(sky.check, "get_cached_enabled_clouds_or_refresh", lambda *_, **__: clouds)
+    monkeypatch.setattr(sky.check, "check_capability", lambda *_, **__: None)
 
 
 @pytest.fixture
 def lambda_only(sky: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    cloud = sky.utils.registry.CLOUD_REGISTRY.from_str("lambda")
-    monkeypatch.setattr(sky.check, "get_cached_enabled_clouds_or_refresh", lambda *_, **__: [cloud])
-    monkeypatch.setattr(sky.check, "check_capability", lambda *_, **__: None)
+    enable(sky, monkeypatch, "lambda")
+
+
+@pytest.fixture
+def lambda_and_runpod(sky: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    enable(sky, monkeypatch, "lambda", "runpod")
 
 
 def optimize(sky: ModuleType, task: Any) -> Any:
@@ -47,17 +67,31 @@ def optimize(sky: ModuleType, task: Any) -> Any:
     return dag.tasks[0].best_resources
 
 
-@pytest.mark.usefixtures("lambda_only")
+def picked(sky: ModuleType, path: Path) -> tuple[tuple[str, str, str, int], int]:
+    task = sky.Task.from_yaml(str(path))
+    best = optimize(sky, task)
+    ((accelerator, count),) = best.accelerators.items()
+    return (str(best.cloud), best.instance_type, accelerator, int(count)), task.num_nodes
+
+
+@pytest.mark.usefixtures("lambda_and_runpod")
 @pytest.mark.parametrize("path", MODEL_FILES, ids=[p.stem for p in MODEL_FILES])
 def test_the_optimizer_picks_an_offered_accelerator_that_holds_the_model(
     sky: ModuleType, path: Path
 ) -> None:
-    task = sky.Task.from_yaml(str(path))
-    best = optimize(sky, task)
-    ((accelerator, count),) = best.accelerators.items()
-    assert str(best.cloud) == "Lambda"
-    assert (best.instance_type, accelerator, count) == EXPECTED_US[path.stem]
-    assert holds(path.stem, accelerator, count, task.num_nodes)
+    choice, nodes = picked(sky, path)
+    assert choice == EXPECTED_LAMBDA_RUNPOD[path.stem]
+    assert holds(path.stem, choice[2], choice[3], nodes)
+
+
+@pytest.mark.usefixtures("lambda_only")
+@pytest.mark.parametrize("path", MODEL_FILES, ids=[p.stem for p in MODEL_FILES])
+def test_on_one_cloud_the_optimizer_walks_down_the_list_to_what_it_offers(
+    sky: ModuleType, path: Path
+) -> None:
+    choice, nodes = picked(sky, path)
+    assert choice == EXPECTED_LAMBDA[path.stem]
+    assert holds(path.stem, choice[2], choice[3], nodes)
 
 
 @pytest.mark.usefixtures("lambda_only")
