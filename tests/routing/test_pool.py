@@ -294,3 +294,39 @@ def test_the_admin_check_wants_the_exact_bearer_admin_key() -> None:
     assert not admin_authorized(None, "sk-admin")
     assert not admin_authorized("Bearer ", None)  # no admin key configured: nobody gets in
     assert not admin_authorized("Bearer ", "")
+
+
+class RecordedEvents:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict[str, object]]] = []
+
+    def event(self, name: str, **fields: object) -> None:
+        self.lines.append((name, fields))
+
+    def warning(self, name: str, **fields: object) -> None:
+        self.lines.append((name, fields))
+
+
+def test_health_and_breaker_changes_are_reported_to_the_injected_event_log(
+    clock: FakeClock,
+) -> None:
+    events = RecordedEvents()
+    pool = Pool(
+        Catalog([ModelEntry(name="llama", served_name="llama")]),
+        [BackendSpec(model="llama", url=URLS[0], api_key_env="K")],
+        health=HealthSettings(enabled=False, breaker_failures=1),
+        clock=clock,
+        environ={"K": "sk-never-logged"},
+        events=events,
+    )
+    member = pool.members()[0]
+    pool.route("llama").finish(Outcome.CONNECT_FAILED)
+    pool.set_health(member, HealthState.EJECTED, readmitted=False)
+    pool.apply_document([BackendSpec(model="nope", url=URLS[1])])
+    assert [name for name, _ in events.lines] == [
+        "backend_breaker",
+        "backend_health",
+        "backend_document_unknown_model",
+    ]
+    assert events.lines[0][1]["state"] == "open"
+    assert "sk-never-logged" not in repr(events.lines)
