@@ -32,6 +32,7 @@ class Generation:
         "reserved_tokens",
         "rid",
         "stop_reason",
+        "streaming",
     )
 
     def __init__(
@@ -50,6 +51,7 @@ class Generation:
         self.output_tokens = max(output_tokens, 1)
         self.stop_reason = stop_reason  # "stop" (EOS sampled) or "length" (max_new_tokens)
         self.log_metrics = log_metrics
+        self.streaming = False  # set by stream routes: the is_streaming metrics label
         self.cached_tokens = 0
         self.prefill_remaining = prompt_tokens
         self.reserved_tokens = 0

@@ -100,6 +100,24 @@ class RequestRecord:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+class RequestSeries:
+    """Finished-request metrics of one `is_streaming` label value (TokenizerMetricsCollector)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.prompt_tokens = 0
+        self.generation_tokens = 0
+        self.ttft = Histogram(TTFT_BUCKETS)
+        self.e2e = Histogram(E2E_BUCKETS)
+
+    def observe(self, generation: Generation) -> None:
+        self.requests += 1
+        self.prompt_tokens += generation.prompt_tokens
+        self.generation_tokens += generation.generated
+        self.ttft.observe(generation.ttft_s)
+        self.e2e.observe(generation.finished_at - generation.arrived_at)
+
+
 class Telemetry:
     """Everything counted on one replica; the scheduler and the routes feed it."""
 
@@ -114,9 +132,8 @@ class Telemetry:
         self.cached_tokens = 0
         self.prefill_tokens_computed = 0
         self.decode_steps = 0
-        self.ttft = Histogram(TTFT_BUCKETS)
         self.itl = Histogram(ITL_BUCKETS)
-        self.e2e = Histogram(E2E_BUCKETS)
+        self.series = {False: RequestSeries(), True: RequestSeries()}  # by is_streaming
         self.recent: deque[RequestRecord] = deque(maxlen=RECENT_REQUESTS)
         self.last_request_path: str | None = None
         self.last_request_body: object = None
@@ -140,8 +157,7 @@ class Telemetry:
         if not generation.log_metrics:
             return
         self.requests_completed += 1
-        self.ttft.observe(generation.ttft_s)
+        self.series[generation.streaming].observe(generation)
         if generation.generated > 1:
             self.itl.observe(generation.mean_itl_s)
-        self.e2e.observe(generation.finished_at - generation.arrived_at)
         self.recent.append(RequestRecord(generation))

@@ -14,7 +14,7 @@ import pytest
 from tests.sim.ports import free_port_pair
 
 
-def wait_until_up(url: str, deadline_s: float = 30.0) -> None:
+def wait_until_up(url: str, process: subprocess.Popen[bytes], deadline_s: float = 60.0) -> None:
     """The simulator is another process: poll until its port accepts, with a deadline."""
     end = time.monotonic() + deadline_s
     while True:
@@ -22,6 +22,9 @@ def wait_until_up(url: str, deadline_s: float = 30.0) -> None:
             httpx.get(url + "/v1/models", timeout=1.0)
             return
         except httpx.TransportError:
+            if process.poll() is not None:
+                _, stderr = process.communicate()
+                raise RuntimeError(f"warmgate sim exited: {stderr.decode()[-2000:]}") from None
             if time.monotonic() > end:
                 raise
             time.sleep(0.05)
@@ -44,15 +47,15 @@ def simulator() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         "--time-scale",
         "1",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603 - our own CLI
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603 - our own CLI
     try:
-        wait_until_up(f"http://127.0.0.1:{port}")
-        wait_until_up(f"http://127.0.0.1:{port + 1}")
+        wait_until_up(f"http://127.0.0.1:{port}", process)
+        wait_until_up(f"http://127.0.0.1:{port + 1}", process)
         yield process, port
     finally:
         if process.poll() is None:
             process.kill()
-        process.wait(timeout=30)
+        process.communicate(timeout=30)
 
 
 def test_replicas_have_their_own_queues_and_sigterm_drains_before_exit(
@@ -63,7 +66,7 @@ def test_replicas_have_their_own_queues_and_sigterm_drains_before_exit(
     body = {
         "model": "demo",
         "messages": [{"role": "user", "content": "go"}],
-        "max_tokens": 40,
+        "max_tokens": 300,  # about 4 s: the drain outlasts the checks
         "ignore_eos": True,
         "stream": True,
     }

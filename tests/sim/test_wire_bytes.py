@@ -272,9 +272,14 @@ async def test_metrics_use_sglang_names_and_count_requests(
     cluster: SimCluster, http: httpx.AsyncClient
 ) -> None:
     await http.post("/v1/chat/completions", json=chat_body(max_tokens=2))
+    for _ in range(2):
+        await http.post("/v1/chat/completions", json=chat_body(max_tokens=2, stream=True))
     text = (await http.get("/metrics")).text
     assert 'sglang:num_running_reqs{model_name="demo",engine_type="unified",tp_rank="0"' in text
-    assert re.search(r"sglang:num_requests_total\{[^}]*\} 1\.0", text)
+    labels = 'model_name="demo",engine_type="unified",is_streaming'
+    assert f'sglang:num_requests_total{{{labels}="false"}} 1.0' in text
+    assert f'sglang:num_requests_total{{{labels}="true"}} 2.0' in text
+    assert f'sglang:time_to_first_token_seconds_count{{{labels}="true"}} 2.0' in text
     assert "sglang:time_to_first_token_seconds_bucket{" in text
     assert "sglang:e2e_request_latency_seconds_count{" in text
 

@@ -62,6 +62,8 @@ class ChatStream:
 
     async def run(self) -> web.StreamResponse:
         replica, planned = self.replica, self.planned
+        for choice in planned:
+            choice.generation.streaming = True
         try:
             choices.submit(replica, planned)
         except QueueFullError as full:

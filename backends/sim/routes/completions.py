@@ -128,6 +128,8 @@ async def _stream(
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers=SSE_HEADERS)
     response.enable_chunked_encoding()
+    for choice in planned:
+        choice.generation.streaming = True
     try:
         choices.submit(replica, planned)
     except QueueFullError as full:

@@ -1,4 +1,10 @@
-"""GET /metrics (only with --enable-metrics): Prometheus text with SGLang's `sglang:` names."""
+"""GET /metrics (only with --enable-metrics): Prometheus text with SGLang's `sglang:` names.
+
+Scheduler gauges carry the engine labels (model_name, engine_type, tp_rank, pp_rank,
+moe_ep_rank); finished-request counters and the TTFT / e2e histograms carry model_name,
+engine_type and is_streaming, with a series only for label values seen, as prometheus_client
+renders them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from aiohttp import web
 
 from backends.sim.replica import Replica
 from backends.sim.routes import intake
+from backends.sim.telemetry import Histogram
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -17,87 +24,64 @@ def render(replica: Replica) -> str:
     engine = f'{base},tp_rank="0",pp_rank="0",moe_ep_rank="0"'
     lines: list[str] = []
 
+    def head(name: str, help_text: str, kind: str) -> None:
+        lines.extend((f"# HELP sglang:{name} {help_text}", f"# TYPE sglang:{name} {kind}"))
+
     def gauge(name: str, help_text: str, value: float) -> None:
-        lines.extend(
-            (
-                f"# HELP sglang:{name} {help_text}",
-                f"# TYPE sglang:{name} gauge",
-                f"sglang:{name}{{{engine}}} {float(value)}",
-            )
-        )
+        head(name, help_text, "gauge")
+        lines.append(f"sglang:{name}{{{engine}}} {float(value)}")
 
-    def counter(name: str, help_text: str, value: float, labels: str) -> None:
-        lines.extend(
-            (
-                f"# HELP sglang:{name} {help_text}",
-                f"# TYPE sglang:{name} counter",
-                f"sglang:{name}{{{labels}}} {float(value)}",
-            )
-        )
-
+    busy = scheduler.busy
     gauge("num_running_reqs", "The number of running requests.", scheduler.num_running)
     gauge("num_queue_reqs", "The number of requests in the waiting queue.", scheduler.num_waiting)
     gauge("token_usage", "The token usage.", scheduler.used_tokens / config.kv_tokens)
     gauge("num_used_tokens", "The number of used tokens.", scheduler.used_tokens)
     gauge("cache_hit_rate", "The prefix cache hit rate.", telemetry.cache_hit_rate)
-    gauge(
-        "gen_throughput",
-        "The generation throughput (token/s).",
-        scheduler.last_step_tokens_per_s if scheduler.busy else 0.0,
-    )
-    gauge(
-        "max_total_num_tokens",
-        "Maximum total number of tokens in the KV cache pool.",
-        config.kv_tokens,
-    )
-    gauge("utilization", "The utilization.", 1.0 if scheduler.busy else 0.0)
+    throughput = scheduler.last_step_tokens_per_s if busy else 0.0
+    gauge("gen_throughput", "The generation throughput (token/s).", throughput)
+    capacity_help = "Maximum total number of tokens in the KV cache pool."
+    gauge("max_total_num_tokens", capacity_help, config.kv_tokens)
+    gauge("utilization", "The utilization.", 1.0 if busy else 0.0)
+
+    series = [
+        (f'{base},is_streaming="{str(s).lower()}"', telemetry.series[s]) for s in (False, True)
+    ]
+    seen = [(labels, one) for labels, one in series if one.requests]
+
+    def counter(name: str, help_text: str, value_of: str) -> None:
+        head(name, help_text, "counter")
+        for labels, one in seen:
+            lines.append(f"sglang:{name}{{{labels}}} {float(getattr(one, value_of))}")
+
+    counter("prompt_tokens_total", "Number of prefill tokens processed.", "prompt_tokens")
     counter(
-        "prompt_tokens_total",
-        "Number of prefill tokens processed.",
-        telemetry.prompt_tokens,
-        f'{base},is_streaming="false"',
+        "generation_tokens_total", "Number of generation tokens processed.", "generation_tokens"
     )
-    counter(
-        "generation_tokens_total",
-        "Number of generation tokens processed.",
-        telemetry.generation_tokens,
-        f'{base},is_streaming="false"',
-    )
-    counter(
+    counter("num_requests_total", "Number of requests processed.", "requests")
+    head(
         "cached_tokens_total",
         "Number of cached prompt tokens by source (device/host/storage).",
-        telemetry.cached_tokens,
-        f'{base},cache_source="device"',
+        "counter",
     )
-    counter(
-        "num_requests_total",
-        "Number of requests processed.",
-        telemetry.requests_completed,
-        f'{base},is_streaming="false"',
+    lines.append(
+        f'sglang:cached_tokens_total{{{base},cache_source="device"}} '
+        f"{float(telemetry.cached_tokens)}"
     )
-    counter("num_aborted_requests_total", "Number of requests aborted.", telemetry.aborted, engine)
-    for name, help_text, histogram, labels in (
-        (
-            "time_to_first_token_seconds",
-            "Histogram of time to first token in seconds.",
-            telemetry.ttft,
-            f'{base},is_streaming="false"',
-        ),
-        (
-            "inter_token_latency_seconds",
-            "Histogram of inter-token latency in seconds.",
-            telemetry.itl,
-            base,
-        ),
-        (
-            "e2e_request_latency_seconds",
-            "Histogram of End-to-end request latency in seconds",
-            telemetry.e2e,
-            f'{base},is_streaming="false"',
-        ),
-    ):
-        lines += [f"# HELP sglang:{name} {help_text}", f"# TYPE sglang:{name} histogram"]
-        lines += histogram.render(f"sglang:{name}", labels)
+    head("num_aborted_requests_total", "Number of requests aborted.", "counter")
+    lines.append(f"sglang:num_aborted_requests_total{{{engine}}} {float(telemetry.aborted)}")
+
+    def histogram(name: str, help_text: str, pick: str) -> None:
+        head(name, help_text, "histogram")
+        for labels, one in seen:
+            chosen: Histogram = getattr(one, pick)
+            lines.extend(chosen.render(f"sglang:{name}", labels))
+
+    histogram("time_to_first_token_seconds", "Histogram of time to first token in seconds.", "ttft")
+    head("inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", "histogram")
+    lines.extend(telemetry.itl.render("sglang:inter_token_latency_seconds", base))
+    histogram(
+        "e2e_request_latency_seconds", "Histogram of End-to-end request latency in seconds", "e2e"
+    )
     return "\n".join(lines) + "\n"
 
 

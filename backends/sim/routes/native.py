@@ -54,6 +54,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
             stop_reason=answer.stop_reason,
         )
         await intake.pass_faults(replica)
+        generation.streaming = native.stream
         replica.submit(generation)
     except SimError as error:
         return _error(error.message, error.status)
