@@ -20,6 +20,17 @@ WEIGHTS_GB = {
     "whisper-large-v3": 3.1,
 }
 
+# Attention heads (config.json `num_attention_heads`): tensor parallelism must divide them.
+ATTENTION_HEADS = {
+    "llama-3-3-70b-instruct": 64,
+    "qwen3-32b": 64,
+    "deepseek-r1-distill-llama-70b": 64,
+    "mistral-7b-instruct": 32,
+    "deepseek-v3-2": 128,
+    "qwen3-embedding-4b": 32,
+    "whisper-large-v3": 20,
+}
+
 GPU_MEMORY_GB = {
     "A10": 24,
     "A10G": 24,

@@ -12,6 +12,7 @@ import yaml
 
 from tests.fleet.conftest import MODELS_DIR, REPO
 from tests.fleet.lineup_facts import (
+    ATTENTION_HEADS,
     DISK_OVERHEAD_GB,
     DOWNLOAD_GB_PER_S,
     STARTUP_S,
@@ -74,7 +75,7 @@ def test_models_stay_warm_autostop_off_and_never_scaled_to_zero(
 
 
 @pytest.mark.parametrize("path", MODEL_FILES, ids=ids(MODEL_FILES))
-def test_every_accelerator_choice_holds_the_weights_and_the_disk_holds_them_too(
+def test_every_accelerator_choice_holds_the_weights_splits_the_heads_and_fits_the_disk(
     sky: ModuleType, path: Path
 ) -> None:
     task = sky.Task.from_yaml(str(path))
@@ -84,6 +85,8 @@ def test_every_accelerator_choice_holds_the_weights_and_the_disk_holds_them_too(
     for resources in choices:
         ((accelerator, count),) = resources.accelerators.items()
         assert holds(path.stem, accelerator, int(count), task.num_nodes), (accelerator, count)
+        tensor_parallel = int(count) * task.num_nodes
+        assert ATTENTION_HEADS[path.stem] % tensor_parallel == 0, (accelerator, count)
         assert resources.disk_size >= WEIGHTS_GB[path.stem] + DISK_OVERHEAD_GB
         assert SGLANG_IMAGE.match(
             resources.image_id[None]
