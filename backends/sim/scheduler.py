@@ -240,12 +240,13 @@ class Scheduler:
 
         def finish() -> None:
             done_now = self._sim_now
+            ended = False
             for generation in batch:
-                if generation.finished:
-                    continue
-                if generation.emit(done_now):
-                    self._decoding.remove(generation)
+                if not generation.finished and generation.emit(done_now):
                     self._release(generation)
+                    ended = True
+            if ended:
+                self._decoding = [g for g in self._decoding if not g.finished]
             self.telemetry.decoded(len(batch))
             self._changed()
 
