@@ -138,8 +138,10 @@ class Edge:
         self.clients.append(client)
         return client
 
-    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+    def admin(
+        self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = {"authorization": f"Bearer {ADMIN_KEY}", **(headers or {})}
         return self.http.request(method, path, headers=headers, **kwargs)
 
     def create_key(self, **spec: Any) -> tuple[str, str]:

@@ -139,6 +139,18 @@ def test_concurrent_mixed_requests_leave_exactly_one_correctly_billed_row_each(
         admin = edge.admin("GET", "/admin/usage", params={"group_by": "key"}).json()
         (own,) = [b for b in admin["data"] if b["group"] == key_id]
         assert (own["requests"], own["cost_micro_usd"]) == (len(mine), 20 * PRICE_MICRO_USD)
+        table = edge.admin(
+            "GET", "/admin/usage", params={"group_by": "model"}, headers={"accept": "text/csv"}
+        )
+        assert table.headers["content-type"].startswith("text/csv")
+        lines = table.text.splitlines()
+        assert lines[0] == (
+            "group,requests,billed_requests,cost_usd,prompt_tokens,cached_tokens,completion_tokens"
+        )
+        csv_rows = {line.split(",")[0]: line.split(",") for line in lines[1:]}
+        assert csv_rows["demo"][1:4] == ["20", "20", "0.040000"]
+        assert csv_rows["broken"][1:4] == ["4", "0", "0.000000"]
+        assert csv_rows["other"][1:4] == ["2", "0", "0.000000"]
 
         some = next(row for row in mine if row.billed_reason == "partial_stream")
         generation = edge.get(f"/v1/generations/{some.request_id}", secret).json()

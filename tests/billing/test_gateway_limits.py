@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import httpx2
+import msgspec
 import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
@@ -256,3 +259,25 @@ def test_no_secret_is_stored_or_logged_in_clear(
         assert value not in stored
         assert value not in request_log
         assert value.decode() not in captured.out + captured.err
+
+
+def test_with_keys_limits_and_ledger_switched_off_the_relay_serves_without_a_key(
+    demo_sim: Any, tmp_path: Path
+) -> None:
+    """The configuration the overhead benchmark compares against: no key, no limit, no row."""
+    base = edge_settings(f"sqlite:///{tmp_path / 'ledger.db'}", list(demo_sim.urls))
+    settings = msgspec.structs.replace(
+        base,
+        auth=msgspec.structs.replace(base.auth, enabled=False),
+        limits=msgspec.structs.replace(base.limits, enabled=False),
+        ledger=msgspec.structs.replace(base.ledger, enabled=False),
+    )
+    with running_edge(settings) as edge:
+        answer = ask(edge.sdk("no-key-at-all"))
+        assert answer.parse().choices[0].message.content
+        assert "x-ratelimit-limit-requests" not in answer.headers
+        assert edge.server.runtime.ledger.pending == 0
+    with closing(sqlite3.connect(tmp_path / "ledger.db")) as db:  # the key store made it
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    assert "warmgate_keys" in tables
+    assert "warmgate_ledger" not in tables  # the ledger never opened its database

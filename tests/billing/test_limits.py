@@ -222,3 +222,26 @@ async def test_a_restarted_local_limiter_resumes_quotas_from_the_ledger(
     assert dict(admission.headers)["x-ratelimit-remaining-requests"] == "0"
     with pytest.raises(QuotaExceeded):
         await limiter.admit(key, "demo")
+
+
+@pytest.mark.anyio
+@pytest.mark.redis
+async def test_a_slot_held_by_an_edge_that_died_comes_back_after_the_lease(
+    clock: FakeClock,
+) -> None:
+    prefix = f"warmgate:test:{secrets.token_hex(6)}"
+    dead = RedisLimiter(REDIS_URL, clock=clock, prefix=prefix, lease_ttl_s=900)
+    alive = RedisLimiter(REDIS_URL, clock=clock, prefix=prefix, lease_ttl_s=900)
+    await dead.start()
+    await alive.start()
+    try:
+        key = Key(id=f"key_{secrets.token_hex(4)}", name="k", max_concurrency=1)
+        await dead.admit(key, "demo")  # never released: its edge is gone
+        with pytest.raises(RateLimited):
+            await alive.admit(key, "demo")
+        clock.advance(901)
+        admission = await alive.admit(key, "demo")
+        assert not admission.released
+    finally:
+        await dead.close()
+        await alive.close()
