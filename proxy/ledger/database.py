@@ -43,11 +43,7 @@ def sqlite_url(path: Path | str) -> str:
     return f"sqlite:///{path}"
 
 
-_SCHEMA_TABLE_SQLITE = (
-    "CREATE TABLE IF NOT EXISTS warmgate_schema ("
-    "component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-)
-_SCHEMA_TABLE_PG = (
+_SCHEMA_TABLE = (  # the same statement on both databases
     "CREATE TABLE IF NOT EXISTS warmgate_schema ("
     "component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
 )
@@ -69,7 +65,7 @@ def connect_sqlite(path: str) -> sqlite3.Connection:
 def migrate_sqlite(conn: sqlite3.Connection, component: str, steps: Sequence[str]) -> int:
     """Apply the steps of `component` not yet applied, in one transaction; the new version."""
     with transaction(conn):
-        conn.execute(_SCHEMA_TABLE_SQLITE)
+        conn.execute(_SCHEMA_TABLE)
         row = conn.execute(
             "SELECT version FROM warmgate_schema WHERE component = ?", (component,)
         ).fetchone()
@@ -101,7 +97,7 @@ async def migrate_postgres(conn: Any, component: str, steps: Sequence[str]) -> i
     """The same for PostgreSQL; an advisory lock serialises edges starting together."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('warmgate_schema'))")
-        await conn.execute(_SCHEMA_TABLE_PG)
+        await conn.execute(_SCHEMA_TABLE)
         version = await conn.fetchval(
             "SELECT version FROM warmgate_schema WHERE component = $1", component
         )
