@@ -56,9 +56,11 @@ class Scheduler:
 
     # ---- clock and state views
     def now(self) -> float:
-        """Simulated seconds since start; tracks wall time while idle when time_scale > 0."""
+        """Simulated seconds since start. While busy it advances by the model's step durations
+        only (so timings are the model's, whatever the host's load); while idle, with
+        time_scale > 0, it catches up with wall time ÷ time_scale."""
         scale = self.config.time_scale
-        if scale > 0:
+        if scale > 0 and not self.busy:
             self._sim_now = max(self._sim_now, (self._monotonic() - self._origin) / scale)
         return self._sim_now
 
@@ -175,8 +177,7 @@ class Scheduler:
                 await self._sleep(duration * self.config.time_scale)
             else:
                 await asyncio.sleep(0)
-            # An arrival during the step may have moved the clock to wall time already.
-            self._sim_now = max(self._sim_now, start + duration)
+            self._sim_now = start + duration
             finish()
 
     def _admit(self) -> bool:
