@@ -16,11 +16,13 @@ from proxy.errors import InvalidRequest
 from proxy.wire.audio import CreateTranscriptionRequest
 from proxy.wire.chat import (
     ChatCompletionMessageToolCall,
+    ChatCompletionNamedToolChoice,
     ChatCompletionRequestAssistantMessage,
     ChatCompletionRequestFunctionMessage,
     ChatCompletionRequestMessage,
     ChatCompletionRequestMessageContentPartImage,
     ChatCompletionRequestMessageContentPartText,
+    ChatCompletionTool,
     CreateChatCompletionRequest,
 )
 from proxy.wire.completions import CreateCompletionRequest, prompt_form
@@ -141,6 +143,36 @@ def _stream_checks(stream: bool | None, options: object) -> None:
         )
 
 
+def _tool_checks(request: CreateChatCompletionRequest) -> None:
+    """OpenAI's rules that tie `tool_choice` and `parallel_tool_calls` to `tools`."""
+    choice = request.tool_choice
+    if not request.tools:
+        if choice is not None and choice not in ("none", "auto"):
+            raise InvalidRequest(
+                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
+                "are specified.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+        if request.parallel_tool_calls is not None:
+            raise InvalidRequest(
+                "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only "
+                "allowed when 'tools' are specified.",
+                param="parallel_tool_calls",
+                code="invalid_value",
+            )
+        return
+    if isinstance(choice, ChatCompletionNamedToolChoice):
+        names = {t.function.name for t in request.tools if isinstance(t, ChatCompletionTool)}
+        if choice.function.name not in names:
+            raise InvalidRequest(
+                f"Invalid value for 'tool_choice': no function named "
+                f"'{choice.function.name}' was specified in the 'tools' parameter.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+
+
 def decode_chat_completion(body: bytes, *, prefix_chars: int = PREFIX_CHARS) -> RequestView:
     """Validate a `POST /v1/chat/completions` body; raise InvalidRequest naming the field."""
     try:
@@ -155,6 +187,7 @@ def decode_chat_completion(body: bytes, *, prefix_chars: int = PREFIX_CHARS) -> 
             param="top_logprobs",
             code="invalid_value",
         )
+    _tool_checks(request)
     pieces: list[str] = []
     chars = images = 0
     for message in request.messages:

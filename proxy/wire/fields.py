@@ -25,7 +25,9 @@ StopSequences = Annotated[list[str], msgspec.Meta(min_length=1, max_length=4)]
 # StopConfiguration: a string or 1..4 strings.
 StopConfiguration = str | StopSequences
 # logit_bias: token id (as a string key) -> bias in -100..100.
-LogitBias = dict[str, Annotated[int, msgspec.Meta(ge=-100, le=100)]]
+LogitBias = dict[
+    Annotated[str, msgspec.Meta(pattern=r"^\d+$")], Annotated[int, msgspec.Meta(ge=-100, le=100)]
+]
 # Metadata: at most 16 pairs, keys up to 64 and values up to 512 characters.
 Metadata = Annotated[
     dict[

@@ -13,7 +13,9 @@ import msgspec
 
 from proxy.errors import InvalidRequest
 
-_AT_PATH = re.compile(r"^(?P<detail>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_AT_PATH = re.compile(
+    r"^(?P<detail>.*?)(?: - at (?:`key` in )?`\$(?P<path>[^`]*)`)?$", re.DOTALL
+)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 _WRONG_TYPE = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`$")
 _BOUND = re.compile(r"^Expected `(?P<kind>[^`]+)` (?P<op>[<>]=?) (?P<limit>\S+)$")
@@ -57,7 +59,7 @@ def rejection(exc: msgspec.DecodeError) -> InvalidRequest:
             param=name,
             code="missing_required_parameter",
         )
-    where = f"'{param}'" if param else "the request body"
+    where = f"'{param}'" if param else "request body"
     if wrong := _WRONG_TYPE.match(detail):
         expected = wrong["expected"].replace(" | null", "")
         return InvalidRequest(

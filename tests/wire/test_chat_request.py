@@ -239,6 +239,22 @@ INVALID: list[tuple[str, bytes, str | None]] = [
         "response_format.json_schema.name",
     ),
     ("logit_bias above 100", body(logit_bias={"50256": 101}), "logit_bias"),
+    ("logit_bias key not a token id", body(logit_bias={"the": 5}), "logit_bias"),
+    ("tool_choice required without tools", body(tool_choice="required"), "tool_choice"),
+    (
+        "named tool_choice without tools",
+        body(tool_choice={"type": "function", "function": {"name": "f"}}),
+        "tool_choice",
+    ),
+    (
+        "named tool_choice not among the tools",
+        body(
+            tools=[{"type": "function", "function": {"name": "f"}}],
+            tool_choice={"type": "function", "function": {"name": "g"}},
+        ),
+        "tool_choice",
+    ),
+    ("parallel_tool_calls without tools", body(parallel_tool_calls=False), "parallel_tool_calls"),
     ("metadata value not a string", body(metadata={"k": 1}), "metadata"),
     ("reasoning_effort out of enum", body(reasoning_effort="extreme"), "reasoning_effort"),
     ("service_tier out of enum", body(service_tier="gold"), "service_tier"),
@@ -387,7 +403,11 @@ def test_every_user_content_part_type_is_accepted() -> None:
     ],
 )
 def test_every_tool_choice_form_is_accepted(choice: Any, expected: Any) -> None:
-    decoded = chat(body(tool_choice=choice)).tool_choice
+    tools = [
+        {"type": "function", "function": {"name": "weather"}},
+        {"type": "custom", "custom": {"name": "sql"}},
+    ]
+    decoded = chat(body(tools=tools, tool_choice=choice)).tool_choice
     assert decoded == expected if isinstance(expected, str) else isinstance(decoded, expected)
 
 
