@@ -87,9 +87,15 @@ SAMPLING_FIELDS = (
 
 
 def sampling_of(request: ChatCompletionRequest | CompletionRequest) -> dict[str, object]:
-    """The request's sampling fields under SGLang's sampling_params names."""
-    params: dict[str, object] = {name: getattr(request, name) for name in SAMPLING_FIELDS}
-    params["max_new_tokens"] = getattr(request, "max_completion_tokens", None) or request.max_tokens
+    """The request's sampling fields that are set, under SGLang's sampling_params names."""
+    params: dict[str, object] = {}
+    for name in SAMPLING_FIELDS:
+        value = getattr(request, name)
+        if value is not None:
+            params[name] = value
+    max_new = getattr(request, "max_completion_tokens", None) or request.max_tokens
+    if max_new is not None:
+        params["max_new_tokens"] = max_new
     return params
 
 
