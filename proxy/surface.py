@@ -100,7 +100,7 @@ class SurfaceRelay(Relay):
         *,
         authorization: str | None,
         content_type: str | None,
-        body: bytes,
+        body: bytes | bytearray,
         json_body: bool = True,
         receive: Receive | None = None,
     ) -> Response[bytes] | Stream:

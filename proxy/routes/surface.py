@@ -89,7 +89,11 @@ def surface_routes(
     )
     async def create_transcription(request: AnyRequest) -> Response[bytes] | Stream:
         authorization, content_type = request_headers(request)
-        body = await request.body()
+        # One buffer of our own for the whole form: validated in place and, where the model or
+        # format must change, edited in place, so the upload is never held twice.
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
         return await relay.handle(
             "audio.transcriptions",
             partial(decode_transcriptions, body, content_type, max_file_bytes=max_audio_bytes),

@@ -69,8 +69,9 @@ class CreateTranscriptionRequest(msgspec.Struct, frozen=True, kw_only=True):
     def upstream_format(self) -> str:
         return UPSTREAM_FORMAT.get(self.response_format, self.response_format)
 
-    def upstream_body(self, body: bytes, served_model: str) -> bytes:
-        """The form for the backend: the original bytes with model/format spliced if needed."""
+    def upstream_body(self, body: bytes | bytearray, served_model: str) -> bytes | bytearray:
+        """The form for the backend: the original bytes with model/format spliced if needed
+        (a `bytearray` is edited in place)."""
         edits: list[tuple[Part, bytes]] = []
         if self.model_part is not None and served_model != self.model:
             edits.append((self.model_part, served_model.encode()))
@@ -79,7 +80,9 @@ class CreateTranscriptionRequest(msgspec.Struct, frozen=True, kw_only=True):
         return splice(body, edits)
 
 
-def detect_format(filename: str | None, content_type: str | None, head: bytes) -> str | None:
+def detect_format(
+    filename: str | None, content_type: str | None, head: bytes | bytearray
+) -> str | None:
     """The audio format from the file name, then the first bytes, then the part's type."""
     if filename and "." in filename:
         extension = filename.rsplit(".", 1)[1].lower()
@@ -93,7 +96,7 @@ def detect_format(filename: str | None, content_type: str | None, head: bytes) -
     return None
 
 
-def _text(body: bytes, part: Part) -> str:
+def _text(body: bytes | bytearray, part: Part) -> str:
     try:
         return body[part.start : part.end].decode("utf-8")
     except UnicodeDecodeError:
@@ -106,7 +109,9 @@ def _field_name(name: str) -> str:
     return name.removesuffix("[]")
 
 
-def _file(parts: dict[str, list[Part]], body: bytes, max_file_bytes: int) -> tuple[Part, str]:
+def _file(
+    parts: dict[str, list[Part]], body: bytes | bytearray, max_file_bytes: int
+) -> tuple[Part, str]:
     files = parts.get("file")
     if not files:
         raise InvalidRequest(
@@ -168,7 +173,7 @@ def _stream(value: str) -> bool:
 
 
 def decode_transcription(
-    body: bytes, content_type: str | None, *, max_file_bytes: int = MAX_AUDIO_BYTES
+    body: bytes | bytearray, content_type: str | None, *, max_file_bytes: int = MAX_AUDIO_BYTES
 ) -> CreateTranscriptionRequest:
     """Validate a transcription form; raise the OpenAI error naming the field."""
     boundary = boundary_of(content_type)

@@ -58,7 +58,7 @@ def _malformed() -> InvalidRequest:
     )
 
 
-def parse_parts(body: bytes, boundary: bytes) -> list[Part]:
+def parse_parts(body: bytes | bytearray, boundary: bytes) -> list[Part]:
     """Every part of the body, in order; InvalidRequest when the framing is broken."""
     delimiter = b"--" + boundary
     position = body.find(delimiter)
@@ -84,7 +84,7 @@ def parse_parts(body: bytes, boundary: bytes) -> list[Part]:
         position = value_end + 2
 
 
-def _part(head: bytes, start: int, end: int) -> Part:
+def _part(head: bytes | bytearray, start: int, end: int) -> Part:
     name: str | None = None
     filename: str | None = None
     content_type: str | None = None
@@ -102,9 +102,17 @@ def _part(head: bytes, start: int, end: int) -> Part:
     return Part(name=name, filename=filename, content_type=content_type, start=start, end=end)
 
 
-def splice(body: bytes, edits: list[tuple[Part, bytes]]) -> bytes:
-    """`body` with the values of the given parts replaced; every other byte unchanged."""
+def splice(body: bytes | bytearray, edits: list[tuple[Part, bytes]]) -> bytes | bytearray:
+    """`body` with the values of the given parts replaced; every other byte unchanged.
+
+    A `bytearray` body (the gateway's own receive buffer) is edited in place, so a large
+    upload is never copied; `bytes` get one new buffer.
+    """
     if not edits:
+        return body
+    if isinstance(body, bytearray):
+        for part, value in sorted(edits, key=lambda edit: edit[0].start, reverse=True):
+            body[part.start : part.end] = value
         return body
     view = memoryview(body)
     pieces: list[bytes | memoryview] = []

@@ -13,9 +13,7 @@ import msgspec
 
 from proxy.errors import InvalidRequest
 
-_AT_PATH = re.compile(
-    r"^(?P<detail>.*?)(?: - at (?:`key` in )?`\$(?P<path>[^`]*)`)?$", re.DOTALL
-)
+_AT_PATH = re.compile(r"^(?P<detail>.*?)(?: - at (?:`key` in )?`\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 _WRONG_TYPE = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`$")
 _BOUND = re.compile(r"^Expected `(?P<kind>[^`]+)` (?P<op>[<>]=?) (?P<limit>\S+)$")

@@ -7,6 +7,8 @@ method, content type) and what the answer needs on its way back (the client's
 
 from __future__ import annotations
 
+from typing import cast
+
 from proxy.wire.audio import MAX_AUDIO_BYTES, CreateTranscriptionRequest, decode_transcription
 from proxy.wire.decoding import RequestView
 from proxy.wire.images import decode_image_request
@@ -30,10 +32,14 @@ class SurfaceView(RequestView, frozen=True, kw_only=True):
     language: str | None = None
     temperature: float | None = None
 
-    def upstream_body(self, body: bytes, served_model: str) -> bytes:
+    def upstream_body(self, body: bytes | bytearray, served_model: str) -> bytes:
         request = self.request
         if isinstance(request, CreateTranscriptionRequest):
-            return request.upstream_body(body, served_model)
+            # The form buffer, edited in place: the client sends bytes or the gateway's own
+            # bytearray, and the forwarding client sends either as they are.
+            return cast(bytes, request.upstream_body(body, served_model))
+        if isinstance(body, bytearray):
+            body = bytes(body)
         fields: dict[str, object] = {}
         if self.endpoint == "images.generations" and self.response_format != "b64_json":
             fields["response_format"] = IMAGE_UPSTREAM_FORMAT
@@ -78,7 +84,7 @@ def decode_images(body: bytes) -> SurfaceView:
 
 
 def decode_transcriptions(
-    body: bytes, content_type: str | None, *, max_file_bytes: int = MAX_AUDIO_BYTES
+    body: bytes | bytearray, content_type: str | None, *, max_file_bytes: int = MAX_AUDIO_BYTES
 ) -> SurfaceView:
     request = decode_transcription(body, content_type, max_file_bytes=max_file_bytes)
     return SurfaceView(

@@ -176,3 +176,13 @@ def test_broken_framing_is_a_400(body: bytes) -> None:
     error = rejected(body)
     assert error.status == 400
     assert error.param is None
+
+
+def test_the_gateways_own_buffer_is_edited_in_place_not_copied() -> None:
+    buffer = bytearray(audio_form(WAV_HEAD + b"\x01" * 4096, model="alias", response_format="vtt"))
+    request = decode_transcription(buffer, CONTENT_TYPE)
+    upstream = request.upstream_body(buffer, "served-name")
+    assert upstream is buffer
+    assert bytes(buffer) == audio_form(
+        WAV_HEAD + b"\x01" * 4096, model="served-name", response_format="verbose_json"
+    )
