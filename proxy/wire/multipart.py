@@ -8,6 +8,7 @@ the original bytes and leave every other part, header and boundary untouched.
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 import msgspec
 
@@ -95,6 +96,9 @@ def _part(head: bytes | bytearray, start: int, end: int) -> Part:
             params = _disposition(value)
             name = params.get("name")
             filename = params.get("filename")
+            extended = params.get("filename*")  # RFC 5987: UTF-8''percent-encoded
+            if extended is not None:
+                filename = unquote(extended.split("'", 2)[-1])
         elif key == "content-type":
             content_type = value.strip().lower()
     if name is None:

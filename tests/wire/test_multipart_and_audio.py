@@ -186,3 +186,13 @@ def test_the_gateways_own_buffer_is_edited_in_place_not_copied() -> None:
     assert bytes(buffer) == audio_form(
         WAV_HEAD + b"\x01" * 4096, model="served-name", response_format="verbose_json"
     )
+
+
+def test_an_rfc5987_file_name_is_understood() -> None:
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
+        "filename*=UTF-8''r%C3%A9union.mp3\r\nContent-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    body = head + b"ID3\x04data\r\n" + form(("model", b"m", None, None))
+    request = decode_transcription(body, CONTENT_TYPE)
+    assert (request.file.filename, request.audio_format) == ("réunion.mp3", "mp3")
