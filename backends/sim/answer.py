@@ -127,7 +127,8 @@ def plan_chat(
     pieces: list[Piece] = []
     calls: list[ToolCallPlan] = []
     natural = writer.natural_length(mean)
-    if reasoning and request.separate_reasoning:
+    thinking = (request.chat_template_kwargs or {}).get("enable_thinking", True) is not False
+    if reasoning and thinking and request.separate_reasoning:
         thought = min(max(1, natural // 3), max_new_tokens)
         pieces += [(REASONING, word, 0) for word in writer.words(thought)]
     tool = _chosen_tool(request) if tool_parser or _forced(request) else None

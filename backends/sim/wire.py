@@ -120,6 +120,7 @@ class ChatCompletionRequest(msgspec.Struct, kw_only=True):
     repetition_penalty: float | None = None
     ignore_eos: bool = False
     separate_reasoning: bool = True
+    chat_template_kwargs: dict[str, Any] | None = None
     rid: str | None = None
     seed: int | None = None
 

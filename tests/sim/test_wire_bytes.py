@@ -394,3 +394,22 @@ async def test_a_stop_string_ends_the_answer_before_it_and_is_reported_as_matche
         json.loads(line.removeprefix("data: "))["choices"][0]["text"] for line in streamed[:-1]
     )
     assert "e" not in text
+
+
+class TestThinkingSwitch:
+    @pytest.fixture
+    def sim_config(self) -> SimConfig:
+        return SimConfig(model="demo", time_scale=0.0, reasoning_parser="qwen3")
+
+    async def test_enable_thinking_false_answers_without_reasoning(
+        self, http: httpx.AsyncClient
+    ) -> None:
+        body = chat_body(max_tokens=30, chat_template_kwargs={"enable_thinking": False})
+        reply = (await http.post("/v1/chat/completions", json=body)).json()
+        assert reply["choices"][0]["message"]["reasoning_content"] is None
+        assert reply["usage"]["reasoning_tokens"] == 0
+        thinking = (await http.post("/v1/chat/completions", json=chat_body(max_tokens=30))).json()
+        assert thinking["usage"]["reasoning_tokens"] > 0
+        assert thinking["usage"]["completion_tokens_details"] == {
+            "reasoning_tokens": thinking["usage"]["reasoning_tokens"]
+        }
