@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 from proxy import errors
 from proxy.wire import floats_to_base64
 from tests.conformance.validator import (
+    SPEC_PATH,
     assert_stream_valid,
     assert_valid,
     conformance,
@@ -169,3 +172,8 @@ def test_error_bodies_that_break_the_sdks_are_rejected(body: dict[str, Any]) -> 
 def test_an_unknown_schema_name_is_an_error_not_a_pass() -> None:
     with pytest.raises(KeyError, match="NoSuchSchema"):
         assert_valid("NoSuchSchema", {})
+
+
+def test_the_bundled_spec_is_the_pinned_official_document() -> None:
+    digest = hashlib.sha256(gzip.decompress(SPEC_PATH.read_bytes())).hexdigest()
+    assert digest == "bbfd19abcde0e7412da99378deb2a959ccdd3a812f97c9e35901921e8e973f9a"
