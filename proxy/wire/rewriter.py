@@ -19,8 +19,8 @@ _WS = re.compile(rb"[ \t\n\r]*")
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _SCALAR = re.compile(rb"[^,}\]\s]+")
 _NESTING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
-_KEY = re.compile(rb'[ \t\n\r]*("[^"\\]*(?:\\.[^"\\]*)*")[ \t\n\r]*:[ \t\n\r]*')
-_SEPARATOR = re.compile(rb"[ \t\n\r]*([,}])")
+_WHITESPACE = frozenset(b" \t\n\r")
+_BACKSLASH = ord("\\")
 _OPEN = frozenset(b"[{")
 _CLOSE = frozenset(b"]}")
 _QUOTE = ord('"')
@@ -106,32 +106,46 @@ def members(body: bytes, start: int) -> Iterator[Member]:
         pos = _skip_ws(body, pos + 1)
 
 
-def _members_by_length(body: bytes, start: int) -> list[Member] | None:
+def _members_by_length(
+    body: bytes, start: int, fields: dict[str, msgspec.Raw]
+) -> list[Member] | None:
     """The top-level members, found with msgspec's view of each value (no tokenizing).
 
     msgspec decodes the object into raw values (no value is built); the walk then only steps
-    over keys and separators, jumping each value by its raw length. None when the layout does
-    not line up (duplicate keys), for the exact scanner to handle.
+    over keys and separators byte by byte, jumping each value by its raw length. None when the
+    layout does not line up (duplicate keys, escaped keys), for the exact scanner to handle.
     """
-    fields = _raw_object.decode(body)
     found: list[Member] = []
     pos = start + 1
-    for key, raw in fields.items():
-        head = _KEY.match(body, pos)
-        if head is None:
+    last = len(fields) - 1
+    for index, (key, raw) in enumerate(fields.items()):
+        while body[pos] in _WHITESPACE:
+            pos += 1
+        if body[pos] != _QUOTE:
             return None
-        raw_key = head.group(1)
-        if (_key.decode(raw_key) if b"\\" in raw_key else raw_key[1:-1].decode()) != key:
+        key_end = body.find(b'"', pos + 1)
+        if body[key_end - 1] == _BACKSLASH or body[pos + 1 : key_end].decode() != key:
             return None
-        value_start = head.end()
-        pos = value_start + len(raw)
+        pos = key_end + 1
+        while body[pos] in _WHITESPACE:
+            pos += 1
+        colon = pos
+        pos += 1
+        while body[pos] in _WHITESPACE:
+            pos += 1
+        value_start = pos
+        pos += len(raw)
+        edge = memoryview(raw)
+        if body[colon] != _COLON or body[value_start] != edge[0] or body[pos - 1] != edge[-1]:
+            return None
         found.append(Member(key, value_start, pos))
-        tail = _SEPARATOR.match(body, pos)
-        if tail is None:
+        while body[pos] in _WHITESPACE:
+            pos += 1
+        if body[pos] == _BRACE_CLOSE:
+            return found if index == last else None
+        if body[pos] != _COMMA:
             return None
-        pos = tail.end()
-        if tail.group(1) == b"}":
-            return found if len(found) == len(fields) else None
+        pos += 1
     return None
 
 
@@ -160,7 +174,12 @@ def _splice(body: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
 
 def _splice_edits(body: bytes, replacements: dict[str, bytes], include_usage: bool) -> bytes:
     start = _skip_ws(body, 0)
-    top = _members_by_length(body, start)
+    fields = _raw_object.decode(body)
+    if not replacements and include_usage and "stream_options" not in fields:
+        # The common case (a stream without stream_options, no alias): one insertion.
+        insert = b'"stream_options":' + INCLUDE_USAGE + (b"," if fields else b"")
+        return _splice(body, [(start + 1, start + 1, insert)])
+    top = _members_by_length(body, start, fields)
     if top is None:
         top = list(members(body, start))
     edits: list[tuple[int, int, bytes]] = []

@@ -137,6 +137,7 @@ json_values = st.recursive(
     has_options=st.booleans(),
     indent=st.none() | st.integers(0, 2),
     model_first=st.booleans(),
+    change_model=st.booleans(),
 )
 def test_rewriting_any_body_changes_exactly_the_two_fields(
     extras: dict[str, Any],
@@ -144,6 +145,7 @@ def test_rewriting_any_body_changes_exactly_the_two_fields(
     has_options: bool,
     indent: int | None,
     model_first: bool,
+    change_model: bool,
 ) -> None:
     document: dict[str, Any] = {"model": "alias"} if model_first else {}
     document.update(extras)
@@ -151,8 +153,9 @@ def test_rewriting_any_body_changes_exactly_the_two_fields(
         document["stream_options"] = options
     document.setdefault("model", "alias")
     original = json.dumps(document, indent=indent).encode()
-    rewritten = rewrite_request(original, model="served", include_usage=True)
-    expected = dict(document, model="served")
+    new_model = "served" if change_model else None
+    rewritten = rewrite_request(original, model=new_model, include_usage=True)
+    expected = dict(document, model=new_model or "alias")
     expected["stream_options"] = {
         **(options if has_options and options else {}),
         "include_usage": True,
