@@ -140,6 +140,7 @@ json_values = st.recursive(
     change_model=st.booleans(),
 )
 def test_rewriting_any_body_changes_exactly_the_two_fields(
+    *,
     extras: dict[str, Any],
     options: dict[str, Any] | None,
     has_options: bool,
