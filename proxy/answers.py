@@ -114,8 +114,11 @@ def strip_null_usage(event: bytes) -> bytes:
     return _strip(event, _NULL_USAGE)
 
 
-def normalize_body(payload: bytes, response_id: str | None) -> tuple[bytes, ResponseHead]:
-    """A non-streamed chat or completion body in OpenAI's shape: our response id, every
+def normalize_body(
+    payload: bytes, response_id: str | None, model: str | None = None
+) -> tuple[bytes, ResponseHead]:
+    """A non-streamed chat or completion body in OpenAI's shape: our response id, the public
+    model name (the backend echoes the served name it was sent), every
     message with its `refusal`, no null where the spec allows none. Only the top level is
     decoded; fields other than `id`, `choices` and `usage` keep their bytes."""
     try:
@@ -125,6 +128,8 @@ def normalize_body(payload: bytes, response_id: str | None) -> tuple[bytes, Resp
     head = ResponseHead()
     if response_id is not None and "id" in fields:
         fields["id"] = msgspec.Raw(_encoder.encode(response_id))
+    if model is not None and "model" in fields:
+        fields["model"] = msgspec.Raw(_encoder.encode(model))
     raw_usage = fields.get("usage")
     if raw_usage is not None:
         try:

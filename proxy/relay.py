@@ -192,7 +192,14 @@ class Relay:
                 if watch is not None:
                     watch.stop()
                 streaming = True
-                events = self._stream(answer, lease, admission, exchange, view.include_usage)
+                events = self._stream(
+                    answer,
+                    lease,
+                    admission,
+                    exchange,
+                    include_usage=view.include_usage,
+                    model_names=(entry.served_name, entry.name),
+                )
                 return Stream(
                     events,
                     status_code=200,
@@ -329,7 +336,7 @@ class Relay:
                 payload = encode_embeddings_base64(payload)
             head = read_head(payload)
         else:
-            payload, head = normalize_body(payload, exchange.request_id)
+            payload, head = normalize_body(payload, exchange.request_id, exchange.model)
         if head.usage is not None:
             exchange.prompt_tokens = head.usage.prompt_tokens
             exchange.cached_tokens = head.usage.cached_tokens
@@ -344,11 +351,13 @@ class Relay:
         lease: Lease,
         admission: Admission,
         exchange: Exchange,
+        *,
         include_usage: bool,
+        model_names: tuple[str, str],
     ) -> AsyncIterator[bytes]:
         """The client's stream. Its `finally` releases the backend, the limit slot and closes
         the exchange, whether the stream ended, broke off, or the client went away."""
-        relay = SseRelay(exchange.request_id, forward_usage=include_usage)
+        relay = SseRelay(exchange.request_id, forward_usage=include_usage, model_names=model_names)
         outcome = Outcome.OK
         released = False
         try:

@@ -39,6 +39,10 @@ _encoder = msgspec.json.Encoder()
 _chunk = msgspec.json.Decoder(dict[str, Any])
 
 
+def _quoted_model(name: str) -> bytes:
+    return b'"model":' + _encoder.encode(name)
+
+
 def _first_special(body: bytes) -> int:
     """Where the first event that needs handling on its own begins (`len(body)` if none)."""
     at = len(body)
@@ -91,6 +95,7 @@ class SseRelay:
     __slots__ = (
         "_buffer",
         "_forward_usage",
+        "_models",
         "_new_id",
         "_old_id",
         "_response_id",
@@ -101,13 +106,25 @@ class SseRelay:
         "usage",
     )
 
-    def __init__(self, response_id: str, *, forward_usage: bool) -> None:
+    def __init__(
+        self,
+        response_id: str,
+        *,
+        forward_usage: bool,
+        model_names: tuple[str, str] | None = None,
+    ) -> None:
+        """`model_names`: (served, public) when they differ, so chunks name the public model."""
         self._response_id = response_id
         self._forward_usage = forward_usage
         self._buffer = b""
         self._old_id: bytes | None = None
         self._new_id = b'"' + response_id.encode() + b'"'
         self._swap = False
+        self._models = (
+            (_quoted_model(model_names[0]), _quoted_model(model_names[1]))
+            if model_names is not None and model_names[0] != model_names[1]
+            else None
+        )
         self.usage: CompletionUsage | None = None
         self.token_chunks = 0
         self.failed = False
@@ -143,6 +160,8 @@ class SseRelay:
             return self._events(block)  # other lines among them: one by one
         if self._swap:
             block = block.replace(self._old_id or b"", self._new_id)
+        if self._models is not None:
+            block = block.replace(*self._models)
         if b'"usage":null' in block:
             block = strip_null_usage(block)
         if self.token_chunks:
@@ -177,6 +196,8 @@ class SseRelay:
             self._swap = bool(self._old_id) and self._old_id != self._new_id
         if self._swap:
             event = event.replace(self._old_id, self._new_id, 1)
+        if self._models is not None:
+            event = event.replace(*self._models, 1)
         at = event.find(b'"usage"', start)
         if at != -1:
             value = event[at + 7 : at + 10]  # `:{"`, `: {`, `:nu`, `: n`

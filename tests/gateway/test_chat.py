@@ -31,6 +31,15 @@ def test_a_chat_completion_carries_the_request_id_as_its_id(client: OpenAI) -> N
     assert raw.headers["x-warmgate-price-usd"] == "0.002000"
 
 
+def test_answers_name_the_public_model_not_the_served_one(client: OpenAI) -> None:
+    completion = client.chat.completions.create(model=ACME, messages=HELLO, max_tokens=3)
+    assert completion.model == ACME
+    chunks = list(
+        client.chat.completions.create(model=ACME, messages=HELLO, max_tokens=3, stream=True)
+    )
+    assert {chunk.model for chunk in chunks} == {ACME}
+
+
 def test_an_alias_reaches_the_backend_as_the_served_name(
     sim_stats: SimStats, client: OpenAI, sim: Any
 ) -> None:
