@@ -4,7 +4,9 @@
 
 Bodies: a typical ~1 KB chat request (system + user + tool round trip, tools, extras) and a
 ~500 KB single-message chat request (about 128k tokens). For each: decode + validate into
-the RequestView, and the forward-path rewrite (model alias + forced include_usage).
+the RequestView; the view's upstream body for a stream without stream_options (the common
+case: one insertion, no scan); and the general rewrite: forced include_usage alone, and with a
+model alias to replace as well.
 """
 
 from __future__ import annotations
@@ -89,7 +91,14 @@ def main() -> int:
         figures[f"{name}_decode_us"] = per_call_us(
             lambda b=body: decode_chat_completion(b), seconds
         )
-        figures[f"{name}_rewrite_us"] = per_call_us(
+        view = decode_chat_completion(body)
+        figures[f"{name}_upstream_body_us"] = per_call_us(
+            lambda b=body, v=view: v.upstream_body(b, "demo"), seconds
+        )
+        figures[f"{name}_rewrite_usage_us"] = per_call_us(
+            lambda b=body: rewrite_request(b, include_usage=True), seconds
+        )
+        figures[f"{name}_rewrite_model_and_usage_us"] = per_call_us(
             lambda b=body: rewrite_request(b, model="served", include_usage=True), seconds
         )
     for key, value in figures.items():

@@ -363,7 +363,8 @@ class CreateChatCompletionRequest(msgspec.Struct, kw_only=True):
     max_completion_tokens: TokenLimit | None = None
     # streaming
     stream: bool | None = None
-    stream_options: ChatCompletionStreamOptions | None = None
+    # UNSET (absent) is told apart from null: an absent member can be added without a scan.
+    stream_options: ChatCompletionStreamOptions | msgspec.UnsetType | None = msgspec.UNSET
     # tools and output shape
     tools: list[ChatCompletionTool | CustomToolChatCompletions] | None = None
     tool_choice: ChatCompletionToolChoiceOption | None = None

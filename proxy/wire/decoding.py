@@ -27,10 +27,11 @@ from proxy.wire.chat import (
 )
 from proxy.wire.completions import CreateCompletionRequest, prompt_form
 from proxy.wire.embeddings import CreateEmbeddingRequest
+from proxy.wire.fields import ChatCompletionStreamOptions
 from proxy.wire.images import CreateImageRequest
 from proxy.wire.rejection import rejection
 from proxy.wire.responses import CreateResponse
-from proxy.wire.rewriter import rewrite_request
+from proxy.wire.rewriter import INCLUDE_USAGE, insert_member, rewrite_request
 
 # How much prompt text the router sees: enough to tell shared system prompts and
 # conversations apart, small enough to keep routing state bounded.
@@ -74,6 +75,8 @@ class RequestView(msgspec.Struct, frozen=True, kw_only=True):
     # Embeddings only: the encoding the client asked for ("float" when it did not say).
     encoding_format: Literal["float", "base64"] | None
     request: WireRequest
+    # The body has no `stream_options` member at all (so one can be added without a scan).
+    stream_options_absent: bool = False
 
     def upstream_body(self, body: bytes, served_model: str) -> bytes:
         """The bytes to send upstream: `body` itself unless the model name or usage must change.
@@ -85,6 +88,8 @@ class RequestView(msgspec.Struct, frozen=True, kw_only=True):
         force_usage = self.stream and not self.include_usage and self.endpoint in USAGE_STREAMS
         if model is None and not force_usage:
             return body
+        if model is None and self.stream_options_absent:
+            return insert_member(body, b'"stream_options":' + INCLUDE_USAGE)
         return rewrite_request(body, model=model, include_usage=force_usage)
 
 
@@ -134,7 +139,7 @@ def _prefix(pieces: list[str], limit: int) -> str:
 
 
 def _stream_checks(stream: bool | None, options: object) -> None:
-    if options is not None and stream is not True:
+    if options is not None and options is not msgspec.UNSET and stream is not True:
         raise InvalidRequest(
             "Invalid value for 'stream_options': Setting stream_options is only allowed when "
             "'stream' is true.",
@@ -205,13 +210,18 @@ def decode_chat_completion(body: bytes, *, prefix_chars: int = PREFIX_CHARS) -> 
         endpoint="chat.completions",
         model=request.model,
         stream=request.stream is True,
-        include_usage=options is not None and options.include_usage is True,
+        include_usage=_asks_usage(options),
         n=request.n or 1,
         prefix=_prefix(pieces, prefix_chars),
         prompt_tokens_estimate=estimate,
         encoding_format=None,
         request=request,
+        stream_options_absent=options is msgspec.UNSET,
     )
+
+
+def _asks_usage(options: ChatCompletionStreamOptions | msgspec.UnsetType | None) -> bool:
+    return isinstance(options, ChatCompletionStreamOptions) and options.include_usage is True
 
 
 def _prompt_shape(
@@ -256,12 +266,13 @@ def decode_completion(body: bytes, *, prefix_chars: int = PREFIX_CHARS) -> Reque
         endpoint="completions",
         model=request.model,
         stream=request.stream is True,
-        include_usage=options is not None and options.include_usage is True,
+        include_usage=_asks_usage(options),
         n=request.n or 1,
         prefix=_prefix(texts, prefix_chars),
         prompt_tokens_estimate=estimate,
         encoding_format=None,
         request=request,
+        stream_options_absent=options is msgspec.UNSET,
     )
 
 

@@ -175,10 +175,9 @@ def _splice(body: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
 def _splice_edits(body: bytes, replacements: dict[str, bytes], include_usage: bool) -> bytes:
     start = _skip_ws(body, 0)
     fields = _raw_object.decode(body)
-    if not replacements and include_usage and "stream_options" not in fields:
+    if not replacements and include_usage and fields and "stream_options" not in fields:
         # The common case (a stream without stream_options, no alias): one insertion.
-        insert = b'"stream_options":' + INCLUDE_USAGE + (b"," if fields else b"")
-        return _splice(body, [(start + 1, start + 1, insert)])
+        return insert_member(body, b'"stream_options":' + INCLUDE_USAGE)
     top = _members_by_length(body, start, fields)
     if top is None:
         top = list(members(body, start))
@@ -211,6 +210,13 @@ def _reencode(body: bytes, replacements: dict[str, bytes], include_usage: bool) 
         options["include_usage"] = msgspec.Raw(b"true")
         fields["stream_options"] = msgspec.Raw(_encoder.encode(options))
     return _encoder.encode(fields)
+
+
+def insert_member(body: bytes, member: bytes) -> bytes:
+    """`body` (a validated JSON object with at least one member) with `member` (`"key":value`)
+    added first; no pass over the body, one copy."""
+    start = _skip_ws(body, 0)
+    return _splice(body, [(start + 1, start + 1, member + b",")])
 
 
 def rewrite_request(

@@ -166,3 +166,41 @@ def test_rewriting_any_body_changes_exactly_the_two_fields(
         encoded = json.dumps({key: value}, indent=indent).encode()
         if indent is None:  # the member's own bytes are unchanged
             assert encoded[1:-1] in rewritten
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        b'{"model":"m","stream":true,"messages":[{"role":"user","content":"stream_options"}]}',
+        b'{"model":"m","stream":true,"stream\\u005foptions":{"include_usage":false}}',
+        b'{"model":"m","note":"\\"stream_options\\": null","stream":true}',
+        b" {\n }",
+    ],
+    ids=["word-in-content", "escaped-key", "quoted-in-content", "empty-object"],
+)
+def test_usage_is_forced_exactly_once_whatever_mentions_stream_options(original: bytes) -> None:
+    rewritten = rewrite_request(original, include_usage=True)
+    decoded = json.loads(rewritten)
+    assert decoded["stream_options"]["include_usage"] is True
+    assert rewritten.count(b"include_usage") == 1
+
+
+def test_the_view_adds_absent_stream_options_without_touching_anything_else() -> None:
+    original = b'{"model":"demo","stream":true,"messages":[{"role":"user","content":"x"}]}'
+    view = decode_chat_completion(original)
+    assert view.stream_options_absent
+    assert view.upstream_body(original, "demo") == (
+        b'{"stream_options":{"include_usage":true},' + original[1:]
+    )
+
+
+def test_the_view_tells_explicit_null_stream_options_from_absent_ones() -> None:
+    original = (
+        b'{"model":"demo","stream":true,"stream_options":null,'
+        b'"messages":[{"role":"user","content":"x"}]}'
+    )
+    view = decode_chat_completion(original)
+    assert not view.stream_options_absent
+    rewritten = view.upstream_body(original, "demo")
+    assert rewritten.count(b"stream_options") == 1
+    assert json.loads(rewritten)["stream_options"] == {"include_usage": True}
