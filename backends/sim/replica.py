@@ -21,6 +21,9 @@ from backends.sim.telemetry import Telemetry
 from backends.sim.tokenizer import Tokenizer
 
 
+SHUTDOWN_GRACE_S = 2.0  # handlers still running after this are cancelled at stop
+
+
 class Replica:
     """State and lifecycle of one replica; the HTTP routes read and drive it."""
 
@@ -67,6 +70,7 @@ class Replica:
             access_log=None,
             keepalive_timeout=self.config.keep_alive_s,
             handler_cancellation=True,
+            shutdown_timeout=SHUTDOWN_GRACE_S,
         )
         await self._runner.setup()
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="sim-scheduler"))
@@ -79,6 +83,10 @@ class Replica:
             await self._open(sock)
 
     async def stop(self) -> None:
+        """End every request (streams get finish_reason "abort" and [DONE]), stop the engine,
+        close the sockets."""
+        self.scheduler.abort_rid(None, abort_all=True)
+        self._unhung.set()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

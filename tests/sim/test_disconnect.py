@@ -80,3 +80,23 @@ async def test_abort_request_by_rid_ends_a_stream_with_finish_reason_abort(
     assert rest[-1] == "data: [DONE]"
     assert '"finish_reason":"abort"' in rest[-2]
     assert cluster.replicas[0].scheduler.num_running == 0
+
+
+async def test_closing_the_cluster_ends_open_streams_with_abort_at_once() -> None:
+    cluster = SimCluster(SimConfig(model="demo", time_scale=1.0))
+    await cluster.start()
+    lines: list[str] = []
+    async with httpx.AsyncClient(base_url=cluster.urls[0], timeout=30.0) as client:
+
+        async def read() -> None:
+            body = {**LONG, "stream": True}
+            async with client.stream("POST", "/v1/chat/completions", json=body) as reply:
+                lines.extend([line async for line in reply.aiter_lines() if line])
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(read)
+            with anyio.fail_after(5):
+                await cluster.replicas[0].scheduler.wait_until(lambda s: s.num_running == 1)
+                await cluster.close()
+    assert lines[-1] == "data: [DONE]"
+    assert '"finish_reason":"abort"' in lines[-2]
