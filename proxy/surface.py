@@ -318,14 +318,15 @@ class SurfaceRelay(Relay):
         """A Responses stream, event for event; its `finally` settles lease, limit and ledger."""
         relay = ResponsesStreamRelay()
         outcome = Outcome.OK
-        released = False
+        released = bound = False
         try:
             try:
                 async for chunk in answer.chunks():
                     lease.progress()
                     out = relay.feed(chunk)
-                    if relay.response_id is not None:
+                    if not bound and relay.response_id is not None:
                         self._bind(relay.response_id, exchange, lease)
+                        bound = True
                     if out:
                         exchange.mark_first_byte()
                         yield out
