@@ -144,14 +144,20 @@ class SseRelay:
             self._buffer = data
             return b""
         self._buffer = data[end + 2 :]
-        if self._old_id is None or data.find(_SEPARATOR) == end:
-            return self._events(data[: end + 2])
         body = data[: end + 2]
+        first = b""
+        if self._old_id is None:  # the first event names the backend's id: read it alone
+            first_end = body.find(_SEPARATOR) + 2
+            first = self._events(body[:first_end])
+            body = body[first_end:]
+            if not body or self.complete:
+                return first
         cut = _first_special(body)
         if cut == 0:
-            return self._events(body)
-        head = self._bulk(body[:cut])
-        return head + self._events(body[cut:]) if cut < len(body) else head
+            return first + self._events(body)
+        bulk = self._bulk(body[:cut])
+        rest = self._events(body[cut:]) if cut < len(body) else b""
+        return first + bulk + rest if first or rest else bulk
 
     def _bulk(self, block: bytes) -> bytes:
         """Complete, ordinary `data:` events: the same edits as `_event`, on all at once."""
