@@ -33,9 +33,14 @@ class SimCluster:
         return [replica.url for replica in self.replicas]
 
     async def start(self) -> None:
-        for index, replica in enumerate(self.replicas):
-            port = self.port + index if self.port else 0
-            await replica.start(build_app(replica), self.host, port)
+        """Bind and serve every replica; if one cannot (a port in use), stop those started."""
+        try:
+            for index, replica in enumerate(self.replicas):
+                port = self.port + index if self.port else 0
+                await replica.start(build_app(replica), self.host, port)
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         for replica in self.replicas:

@@ -20,7 +20,6 @@ from backends.sim.scheduler import Scheduler, Sleep
 from backends.sim.telemetry import Telemetry
 from backends.sim.tokenizer import Tokenizer
 
-
 SHUTDOWN_GRACE_S = 2.0  # handlers still running after this are cancelled at stop
 
 
@@ -65,6 +64,8 @@ class Replica:
     # ---- lifecycle
     async def start(self, app: web.Application, host: str, port: int) -> None:
         self.host = host
+        sock = _listen(host, port)  # first: a port in use fails before anything runs
+        self.port = sock.getsockname()[1]
         self._runner = web.AppRunner(
             app,
             access_log=None,
@@ -75,8 +76,6 @@ class Replica:
         await self._runner.setup()
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="sim-scheduler"))
         self._tasks.append(asyncio.create_task(self._warm_up(), name="sim-warm-up"))
-        sock = _listen(host, port)
-        self.port = sock.getsockname()[1]
         if self.faults.refuse_connections:
             sock.close()
         else:
@@ -168,8 +167,12 @@ class Replica:
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    sock.setblocking(False)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
     return sock

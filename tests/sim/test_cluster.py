@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 
@@ -36,3 +38,16 @@ def test_replicas_on_consecutive_ports_from_a_given_port() -> None:
         assert cluster.urls == [f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"]
     finally:
         cluster.stop()
+
+
+@pytest.mark.anyio
+async def test_a_port_in_use_fails_the_start_and_leaves_nothing_running() -> None:
+    base = free_port_pair()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", base + 1))
+        taken.listen()
+        cluster = SimCluster(SimConfig(model="demo", time_scale=0.0), replicas=2, port=base)
+        with pytest.raises(OSError, match="in use"):
+            await cluster.start()
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", base))  # the first replica's socket was closed
