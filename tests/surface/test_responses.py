@@ -168,3 +168,11 @@ def test_a_stream_the_backend_cuts_ends_with_an_error_the_sdk_raises(
         assert "response.completed" not in seen
     finally:
         set_faults(sim.urls[1], cut_stream_after_tokens=None)
+
+
+def test_the_sdks_stream_helper_assembles_the_final_response(client: OpenAI) -> None:
+    with client.responses.stream(model="demo", input="Assemble me") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert final.status == "completed"
+    assert final.output_text == "".join(deltas)
