@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from types import TracebackType
+from typing import Any
 
 from backends.sim.config import SimConfig
 from backends.sim.faults import Faults
@@ -99,7 +100,7 @@ class SimCluster:
         finally:
             await self.close()
 
-    def set_faults_from_thread(self, index: int, **changes: object) -> Faults:
+    def set_faults_from_thread(self, index: int, **changes: Any) -> Faults:
         """`replicas[index].set_faults(...)` for a cluster started with start_in_thread."""
         if self._loop is None:
             raise RuntimeError("the cluster was not started with start_in_thread")

@@ -110,8 +110,12 @@ class Replica:
         self.started = True
 
     # ---- faults
-    async def set_faults(self, **changes: Any) -> Faults:
-        """Replace the named fault fields (also reopens or closes the listening socket)."""
+    async def set_faults(
+        self, *, keep_connection: asyncio.BaseTransport | None = None, **changes: Any
+    ) -> Faults:
+        """Replace the named fault fields. Turning `refuse_connections` on closes the listening
+        socket and resets open connections (but `keep_connection`, the caller's own); turning
+        it off listens again on the same port."""
         faults = msgspec.structs.replace(self.faults, **changes)
         faults.validate()
         was_refusing = self.faults.refuse_connections
@@ -124,9 +128,18 @@ class Replica:
         if faults.refuse_connections and not was_refusing and self._site is not None:
             site, self._site = self._site, None
             await site.stop()
+            self._drop_connections(keep_connection)
         elif was_refusing and not faults.refuse_connections and self._runner is not None:
             await self._open(_listen(self.host, self.port))
         return faults
+
+    def _drop_connections(self, keep: asyncio.BaseTransport | None) -> None:
+        """A replica that refuses connections is down: open connections are reset too, so a
+        client's pooled keep-alive connection fails as it would against a dead process."""
+        server = self._runner.server if self._runner is not None else None
+        for handler in server.connections if server is not None else ():
+            if handler.transport is not None and handler.transport is not keep:
+                handler.transport.abort()
 
     async def hold_if_hung(self) -> None:
         """Hold a request before its first byte while `hang_before_first_byte` is set."""

@@ -25,7 +25,11 @@ async def set_faults(http: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
 async def test_refused_connections_are_really_refused_until_cleared(
     cluster: SimCluster, http: httpx.AsyncClient
 ) -> None:
-    await set_faults(http, refuse_connections=True)
+    async with httpx.AsyncClient(base_url=cluster.urls[0]) as pooled:
+        assert (await pooled.get("/health")).status_code == 200  # a kept-alive connection
+        await set_faults(http, refuse_connections=True)  # answered on the caller's connection
+        with pytest.raises(httpx.TransportError):
+            await pooled.get("/health")  # the pooled connection was reset, a new one refused
     async with httpx.AsyncClient(base_url=cluster.urls[0]) as fresh:
         with pytest.raises(httpx.ConnectError):
             await fresh.get("/health")

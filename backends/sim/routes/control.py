@@ -28,7 +28,9 @@ async def set_faults(request: web.Request) -> web.Response:
         if not isinstance(changes, dict) or not set(changes) <= FAULT_FIELDS:
             raise SimError(f"fault fields are {sorted(FAULT_FIELDS)}")
         checked = msgspec.convert({**msgspec.to_builtins(replica.faults), **changes}, Faults)
-        faults = await replica.set_faults(**msgspec.structs.asdict(checked))
+        faults = await replica.set_faults(
+            keep_connection=request.transport, **msgspec.structs.asdict(checked)
+        )
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
         return intake.error_response(SimError(str(exc)))
     except SimError as error:
