@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
-from litestar.response import Response, Stream
+from litestar.response import Response
 from litestar.types import Receive
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
@@ -34,6 +34,7 @@ from proxy.keys.ring import KeyRing
 from proxy.ledger.row import format_usd, to_micro_usd
 from proxy.limits.admission import Admission, Limiter
 from proxy.metrics import Metrics
+from proxy.responses import EventStream, JsonResponse
 from proxy.routing.backend import Outcome
 from proxy.routing.catalog import ModelEntry
 from proxy.routing.lease import Lease
@@ -157,7 +158,7 @@ class Relay:
         content_type: str | None,
         body: bytes,
         receive: Receive | None = None,
-    ) -> Response[bytes] | Stream:
+    ) -> JsonResponse | EventStream:
         """The response to one request. With the ASGI `receive`, a client that goes away
         while the backend works (prefill, a whole non-streamed answer) cancels the upstream
         request at once; once streaming, Litestar's own disconnect watch does the same."""
@@ -200,22 +201,17 @@ class Relay:
                     include_usage=view.include_usage,
                     model_names=(entry.served_name, entry.name),
                 )
-                return Stream(
-                    events,
-                    status_code=200,
-                    media_type=EVENT_STREAM,
-                    headers={**headers, "cache-control": "no-cache"},
-                )
+                return EventStream(events, headers=headers.items())
             return await self._complete(answer, lease, view, exchange, headers)
         except GatewayError as error:
-            return self._error(error, exchange, headers)
+            return self._error_answer(error, exchange, headers)
         except asyncio.CancelledError:
             if watch is None or not watch.absorb():
                 raise
             exchange.cancelled = True
             exchange.status = CLIENT_CLOSED
             exchange.error_code = "client_closed"
-            return Response(b"", status_code=CLIENT_CLOSED)
+            return JsonResponse(b"", status=CLIENT_CLOSED, headers=headers.items())
         finally:
             if watch is not None:
                 watch.stop()
@@ -232,9 +228,19 @@ class Relay:
             price = self._prices[entry.name] = (micro, format_usd(micro))
         return price
 
+    def _error_answer(
+        self, error: GatewayError, exchange: Exchange, headers: dict[str, str]
+    ) -> JsonResponse:
+        exchange.status = error.status
+        exchange.error_code = error.instance_code
+        if error.headers:
+            headers = {**headers, **error.headers}
+        return JsonResponse(error.to_json(), status=error.status, headers=headers.items())
+
     def _error(
         self, error: GatewayError, exchange: Exchange, headers: dict[str, str]
     ) -> Response[bytes]:
+        """The same as a Litestar Response, for subclasses whose routes return those."""
         exchange.status = error.status
         exchange.error_code = error.instance_code
         return Response(
@@ -320,7 +326,7 @@ class Relay:
         view: RequestView,
         exchange: Exchange,
         headers: dict[str, str],
-    ) -> Response[bytes]:
+    ) -> JsonResponse:
         """A non-streamed answer: read whole, id swapped for ours, vectors encoded if asked."""
         try:
             payload = await answer.read()
@@ -343,7 +349,7 @@ class Relay:
             exchange.completion_tokens = head.usage.completion_tokens
         exchange.completed = True
         exchange.mark_first_byte()
-        return Response(payload, status_code=200, media_type=JSON, headers=headers)
+        return JsonResponse(payload, status=200, headers=headers.items())
 
     async def _stream(
         self,
@@ -354,7 +360,7 @@ class Relay:
         *,
         include_usage: bool,
         model_names: tuple[str, str],
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The client's stream. Its `finally` releases the backend, the limit slot and closes
         the exchange, whether the stream ended, broke off, or the client went away."""
         relay = SseRelay(exchange.request_id, forward_usage=include_usage, model_names=model_names)

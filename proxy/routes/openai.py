@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
-from litestar.response import Stream
+from litestar.types import ASGIApp
 
 from proxy.errors import GatewayError, ModelNotFound
 from proxy.exchange import new_request_id
@@ -52,10 +52,9 @@ def request_headers(request: AnyRequest) -> tuple[str | None, str | None]:
     return authorization, content_type
 
 
-def _forwarder(
-    relay: Relay, endpoint: str
-) -> Callable[[AnyRequest], Coroutine[Any, Any, Response[bytes] | Stream]]:
-    async def forward(request: AnyRequest) -> Response[bytes] | Stream:
+def _forwarder(relay: Relay, endpoint: str) -> Callable[[AnyRequest], Coroutine[Any, Any, ASGIApp]]:
+    async def forward(request: AnyRequest) -> ASGIApp:
+        """Returns the relay's answer as a bare ASGI app, which Litestar passes through."""
         authorization, content_type = request_headers(request)
         return await relay.forward(
             endpoint,
