@@ -240,9 +240,17 @@ def measure(
     )
     cpu = None
     rss = None
-    if target.process is not None and cpu_before is not None:
-        cpu = target.process.cpu_seconds() - cpu_before
-        rss = target.process.rss_bytes() / 1e6
+    process = target.process
+    if process is not None and cpu_before is not None:
+        if process.alive():
+            cpu = process.cpu_seconds() - cpu_before
+            rss = process.rss_bytes() / 1e6
+        else:
+            code = process.process.returncode if process.process else None
+            plan.notes.append(
+                f"{LABELS[target.key]} exited (code {code}; negative = killed by that signal) "
+                f"during {mode} c={concurrency} round {round_ + 1}; its later cells were skipped"
+            )
     return Run(target.key, mode, concurrency, round_, summary, cpu, rss)
 
 
@@ -255,7 +263,7 @@ def measure_memory(
     urllib.request.urlopen(set_delay + str(plan.hold_ms), timeout=5).close()  # noqa: S310
     try:
         for target in targets:
-            if target.process is None:
+            if target.process is None or not target.process.alive():
                 continue
             idle = target.process.rss_bytes()
             body = chat_body(MODEL, "Say hello.", 20, stream=False)
