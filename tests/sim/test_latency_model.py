@@ -88,6 +88,9 @@ async def test_a_repeated_long_prefix_is_cached_and_answers_much_sooner(
     assert warm["ttft_s"] < cold["ttft_s"] / 10
     uncached = warm["prompt_tokens"] - warm["cached_tokens"]
     assert warm["ttft_s"] == pytest.approx(0.02 + uncached / 10_000.0)
+    load = (await http.get("/v1/loads")).json()["loads"][0]
+    total = cold["prompt_tokens"] + warm["prompt_tokens"]
+    assert load["cache_hit_rate"] == pytest.approx(warm["cached_tokens"] / total, abs=1e-4)
 
 
 async def chat_messages(http: httpx.AsyncClient, messages: list[dict[str, str]]) -> dict[str, Any]:
