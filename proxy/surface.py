@@ -49,7 +49,12 @@ from proxy.routing.pool import Pool
 from proxy.upstream import Upstream, UpstreamResponse
 from proxy.wire.decoding import RequestView
 from proxy.wire.images import ImagesAnswerError, images_response
-from proxy.wire.responses_stream import ResponsesStreamRelay, drop_unset_nulls, read_response
+from proxy.wire.responses_stream import (
+    ResponsesStreamRelay,
+    drop_unset_nulls,
+    public_model,
+    read_response,
+)
 from proxy.wire.surface import SurfaceView
 from proxy.wire.transcripts import TranscriptError, render
 
@@ -139,14 +144,16 @@ class SurfaceRelay(Relay):
                 if watch is not None:
                     watch.stop()
                 streaming = True
-                events = self._responses_stream(answer, lease, admission, exchange)
+                names = (entry.served_name, entry.name)
+                events = self._responses_stream(answer, lease, admission, exchange, names)
                 return Stream(
                     events,
                     status_code=200,
                     media_type=EVENT_STREAM,
                     headers={**headers, "cache-control": "no-cache"},
                 )
-            return await self._answer(answer, lease, view, exchange, headers)
+            names = (entry.served_name, entry.name)
+            return await self._answer(answer, lease, view, exchange, headers, model_names=names)
         except GatewayError as error:
             return self._error(error, exchange, headers)
         except asyncio.CancelledError:
@@ -272,6 +279,8 @@ class SurfaceRelay(Relay):
         view: SurfaceView,
         exchange: Exchange,
         headers: dict[str, str],
+        *,
+        model_names: tuple[str, str],
     ) -> Response[bytes]:
         """A whole answer, in the shape and format the client asked for."""
         try:
@@ -286,7 +295,7 @@ class SurfaceRelay(Relay):
         media_type = JSON
         try:
             if view.endpoint == "responses":
-                payload = drop_unset_nulls(payload)
+                payload = public_model(drop_unset_nulls(payload), model_names)
                 self._bind(read_response(payload).id, exchange, lease)
                 usage = read_response(payload).usage
                 if usage is not None:
@@ -313,10 +322,15 @@ class SurfaceRelay(Relay):
             self.bindings.bind(response_id, binding)
 
     async def _responses_stream(
-        self, answer: UpstreamResponse, lease: Lease, admission: Admission, exchange: Exchange
+        self,
+        answer: UpstreamResponse,
+        lease: Lease,
+        admission: Admission,
+        exchange: Exchange,
+        model_names: tuple[str, str],
     ) -> AsyncIterator[bytes]:
         """A Responses stream, event for event; its `finally` settles lease, limit and ledger."""
-        relay = ResponsesStreamRelay()
+        relay = ResponsesStreamRelay(model_names)
         outcome = Outcome.OK
         released = bound = False
         try:
@@ -392,6 +406,8 @@ class SurfaceRelay(Relay):
                 raise problem.error if isinstance(problem, _RetryableError) else problem
             payload = drop_unset_nulls(await answer.read())
             lease.finish(Outcome.OK)
+            served = self._pool.resolve(binding.model).served_name
+            payload = public_model(payload, (served, binding.model))
         except GatewayError as error:
             return Response(
                 error.to_json(),

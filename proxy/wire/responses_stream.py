@@ -81,6 +81,18 @@ def drop_unset_nulls(payload: bytes) -> bytes:
     return payload
 
 
+def public_model(payload: bytes, model_names: tuple[str, str] | None) -> bytes:
+    """`payload` naming the public model where the backend echoed the served name it was sent
+    (`model_names` is (served, public)). Unescaped quotes only occur around JSON members, so
+    the bytes `"model":"<served>"` can only be a `model` member."""
+    if model_names is None or model_names[0] == model_names[1]:
+        return payload
+    served, public = (_encoder.encode(name) for name in model_names)
+    for key in (b'"model":', b'"model": '):
+        payload = payload.replace(key + served, key + public)
+    return payload
+
+
 def read_response(payload: bytes) -> ResponseHead:
     """The id, status and usage of a `Response` body; an empty head when it is not one."""
     try:
@@ -132,6 +144,7 @@ class ResponsesStreamRelay:
     __slots__ = (
         "_buffer",
         "_last_sequence",
+        "_model_names",
         "complete",
         "failed",
         "response_id",
@@ -139,7 +152,9 @@ class ResponsesStreamRelay:
         "usage",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, model_names: tuple[str, str] | None = None) -> None:
+        """`model_names`: (served, public) when they differ, so events name the public model."""
+        self._model_names = model_names
         self._buffer = b""
         self._last_sequence = -1
         self.response_id: str | None = None
@@ -180,7 +195,7 @@ class ResponsesStreamRelay:
             return _error_event(error.message, error.type, error.param, error.code, sequence)
         if not name and kind:
             block = b"event: " + kind.encode() + b"\n" + block
-        return drop_unset_nulls(block) + _SEPARATOR
+        return public_model(drop_unset_nulls(block), self._model_names) + _SEPARATOR
 
     def _observe(self, event: StreamEvent, kind: str) -> None:
         if event.sequence_number is not None:

@@ -176,3 +176,16 @@ def test_the_sdks_stream_helper_assembles_the_final_response(client: OpenAI) -> 
         final = stream.get_final_response()
     assert final.status == "completed"
     assert final.output_text == "".join(deltas)
+
+
+def test_answers_name_the_model_the_client_asked_for(client: OpenAI) -> None:
+    created = client.responses.create(model="painter", input="who am I")
+    assert created.model == "painter"
+    assert client.responses.retrieve(created.id).model == "painter"
+    with client.responses.stream(model="painter", input="and now") as stream:
+        models = {
+            e.response.model
+            for e in stream
+            if e.type in ("response.created", "response.in_progress", "response.completed")
+        }
+    assert models == {"painter"}

@@ -166,3 +166,11 @@ def test_bindings_are_per_key_and_keep_the_newest() -> None:
     bindings.bind("resp_3", Binding("key_a", "demo", "demo@a"))
     assert bindings.find("resp_1", "key_a") is None
     assert len(bindings) == 2
+
+
+def test_events_name_the_public_model_instead_of_the_served_one() -> None:
+    relay = ResponsesStreamRelay(("org/served-7b", "painter"))
+    created = event("response.created", 0, response={"id": "resp_1", "model": "org/served-7b"})
+    out = relay.feed(created)
+    assert b'"model":"painter"' in out.replace(b": ", b":")
+    assert b"served-7b" not in out
