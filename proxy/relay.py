@@ -34,7 +34,7 @@ from proxy.keys.ring import KeyRing
 from proxy.ledger.row import format_usd, to_micro_usd
 from proxy.limits.admission import Admission, Limiter
 from proxy.metrics import Metrics
-from proxy.responses import EventStream, JsonResponse
+from proxy.responses import DisconnectWatch, EventStream, JsonResponse
 from proxy.routing.backend import Outcome
 from proxy.routing.catalog import ModelEntry
 from proxy.routing.lease import Lease
@@ -49,6 +49,8 @@ from proxy.wire.decoding import (
     decode_embedding,
 )
 from proxy.wire.embeddings import encode_embeddings_base64
+
+__all__ = ["CLIENT_CLOSED", "EVENT_STREAM", "JSON", "PRICE_HEADER", "DisconnectWatch", "Relay"]
 
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
@@ -65,47 +67,6 @@ DECODERS: dict[str, Callable[[bytes], RequestView]] = {
 PRICE_HEADER = "x-warmgate-price-usd"
 # The status a request that the client abandoned is accounted with (nothing is sent).
 CLIENT_CLOSED = 499
-# A client that leaves before the backend answers is noticed within this (plus a loop step).
-DISCONNECT_WATCH_DELAY_S = 0.05
-
-
-class DisconnectWatch:
-    """Cancels the task that made it when the client disconnects; `stop()` when done.
-
-    The watch begins `delay_s` after it is made: most answers come sooner and then cost only
-    a timer, while a client that leaves during a long prefill or generation is still noticed
-    within `delay_s` plus a scheduling step."""
-
-    __slots__ = ("_target", "_task", "_timer", "fired")
-
-    def __init__(self, receive: Receive, *, delay_s: float = DISCONNECT_WATCH_DELAY_S) -> None:
-        self.fired = False
-        target = asyncio.current_task()
-        assert target is not None  # made inside a request handler
-        self._target = target
-        self._task: asyncio.Task[None] | None = None
-        self._timer = asyncio.get_running_loop().call_later(delay_s, self._begin, receive)
-
-    def _begin(self, receive: Receive) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._watch(receive))
-
-    async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.fired = True
-        self._target.cancel()
-
-    def stop(self) -> None:
-        self._timer.cancel()
-        if self._task is not None:
-            self._task.cancel()
-
-    def absorb(self) -> bool:
-        """True (and the cancellation taken back) when the client's leaving caused it."""
-        if not self.fired:
-            return False
-        self._target.uncancel()
-        return True
 
 
 class _RetryableError(Exception):

@@ -4,7 +4,8 @@ Litestar's `Response` resolves cookies, background tasks and media types on ever
 relay knows all of its headers up front, so it hands Litestar these instead (a handler
 annotated `-> ASGIApp` passes them through untouched). `EventStream` is the streaming answer:
 it sends each chunk as the relay yields it and, should the client disconnect, cancels the
-relay at once, which closes the upstream request in the relay's `finally`.
+relay at once, which closes the upstream request in the relay's `finally`. Before the answer
+starts, `DisconnectWatch` does the same for a request still waiting on its backend.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import AsyncGenerator, Iterable
 
 from litestar.types import Receive, Scope, Send
 
+# A client that leaves before the backend answers is noticed within this (plus a loop step).
+DISCONNECT_WATCH_DELAY_S = 0.05
 JSON = b"application/json"
 EVENT_STREAM = b"text/event-stream; charset=utf-8"
 
@@ -88,3 +91,42 @@ class EventStream:
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._chunks.aclose()
+
+
+class DisconnectWatch:
+    """Cancels the task that made it when the client disconnects; `stop()` when done.
+
+    The watch begins `delay_s` after it is made: most answers come sooner and then cost only
+    a timer, while a client that leaves during a long prefill or generation is still noticed
+    within `delay_s` plus a scheduling step."""
+
+    __slots__ = ("_target", "_task", "_timer", "fired")
+
+    def __init__(self, receive: Receive, *, delay_s: float = DISCONNECT_WATCH_DELAY_S) -> None:
+        self.fired = False
+        target = asyncio.current_task()
+        assert target is not None  # made inside a request handler
+        self._target = target
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(delay_s, self._begin, receive)
+
+    def _begin(self, receive: Receive) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.fired = True
+        self._target.cancel()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
+
+    def absorb(self) -> bool:
+        """True (and the cancellation taken back) when the client's leaving caused it."""
+        if not self.fired:
+            return False
+        self._target.uncancel()
+        return True
