@@ -114,7 +114,8 @@ class Upstream:
         session = self._session
         if session is None:
             raise BackendError("The gateway is not started.")
-        headers = {"X-Request-Id": request_id}
+        # identity: answers are relayed byte for byte, so they must not arrive compressed
+        headers = {"Accept-Encoding": "identity", "X-Request-Id": request_id}
         if content_type is not None:
             headers["Content-Type"] = content_type
         if api_key:
