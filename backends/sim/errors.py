@@ -34,9 +34,4 @@ def stream_error_event(message: str, status: int) -> bytes:
     return b"data: " + msgspec.json.encode({"error": error}) + b"\n\n"
 
 
-def validation_error(model: str, exc: Exception) -> SimError:
-    """Body validation failures: 400 with type "Bad Request" (never FastAPI's 422)."""
-    return SimError(f"1 validation error for {model}\n{exc}", 400, "Bad Request")
-
-
 UNAUTHORIZED_BODY = b'{"error":"Unauthorized"}'

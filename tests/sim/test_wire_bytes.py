@@ -413,3 +413,22 @@ class TestThinkingSwitch:
         assert thinking["usage"]["completion_tokens_details"] == {
             "reasoning_tokens": thinking["usage"]["reasoning_tokens"]
         }
+
+
+async def test_a_refused_body_is_described_the_way_fastapi_describes_it(
+    http: httpx.AsyncClient,
+) -> None:
+    reply = await http.post("/v1/chat/completions", json={"model": "m"})
+    error = (
+        "{'type': 'missing', 'loc': ('body', 'messages'), 'msg': 'Field required', "
+        "'input': {'model': 'm'}}"
+    )
+    assert reply.json() == {
+        "object": "error",
+        "message": f"1 validation error:\n  {error} [{error}]",
+        "type": "Bad Request",
+        "param": None,
+        "code": 400,
+    }
+    nested = await http.post("/v1/chat/completions", json={"messages": [{"content": "x"}]})
+    assert "'loc': ('body', 'messages', 0, 'role')" in nested.json()["message"]

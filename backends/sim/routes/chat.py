@@ -10,13 +10,14 @@ from aiohttp import web
 from backends.sim import choices
 from backends.sim.answer import CONTENT, REASONING, Answer, plan_chat
 from backends.sim.choices import Choice
-from backends.sim.errors import SimError, validation_error
+from backends.sim.errors import SimError
 from backends.sim.generation import Generation, QueueFullError
 from backends.sim.prompt import render_chat
 from backends.sim.replica import Replica
 from backends.sim.routes import intake
 from backends.sim.routes.chat_stream import ChatStream
 from backends.sim.sampling import check_sampling
+from backends.sim.validation import field_error
 from backends.sim.wire import ChatCompletionRequest, chat_decoder, encode, sampling_of
 from backends.sim.writer import Writer
 
@@ -55,11 +56,8 @@ def validate(chat: ChatCompletionRequest) -> None:
     tools = chat.tools or []
     choice = chat.tool_choice
     if isinstance(choice, str) and choice not in ("auto", "required", "none"):
-        raise validation_error(
-            "ChatCompletionRequest",
-            ValueError(
-                f"tool_choice\n  Input should be 'auto', 'required' or 'none' [input={choice!r}]"
-            ),
+        raise field_error(
+            "tool_choice", "literal_error", "Input should be 'auto', 'required' or 'none'", choice
         )
     if isinstance(choice, str) and choice.lower() == "required" and not tools:
         raise SimError("Tools cannot be empty if tool choice is set to required.")

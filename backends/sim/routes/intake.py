@@ -8,8 +8,9 @@ import msgspec
 from aiohttp import web
 
 from backends.sim.config import DEFAULT_MAX_NEW_TOKENS, SimConfig
-from backends.sim.errors import SimError, validation_error
+from backends.sim.errors import SimError
 from backends.sim.replica import Replica
+from backends.sim.validation import body_error
 
 REPLICA = web.AppKey("replica", Replica)
 JSON = "application/json"
@@ -32,22 +33,22 @@ async def read_body(request: web.Request, replica: Replica, require_json: bool =
     body = await request.read()
     replica.observe(request.path, body)
     if require_json and request.content_type != JSON:
-        detail = [
-            {
-                "type": "value_error",
-                "loc": ["header", "content-type"],
-                "msg": "Unsupported Media Type: Only 'application/json' is allowed",
-            }
-        ]
-        raise SimError(f"{detail}", 400, "Bad Request")
+        # http_server.validate_json_request raises RequestValidationError with this error.
+        error = {
+            "loc": ["header", "content-type"],
+            "msg": "Unsupported Media Type: Only 'application/json' is allowed",
+            "type": "value_error",
+        }
+        raise SimError(f"1 validation error:\n  {error} {[error]}", 400, "Bad Request")
     return body
 
 
 def decode(decoder: msgspec.json.Decoder[Any], body: bytes, model: str) -> Any:
+    """The body as `model` (SGLang's pydantic model name, for the reader); 400 if refused."""
     try:
         return decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise validation_error(model, exc) from None
+        raise body_error(body, exc) from None
 
 
 def check_model(model: str, config: SimConfig) -> None:
