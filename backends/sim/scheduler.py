@@ -242,8 +242,13 @@ class Scheduler:
         def finish() -> None:
             done_now = self._sim_now
             ended = False
+            observe = self.telemetry.itl.observe  # per token, as SGLang's collector does
             for generation in batch:
-                if not generation.finished and generation.emit(done_now):
+                if generation.finished:
+                    continue
+                if generation.log_metrics:
+                    observe(done_now - generation.last_token_at)
+                if generation.emit(done_now):
                     self._release(generation)
                     ended = True
             if ended:

@@ -158,6 +158,4 @@ class Telemetry:
             return
         self.requests_completed += 1
         self.series[generation.streaming].observe(generation)
-        if generation.generated > 1:
-            self.itl.observe(generation.mean_itl_s)
         self.recent.append(RequestRecord(generation))

@@ -432,3 +432,12 @@ async def test_a_refused_body_is_described_the_way_fastapi_describes_it(
     }
     nested = await http.post("/v1/chat/completions", json={"messages": [{"content": "x"}]})
     assert "'loc': ('body', 'messages', 0, 'role')" in nested.json()["message"]
+
+
+async def test_inter_token_latency_is_observed_once_per_token_gap(
+    http: httpx.AsyncClient,
+) -> None:
+    await http.post("/v1/chat/completions", json=chat_body(max_tokens=5, ignore_eos=True))
+    text = (await http.get("/metrics")).text
+    count = 'sglang:inter_token_latency_seconds_count{model_name="demo",engine_type="unified"} 4.0'
+    assert count in text
