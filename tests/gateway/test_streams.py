@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +19,9 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.gateway.conftest import AUTH_HEADER, SimStats
+from backends.sim import SimCluster
+from proxy.settings import parse_settings
+from tests.gateway.conftest import AUTH_HEADER, ENVIRON, KEY, SimStats, sim_config
 from tests.gateway.harness import GatewayServer
 
 USER: list[Any] = [{"role": "user", "content": "Tell me a long story."}]
@@ -143,3 +146,45 @@ def test_a_client_leaving_before_the_first_byte_cancels_the_upstream_request(
     took_s = wait_until(lambda: held() == 0, what="the backend saw its connection closed")
     assert gateway.runtime.pool.in_flight == 0
     print(f"upstream closed {took_s * 1000:.1f} ms after the client closed (polling included)")
+
+
+@pytest.fixture
+def one_slot_gateway(tmp_path: Path) -> Iterator[GatewayServer]:
+    """A gateway in front of one replica that runs one request and queues none."""
+    cluster = SimCluster(
+        sim_config("demo", time_scale=1.0, max_running_requests=1, max_queued_requests=0),
+        replicas=1,
+    ).start_in_thread()
+    settings = parse_settings(
+        {
+            "data_dir": str(tmp_path),
+            "health": {"interval_s": 3600, "probe_path": "/health"},
+            "routing": {"load_poll_interval_s": 0},
+            "models": [{"name": "demo", "backends": [{"url": cluster.urls[0]}]}],
+            "keys": [{"name": "tester", "secret_env": "WG_TEST_KEY"}],
+        }
+    )
+    server = GatewayServer(settings, environ=ENVIRON).start()
+    yield server
+    server.stop()
+    cluster.stop()
+
+
+def test_an_in_band_backend_error_reaches_the_sdk_as_an_error_it_raises(
+    one_slot_gateway: GatewayServer,
+) -> None:
+    """SGLang answers a stream it cannot queue with HTTP 200 and an error event; the client
+    gets that error in OpenAI's shape, which the SDK raises."""
+    busy = raw_request(
+        one_slot_gateway,
+        {"model": "demo", "messages": USER, "max_tokens": 4000, "ignore_eos": True, "stream": True},
+    )
+    seen = b""
+    while b"data: " not in seen:  # the one slot is taken
+        seen += busy.recv(65536)
+    with OpenAI(base_url=one_slot_gateway.base_url, api_key=KEY, max_retries=0) as sdk:
+        stream = sdk.chat.completions.create(model="demo", messages=USER, stream=True)
+        with pytest.raises(openai.APIError) as raised:
+            list(stream)
+    assert "queue is full" in raised.value.message
+    busy.close()
