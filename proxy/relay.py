@@ -1,7 +1,7 @@
 """The request path: validate → authenticate → limit → route → forward → account.
 
-`Relay.forward` takes a request's raw parts and returns the Litestar response. It decodes the
-body once (`proxy.wire`), forwards the original bytes (only the model name and the usage flag
+`Relay.forward` takes a request's raw parts and returns the answer as a bare ASGI app
+(`proxy.responses`). It decodes the body once (`proxy.wire`), forwards the original bytes (only the model name and the usage flag
 may be rewritten), streams the answer back chunk by chunk and, in a `finally`, closes the
 request's `Exchange` exactly once: one ledger row and one log line per request id.
 
