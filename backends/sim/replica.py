@@ -52,7 +52,8 @@ class Replica:
         self.port = 0
         self._monotonic = monotonic
         self._unhung = asyncio.Event()
-        self._unhung.set()
+        if not self.faults.hang_before_first_byte:
+            self._unhung.set()
         self._runner: web.AppRunner | None = None
         self._site: web.SockSite | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -174,3 +174,25 @@ async def test_a_stream_can_fail_in_band_after_n_tokens_on_a_200(
         },
     )
     assert completion.text.endswith('"code":500}}\n\ndata: [DONE]\n\n')
+
+
+class TestFaultsFromTheStart:
+    @pytest.fixture
+    def sim_config(self) -> SimConfig:
+        return SimConfig(model="demo", time_scale=0.0, hang_before_first_byte=True)
+
+    async def test_a_replica_started_hung_holds_requests_until_released(
+        self, cluster: SimCluster, http: httpx.AsyncClient
+    ) -> None:
+        replica = cluster.replicas[0]
+        statuses: list[int] = []
+
+        async def call() -> None:
+            statuses.append((await http.post("/v1/chat/completions", json=CHAT)).status_code)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(call)
+            with anyio.fail_after(5):
+                await replica.scheduler.wait_until(lambda _: replica.held == 1)
+            await set_faults(http, hang_before_first_byte=False)
+        assert statuses == [200]
