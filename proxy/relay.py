@@ -1,9 +1,10 @@
 """The request path: validate → authenticate → limit → route → forward → account.
 
 `Relay.forward` takes a request's raw parts and returns the answer as a bare ASGI app
-(`proxy.responses`). It decodes the body once (`proxy.wire`), forwards the original bytes (only the model name and the usage flag
-may be rewritten), streams the answer back chunk by chunk and, in a `finally`, closes the
-request's `Exchange` exactly once: one ledger row and one log line per request id.
+(`proxy.responses`). It decodes the body once (`proxy.wire`), forwards the original bytes
+(only the model name and the usage flag may be rewritten), streams the answer back chunk by
+chunk and, in a `finally`, closes the request's `Exchange` exactly once: one ledger row and
+one log line per request id.
 
 Retries happen only before any byte reached the client and only where the backend cannot have
 started the work (connection refused, 503), each time on another backend.
@@ -122,7 +123,7 @@ class Relay:
     ) -> JsonResponse | EventStream:
         """The response to one request. With the ASGI `receive`, a client that goes away
         while the backend works (prefill, a whole non-streamed answer) cancels the upstream
-        request at once; once streaming, Litestar's own disconnect watch does the same."""
+        request at once; once streaming, `EventStream` watches for it the same way."""
         exchange = Exchange(endpoint, clock=self._clock, monotonic=self._monotonic)
         admission: Admission | None = None
         headers: dict[str, str] = {"x-request-id": exchange.request_id}
