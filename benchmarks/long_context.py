@@ -278,6 +278,7 @@ def render(result: dict[str, Any]) -> str:
                "ITL p50 direct / Warmgate", "TPOT p50 direct / Warmgate",
                "E2E p50 direct / Warmgate", "errors"]  # fmt: skip
     table = []
+    counted_by_backend = not result["backend"].startswith("canned")
     for r in result["rows"]:
         d, w = r["direct"], r["warmgate"]
 
@@ -287,7 +288,8 @@ def render(result: dict[str, Any]) -> str:
 
         errors = sum(d["errors"].values()) + sum(w["errors"].values())
         table.append([
-            f"{r['length']:,}", f"{d['mean_prompt_tokens']:,}", r["concurrency"],
+            f"{r['length']:,}", f"{d['mean_prompt_tokens']:,}" if counted_by_backend else "-",
+            r["concurrency"],
             d["ttft_ms"].get("p50"), w["ttft_ms"].get("p50"), r["added_ttft_p50_ms"],
             r["added_ttft_p90_ms"], r["added_ttft_p99_ms"], pair("itl_ms"), pair("tpot_ms"),
             pair("e2e_ms"), errors,
