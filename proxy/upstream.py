@@ -125,6 +125,12 @@ class Upstream:
             response = await session.request(method, url, data=data, headers=headers)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise BackendUnreachable("The model backend could not be reached.") from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            # The connection died before a status line came back: a stale keep-alive connection
+            # the backend had closed, or a backend process that went away. Either the request
+            # never reached it or its work died with the connection (SGLang aborts a request
+            # whose client is gone), so another backend may take it without duplicating tokens.
+            raise BackendUnreachable("The model backend closed the connection.") from exc
         except aiohttp.SocketTimeoutError as exc:
             raise BackendTimeout("The model backend did not answer in time.") from exc
         except aiohttp.ClientError as exc:
