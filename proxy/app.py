@@ -9,6 +9,7 @@ requests have drained.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import BinaryIO
@@ -26,6 +27,7 @@ from proxy.metrics import Metrics
 from proxy.relay import Relay
 from proxy.routes.admin_backends import admin_backends_routes
 from proxy.routes.admin_keys import admin_keys_routes
+from proxy.routes.lane import HotLane
 from proxy.routes.openai import openai_routes
 from proxy.routes.ops import ops_routes
 from proxy.routes.surface import surface_routes
@@ -67,8 +69,6 @@ EXPOSED_HEADERS = [
     "retry-after",
     "x-warmgate-price-usd",
 ]
-# How long shutdown waits for requests in flight (a stream may still be generating).
-DRAIN_TIMEOUT_S = 30.0
 
 
 class MissingSecretError(ValueError):
@@ -111,6 +111,7 @@ class Runtime:
         on_started: Callable[[], None] | None = None,
     ) -> None:
         self._on_started = on_started
+        self._drain_deadline: float | None = None
         self.settings = settings
         self.log = log
         self.metrics = Metrics()
@@ -154,7 +155,23 @@ class Runtime:
             log=log,
             metrics=self.metrics,
             max_attempts=settings.upstream.max_attempts,
+            prefix_chars=settings.routing.max_prefix_chars,
         )
+
+    @property
+    def draining(self) -> bool:
+        return self._drain_deadline is not None
+
+    async def drain(self) -> bool:
+        """Refuse new requests (`/ready` and routing answer 503 `shutting_down`) and wait for
+        those in flight, at most `drain_timeout_s` counted from the first call; True if none is
+        left. Called on SIGTERM, then again by the lifespan's shutdown."""
+        if self._drain_deadline is None:
+            self._drain_deadline = time.monotonic() + self.settings.server.drain_timeout_s
+            self.pool.drain()
+            self.log.event("gateway_draining", in_flight=self.pool.in_flight)
+        remaining = max(0.0, self._drain_deadline - time.monotonic())
+        return await self.pool.wait_idle(remaining)
 
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
@@ -172,8 +189,7 @@ class Runtime:
             try:
                 yield
             finally:
-                self.pool.drain()
-                await self.pool.wait_idle(DRAIN_TIMEOUT_S)
+                await self.drain()
                 await self.pool.close()
                 await self.upstream.close()
                 await self.limiter.close()
@@ -234,4 +250,8 @@ def create_app(
         debug=False,
     )
     app.state.runtime = runtime
+    # The generation routes bypass Litestar's request machinery (see proxy/routes/lane.py).
+    app.asgi_handler = HotLane(
+        runtime.relay, app.asgi_handler, max_body_bytes=settings.server.max_body_bytes
+    )
     return app

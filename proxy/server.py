@@ -11,18 +11,20 @@ import argparse
 import asyncio
 import importlib
 import logging
+import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import msgspec
 import structlog
 import uvicorn
 
-from proxy.app import create_app
+from proxy.app import Runtime, create_app
 from proxy.keys import Key, generate_key_id, generate_secret, hash_secret, open_key_store
 from proxy.settings import (
     DEFAULT_DATA_DIR,
@@ -36,6 +38,8 @@ from proxy.settings import (
 KEY_FILE = "api-key"
 EMBEDDED_KEY_NAME = "embedded-default"
 BACKLOG = 2048
+# Once drained (or out of drain time), how long uvicorn waits for answers still being written.
+FINAL_WRITES_S = 2
 
 
 def configure_logging() -> None:
@@ -132,18 +136,58 @@ def start_simulator() -> tuple[list[str], Callable[[], None]]:
     return list(cluster.urls), cluster.stop
 
 
+class GracefulServer(uvicorn.Server):
+    """uvicorn, with Warmgate's shutdown: the first SIGTERM (or Ctrl+C) runs `drain` while the
+    socket still accepts, so `/ready` answers 503 and new requests are refused in OpenAI's shape
+    as streams in flight finish; then uvicorn closes the socket and the lifespan flushes the
+    ledger. A second signal stops waiting. The signal is not re-raised afterwards: a graceful
+    stop exits with status 0."""
+
+    def __init__(self, config: uvicorn.Config, drain: Callable[[], Awaitable[object]]) -> None:
+        super().__init__(config)
+        self._drain = drain
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets=sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._loop is None or self._draining is not None or not self.started:
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            self.should_exit = True
+            return
+        self._loop.call_soon_threadsafe(self._begin_drain)
+
+    def _begin_drain(self) -> None:
+        if self._draining is None and self._loop is not None:
+            self._draining = self._loop.create_task(self._drain_then_exit(), name="warmgate-drain")
+
+    async def _drain_then_exit(self) -> None:
+        try:
+            await self._drain()
+        finally:
+            self.should_exit = True
+
+
 def serve(settings: Settings, sock: socket.socket, *, on_started: Callable[[], None]) -> None:
     app = create_app(settings, on_started=on_started)
+    runtime: Runtime = app.state.runtime
     config = uvicorn.Config(
         app,
         loop="uvloop",
         http="httptools",
+        ws="none",  # no WebSocket route; also keeps uvicorn from loading websockets at all
         lifespan="on",
         access_log=False,  # the gateway writes its own line per request
         log_level="warning",
         backlog=BACKLOG,
+        # After the drain, what is left are the last bytes of finished answers.
+        timeout_graceful_shutdown=FINAL_WRITES_S,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    GracefulServer(config, runtime.drain).run(sockets=[sock])
 
 
 def main(argv: Sequence[str]) -> int:

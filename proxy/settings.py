@@ -166,6 +166,9 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cors_allow_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
     # One JSON line per request on stdout.
     access_log: bool = True
+    # On SIGTERM: /ready answers 503 and new requests are refused at once; requests in flight
+    # (a stream may still be generating) get this long to finish before the process exits.
+    drain_timeout_s: NonNegativeSeconds = 30.0
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

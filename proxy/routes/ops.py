@@ -11,7 +11,7 @@ import msgspec
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 
-from proxy.errors import ErrorResponse, NoHealthyBackend
+from proxy.errors import ErrorResponse, GatewayError, NoHealthyBackend, ShuttingDown
 from proxy.exchange import new_request_id
 from proxy.relay import JSON
 from proxy.routes.openai import ListModelsResponse, Model
@@ -141,7 +141,7 @@ def openapi_document() -> dict[str, Any]:
             "/health": {"get": {"summary": "Liveness", "responses": {"200": plain}}},
             "/ready": {
                 "get": {
-                    "summary": "Readiness: at least one backend is healthy",
+                    "summary": "Readiness: a backend is healthy and no shutdown has begun",
                     "responses": {"200": plain, "503": _errors()["503"]},
                 }
             },
@@ -169,9 +169,12 @@ def ops_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
 
     @get("/ready", name="ready")
     async def ready() -> Response[bytes]:
-        if runtime.pool.ready():
+        if runtime.draining:
+            error: GatewayError = ShuttingDown("The gateway is shutting down.")
+        elif runtime.pool.ready():
             return _plain(ready_body)
-        error = NoHealthyBackend("No backend is healthy (or the gateway is shutting down).")
+        else:
+            error = NoHealthyBackend("No backend is healthy.")
         return _plain(error.to_json(), status=error.status)
 
     @get("/metrics", name="metrics")

@@ -58,8 +58,7 @@ def test_serve_without_a_config_runs_the_simulator_and_prints_a_working_key(
     finally:
         process.send_signal(signal.SIGTERM)
         rest, _ = process.communicate(timeout=60)
-    # uvicorn re-raises the signal once shut down: the exit status says "ended by SIGTERM".
-    assert process.returncode == -signal.SIGTERM
+    assert process.returncode == 0  # a graceful stop on SIGTERM
     assert '"event":"gateway_stopped"' in rest  # after draining requests and the ledger
     assert (tmp_path / "api-key").read_text().strip() == key
     assert (tmp_path / "ledger.sqlite3").exists()

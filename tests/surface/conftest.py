@@ -21,8 +21,8 @@ from openai import OpenAI
 
 from backends.sim import SimCluster, SimConfig
 from tests.gateway.harness import RecordingTransport
+from tests.support.served import ServedGateway
 from tests.surface.conformance import check_exchange
-from tests.surface.server import ServedGateway
 from tests.surface.stub import ChatOnlyBackend
 
 KEY = "wg-surface-" + "s" * 40

@@ -11,8 +11,8 @@ import openai
 import pytest
 from openai import OpenAI
 
+from tests.support.served import ServedGateway
 from tests.surface.conftest import KEY, received, set_faults, sim_stats
-from tests.surface.server import ServedGateway
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -9,8 +9,8 @@ import openai
 import pytest
 from openai import OpenAI
 
+from tests.support.served import ServedGateway
 from tests.surface.conftest import received, set_faults, sim_stats
-from tests.surface.server import ServedGateway
 
 
 def test_a_response_is_created_with_output_and_usage(client: OpenAI) -> None:

@@ -11,9 +11,9 @@ import openai
 import pytest
 from openai import OpenAI
 
+from tests.support.served import ServedGateway
 from tests.surface.audio import wav
 from tests.surface.conftest import MAX_AUDIO_BYTES, received, sim_stats
-from tests.surface.server import ServedGateway
 
 MODEL = "whisper-large-v3"
 SPEECH = wav(4.0, seed=3)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,15 +23,19 @@ START_TIMEOUT_S = 60.0
 
 
 class ServedGateway:
-    def __init__(self, config: Path, *, environ: dict[str, str], tmpdir: Path) -> None:
-        env = {**os.environ, **environ, "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1"}
-        self.tmpdir = tmpdir
+    def __init__(
+        self, config: Path, *, environ: dict[str, str], tmpdir: Path | None = None
+    ) -> None:
+        env = {**os.environ, **environ, "PYTHONUNBUFFERED": "1"}
+        if tmpdir is not None:  # where the gateway spools uploads
+            env["TMPDIR"] = str(tmpdir)
+        self.tmpdir = Path(tempfile.gettempdir()) if tmpdir is None else tmpdir
         self._process = subprocess.Popen(  # noqa: S603  # our own CLI, fixed arguments
             [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
-            cwd=Path(__file__).parents[2],
+            cwd=Path(__file__).parents[2],  # the repository root
         )
         self._lines: list[str] = []
         self._changed = threading.Condition()
@@ -76,7 +82,30 @@ class ServedGateway:
         record: dict[str, Any] = json.loads(line)
         return record
 
+    @property
+    def running(self) -> bool:
+        return self._process.poll() is None
+
+    @property
+    def output(self) -> str:
+        with self._changed:
+            return "\n".join(self._lines)
+
+    def signal(self, signum: signal.Signals) -> None:
+        self._process.send_signal(signum)
+
+    def wait(self, timeout_s: float = 60.0) -> int:
+        """The exit status, once the process has ended and its output is read."""
+        status = self._process.wait(timeout=timeout_s)
+        self._reader.join(timeout=10)
+        return status
+
     def stop(self) -> None:
+        if self._process.poll() is not None:
+            self._reader.join(timeout=10)
+            if self._process.stdout is not None:
+                self._process.stdout.close()
+            return
         self._process.terminate()
         try:
             self._process.wait(timeout=30)

@@ -1,0 +1,1 @@
+"""What the test suites share: the gateway and the simulator on real ports, spec checks."""
