@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import logging
+import re
 import signal
 import socket
 import sys
@@ -23,6 +25,7 @@ from typing import Any
 import msgspec
 import structlog
 import uvicorn
+from litestar import Litestar
 
 from proxy.app import Runtime, create_app
 from proxy.keys import Key, generate_key_id, generate_secret, hash_secret, open_key_store
@@ -40,6 +43,8 @@ EMBEDDED_KEY_NAME = "embedded-default"
 BACKLOG = 2048
 # Once drained (or out of drain time), how long uvicorn waits for answers still being written.
 FINAL_WRITES_S = 2
+# `scheme://user:password@`: shown as `scheme://***@` in any error line.
+CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 
 def configure_logging() -> None:
@@ -172,62 +177,102 @@ class GracefulServer(uvicorn.Server):
             self.should_exit = True
 
 
-def serve(settings: Settings, sock: socket.socket, *, on_started: Callable[[], None]) -> None:
-    app = create_app(settings, on_started=on_started)
+def describe(exc: BaseException) -> str:
+    """One line for an error that stops the gateway from starting: the innermost cause of a
+    task group's failure."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+async def run(app: Litestar, server: GracefulServer, sock: socket.socket) -> str | None:
+    """Start every resource, serve until a signal has drained the gateway, close everything
+    (the ledger flushes last). The reason when a resource could not start, else None."""
+    runtime: Runtime = app.state.runtime
+    async with contextlib.AsyncExitStack() as resources:
+        try:
+            await resources.enter_async_context(runtime.lifespan(app))
+        except Exception as exc:  # noqa: BLE001 - any start-up failure ends as one line
+            return describe(exc)
+        await server.serve(sockets=[sock])
+    return None
+
+
+def serve(app: Litestar, sock: socket.socket) -> str | None:
+    """Serve `app` on `sock` (uvloop, httptools); resources start and stop around uvicorn, so
+    that a SIGTERM drains them while the socket still answers."""
     runtime: Runtime = app.state.runtime
     config = uvicorn.Config(
         app,
         loop="uvloop",
         http="httptools",
         ws="none",  # no WebSocket route; also keeps uvicorn from loading websockets at all
-        lifespan="on",
+        lifespan="off",  # `run` drives the app's lifespan itself, around uvicorn
         access_log=False,  # the gateway writes its own line per request
         log_level="warning",
         backlog=BACKLOG,
         # After the drain, what is left are the last bytes of finished answers.
         timeout_graceful_shutdown=FINAL_WRITES_S,
     )
-    GracefulServer(config, runtime.drain).run(sockets=[sock])
+    config.setup_event_loop()
+    return asyncio.run(run(app, GracefulServer(config, runtime.drain), sock))
+
+
+def prepare(args: argparse.Namespace) -> Settings:
+    """The settings from the file (or the embedded defaults) and the command line."""
+    settings = load_settings(args.config) if args.config else embedded_settings([])
+    given = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
+    overrides = {name: value for name, value in given.items() if value is not None}
+    if overrides:
+        settings = msgspec.structs.replace(settings, **overrides)
+    try:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"cannot create data_dir {settings.data_dir}: {exc}") from exc
+    return settings
+
+
+def fail(message: str, status: int) -> int:
+    """Print one line (no traceback, no credentials) and give the exit status."""
+    shown = CREDENTIALS.sub(r"\1***@", message)
+    print(f"warmgate serve: {shown}", file=sys.stderr)
+    return status
 
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     configure_logging()
-    stop_simulator: Callable[[], None] | None = None
     try:
-        settings = load_settings(args.config) if args.config else embedded_settings([])
-        given = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
-        overrides = {name: value for name, value in given.items() if value is not None}
-        if overrides:
-            settings = msgspec.structs.replace(settings, **overrides)
+        settings = prepare(args)
     except SettingsError as exc:
-        print(f"warmgate serve: {exc}", file=sys.stderr)
-        return 2
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        return fail(str(exc), 2)
     try:
         sock = bind(settings.host, settings.port)
     except OSError as exc:
-        print(
-            f"warmgate serve: cannot listen on {settings.host}:{settings.port}: {exc}",
-            file=sys.stderr,
-        )
-        return 1
-    url = base_url(sock)
-    if args.config:
-        message = f"Warmgate is serving on {url}"
-    else:
-        urls, stop_simulator = start_simulator()
-        settings = embedded_settings(
-            urls, host=settings.host, port=settings.port, data_dir=settings.data_dir
-        )
-        secret = asyncio.run(ensure_embedded_key(settings))
-        message = banner(url, secret, EMBEDDED_MODEL)
-
-    def on_started() -> None:
-        print(message, flush=True)
-
+        return fail(f"cannot listen on {settings.host}:{settings.port}: {exc}", 1)
+    stop_simulator: Callable[[], None] | None = None
     try:
-        serve(settings, sock, on_started=on_started)
+        url = base_url(sock)
+        if args.config:
+            message = f"Warmgate is serving on {url}"
+        else:
+            urls, stop_simulator = start_simulator()
+            settings = embedded_settings(
+                urls, host=settings.host, port=settings.port, data_dir=settings.data_dir
+            )
+            secret = asyncio.run(ensure_embedded_key(settings))
+            message = banner(url, secret, EMBEDDED_MODEL)
+
+        def on_started() -> None:
+            print(message, flush=True)
+
+        try:
+            app = create_app(settings, on_started=on_started)
+        except ValueError as exc:  # what the settings declare cannot be built
+            return fail(f"{args.config or 'settings'}: {exc}", 2)
+        failure = serve(app, sock)
+        if failure is not None:
+            return fail(f"cannot start: {failure}", 1)
     finally:
         sock.close()
         if stop_simulator is not None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from openai import OpenAI
 
 
@@ -62,3 +64,76 @@ def test_serve_without_a_config_runs_the_simulator_and_prints_a_working_key(
     assert '"event":"gateway_stopped"' in rest  # after draining requests and the ledger
     assert (tmp_path / "api-key").read_text().strip() == key
     assert (tmp_path / "ledger.sqlite3").exists()
+
+
+SECRET = "hunter2-" + "s" * 24
+GOOD_BACKEND = '[[models.backends]]\nurl = "http://127.0.0.1:9"\n'
+BAD_CONFIGS = {
+    "invalid_toml": ("[[models]\nname = ", "cannot read"),
+    "wrong_type": ("host = 8080\n", "Expected `str`, got `int` - at `$.host`"),
+    "unknown_field": ("[server]\nmax_body = 1\n", "unknown field `max_body`"),
+    "no_backend": ('[[models]]\nname = "demo"\n', "model 'demo' has no backends"),
+    "bad_backend_url": (
+        f'[[models]]\nname = "demo"\n[[models.backends]]\nurl = "ftp://bob:{SECRET}@x"\n',
+        "is not http(s)://host",
+    ),
+    "missing_backend_key_env": (
+        '[[models]]\nname = "demo"\n[[models.backends]]\nurl = "http://127.0.0.1:9"\n'
+        'api_key_env = "WG_UNSET_BACKEND_KEY"\n',
+        "environment variable WG_UNSET_BACKEND_KEY",
+    ),
+    "missing_user_key_env": (
+        f'[[keys]]\nname = "k"\nsecret_env = "WG_UNSET_USER_KEY"\n'
+        f'[[models]]\nname = "demo"\n{GOOD_BACKEND}',
+        "environment variable WG_UNSET_USER_KEY (key 'k') is not set",
+    ),
+    "bad_ledger_url": (
+        f'[ledger]\nurl = "mysql://bob:{SECRET}@db/warmgate"\n'
+        f'[[models]]\nname = "demo"\n{GOOD_BACKEND}',
+        "store url must start with sqlite:/// or postgresql://",
+    ),
+}
+
+
+def serve_config(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "warmgate.toml"
+    config.write_text(f'port = 0\ndata_dir = "{tmp_path}"\n{text}', encoding="utf-8")
+    command = [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config)]
+    return subprocess.run(  # noqa: S603  # our own command with fixed arguments
+        command,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "WG_PRESENT_KEY": SECRET},
+    )
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_a_bad_config_prints_one_error_line_without_a_secret_and_exits_2(
+    tmp_path: Path, case: str
+) -> None:
+    text, expected = BAD_CONFIGS[case]
+    result = serve_config(tmp_path, text)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("warmgate serve: ")
+    assert expected in lines[0]
+    assert SECRET not in result.stderr
+
+
+def test_a_store_that_cannot_be_reached_stops_the_start_with_one_line_and_status_1(
+    tmp_path: Path,
+) -> None:
+    unreachable = f"postgresql://bob:{SECRET}@127.0.0.1:1/warmgate"
+    result = serve_config(
+        tmp_path, f'[ledger]\nurl = "{unreachable}"\n[[models]]\nname = "demo"\n{GOOD_BACKEND}'
+    )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("warmgate serve: cannot start: ")
+    assert "Traceback" not in result.stdout + result.stderr
+    assert SECRET not in result.stdout + result.stderr
