@@ -44,6 +44,7 @@ from proxy.routing.pool import Pool
 from proxy.sse import SseRelay
 from proxy.upstream import Upstream, UpstreamResponse
 from proxy.wire.decoding import (
+    PREFIX_CHARS,
     RequestView,
     decode_chat_completion,
     decode_completion,
@@ -60,7 +61,7 @@ PATHS = {
     "completions": "/v1/completions",
     "embeddings": "/v1/embeddings",
 }
-DECODERS: dict[str, Callable[[bytes], RequestView]] = {
+DECODERS: dict[str, Callable[..., RequestView]] = {
     "chat.completions": decode_chat_completion,
     "completions": decode_completion,
     "embeddings": decode_embedding,
@@ -97,10 +98,13 @@ class Relay:
         log: RequestSink,
         metrics: Metrics,
         max_attempts: int = 3,
+        prefix_chars: int = PREFIX_CHARS,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._keys = keys
+        # How much prompt text the decoders keep for cache-aware routing (RouteHint.prefix).
+        self._prefix_chars = prefix_chars
         self._limiter = limiter
         self._pool = pool
         self._prices: dict[str, tuple[int, str]] = {}
@@ -136,7 +140,7 @@ class Relay:
                 raise UnsupportedMediaType(
                     "Invalid Content-Type header: expected 'application/json'.",
                 )
-            view = DECODERS[endpoint](body)
+            view = DECODERS[endpoint](body, prefix_chars=self._prefix_chars)
             exchange.model = view.model
             exchange.stream = view.stream
             entry = self._pool.resolve(view.model)
