@@ -56,7 +56,9 @@ class Gateway:
         self.app = create_app(settings, environ=ENVIRON, log_sink=self.log)
         self.sock = bind("127.0.0.1", 0)
         self.base_url = base_url(self.sock)
-        config = uvicorn.Config(self.app, lifespan="on", log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            self.app, lifespan="on", ws="none", log_level="warning", access_log=False
+        )
         self.server = uvicorn.Server(config)
 
     @property

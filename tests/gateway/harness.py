@@ -33,6 +33,7 @@ class GatewayServer:
             self.app,
             loop="uvloop",
             http="httptools",
+            ws="none",
             lifespan="on",
             log_level="warning",
             access_log=False,
