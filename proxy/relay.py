@@ -3,8 +3,10 @@
 `Relay.forward` takes a request's raw parts and returns the answer as a bare ASGI app
 (`proxy.responses`). It decodes the body once (`proxy.wire`), forwards the original bytes
 (only the model name and the usage flag may be rewritten), streams the answer back chunk by
-chunk and, in a `finally`, closes the request's `Exchange` exactly once: one ledger row and
-one log line per request id.
+chunk (`proxy.streaming`) and, in a `finally`, closes the request's `Exchange` exactly once:
+one ledger row and one log line per request id. `Relay.handle` is those steps for any
+endpoint; `proxy.surface.SurfaceRelay` serves the rest of the surface through it by
+overriding the hooks (`_check`, `_target`, `_exclude`, `_translator`, `_shape`, `_failure`).
 
 Retries happen only before any byte reached the client and only where the backend cannot have
 started the work (connection refused, 503), each time on another backend.
@@ -15,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable
+from functools import partial
 
-from litestar.response import Response
 from litestar.types import Receive
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
@@ -35,13 +37,15 @@ from proxy.keys.ring import KeyRing
 from proxy.ledger.row import format_usd, to_micro_usd
 from proxy.limits.admission import Admission, Limiter
 from proxy.metrics import Metrics
-from proxy.responses import DisconnectWatch, EventStream, JsonResponse
+from proxy.responses import JSON as JSON_TYPE
+from proxy.responses import Answer, DisconnectWatch, EventStream, JsonResponse
 from proxy.routing.backend import Outcome
 from proxy.routing.catalog import ModelEntry
 from proxy.routing.lease import Lease
 from proxy.routing.policies import RouteHint
 from proxy.routing.pool import Pool
 from proxy.sse import SseRelay
+from proxy.streaming import StreamTranslator, relay_stream
 from proxy.upstream import Upstream, UpstreamResponse
 from proxy.wire.decoding import (
     PREFIX_CHARS,
@@ -87,6 +91,9 @@ def _is_json(content_type: str | None) -> bool:
 
 
 class Relay:
+    """The chat, completions and embeddings routes; `proxy.surface.SurfaceRelay` serves the
+    rest of the surface through the same steps, overriding the hooks marked as such."""
+
     def __init__(
         self,
         *,
@@ -124,10 +131,32 @@ class Relay:
         content_type: str | None,
         body: bytes,
         receive: Receive | None = None,
-    ) -> JsonResponse | EventStream:
-        """The response to one request. With the ASGI `receive`, a client that goes away
-        while the backend works (prefill, a whole non-streamed answer) cancels the upstream
-        request at once; once streaming, `EventStream` watches for it the same way."""
+    ) -> Answer:
+        """The response to one chat, completions or embeddings request."""
+        return await self.handle(
+            endpoint,
+            partial(DECODERS[endpoint], body, prefix_chars=self._prefix_chars),
+            authorization=authorization,
+            content_type=content_type,
+            body=body,
+            receive=receive,
+        )
+
+    async def handle(
+        self,
+        endpoint: str,
+        decode: Callable[[], RequestView],
+        *,
+        authorization: str | None,
+        content_type: str | None,
+        body: bytes | bytearray,
+        json_body: bool = True,
+        receive: Receive | None = None,
+    ) -> Answer:
+        """One request, accounted once whatever happens. With the ASGI `receive`, a client
+        that goes away while the backend works (prefill, a whole non-streamed answer) cancels
+        the upstream request at once; once streaming, `EventStream` watches for it the same
+        way."""
         exchange = Exchange(endpoint, clock=self._clock, monotonic=self._monotonic)
         admission: Admission | None = None
         headers: dict[str, str] = {"x-request-id": exchange.request_id}
@@ -136,15 +165,16 @@ class Relay:
         try:
             key = self._keys.authenticate(authorization)
             exchange.key_id = key.id
-            if not _is_json(content_type):
+            if json_body and not _is_json(content_type):
                 raise UnsupportedMediaType(
                     "Invalid Content-Type header: expected 'application/json'.",
                 )
-            view = DECODERS[endpoint](body, prefix_chars=self._prefix_chars)
+            view = decode()
             exchange.model = view.model
             exchange.stream = view.stream
             entry = self._pool.resolve(view.model)
             exchange.model = entry.name
+            self._check(view, key.id, entry.name)
             admission = await self._limiter.admit(key, entry.name)
             headers.update(admission.headers)
             exchange.price_micro_usd, headers[PRICE_HEADER] = self._price(entry)
@@ -155,20 +185,15 @@ class Relay:
                 watch = DisconnectWatch(receive)
             lease, answer = await self._connect(entry.name, view, upstream_body, exchange)
             headers["openai-processing-ms"] = str(int(exchange.elapsed_ms()))
+            names = (entry.served_name, entry.name)
             if view.stream and answer.status == 200:
                 if watch is not None:
                     watch.stop()
                 streaming = True
-                events = self._stream(
-                    answer,
-                    lease,
-                    admission,
-                    exchange,
-                    include_usage=view.include_usage,
-                    model_names=(entry.served_name, entry.name),
-                )
+                translator = self._translator(view, exchange, lease, names)
+                events = self._stream(answer, lease, admission, exchange, translator)
                 return EventStream(events, headers=headers.items())
-            return await self._complete(answer, lease, view, exchange, headers)
+            return await self._complete(answer, lease, view, exchange, headers, names=names)
         except GatewayError as error:
             return self._error_answer(error, exchange, headers)
         except asyncio.CancelledError:
@@ -186,6 +211,67 @@ class Relay:
                     admission.release()
                 self._close(exchange)
 
+    # Hooks (SurfaceRelay overrides them).
+
+    def _check(self, view: RequestView, key_id: str | None, model: str) -> None:
+        """Checks that need the key and the model (none here)."""
+
+    def _target(self, view: RequestView) -> tuple[str, str | None]:
+        """The backend path and content type the request goes to."""
+        return PATHS[view.endpoint], JSON
+
+    def _exclude(
+        self, model: str, view: RequestView, exchange: Exchange, tried: set[str]
+    ) -> frozenset[str]:
+        """Backends this attempt must not go to: those already tried."""
+        return frozenset(tried)
+
+    def _translator(
+        self, view: RequestView, exchange: Exchange, lease: Lease, names: tuple[str, str]
+    ) -> StreamTranslator:
+        return SseRelay(exchange.request_id, forward_usage=view.include_usage, model_names=names)
+
+    def _shape(
+        self,
+        payload: bytes,
+        view: RequestView,
+        exchange: Exchange,
+        lease: Lease,
+        names: tuple[str, str],
+    ) -> tuple[bytes, bytes]:
+        """A whole answer as the client gets it, and its content type; usage accounted.
+        Ours for the response id, vectors encoded if asked."""
+        if view.endpoint == "embeddings":
+            if view.encoding_format == "base64":
+                payload = encode_embeddings_base64(payload)
+            head = read_head(payload)
+        else:
+            payload, head = normalize_body(payload, exchange.request_id, exchange.model)
+        if head.usage is not None:
+            exchange.prompt_tokens = head.usage.prompt_tokens
+            exchange.cached_tokens = head.usage.cached_tokens
+            exchange.completion_tokens = head.usage.completion_tokens
+        return payload, JSON_TYPE
+
+    async def _failure(
+        self, answer: UpstreamResponse, lease: Lease, path: str, model: str
+    ) -> Exception:
+        """The error for a backend's non-200 answer (retryable where the backend cannot have
+        started the work); the lease is finished here."""
+        try:
+            payload = await answer.read()
+        except GatewayError:
+            payload = b""
+        failure = backend_failure(answer.status, payload)
+        if answer.status == 503:
+            lease.finish(Outcome.UNAVAILABLE)
+            return _RetryableError(failure)
+        server_side = answer.status >= 500 or answer.status in (401, 403, 404)
+        lease.finish(Outcome.SERVER_ERROR if server_side else Outcome.OK)
+        return failure
+
+    # The steps every request goes through.
+
     def _price(self, entry: ModelEntry) -> tuple[int, str]:
         """The model's price per request as (micro-USD, header value), computed once."""
         price = self._prices.get(entry.name)
@@ -202,19 +288,6 @@ class Relay:
         if error.headers:
             headers = {**headers, **error.headers}
         return JsonResponse(error.to_json(), status=error.status, headers=headers.items())
-
-    def _error(
-        self, error: GatewayError, exchange: Exchange, headers: dict[str, str]
-    ) -> Response[bytes]:
-        """The same as a Litestar Response, for subclasses whose routes return those."""
-        exchange.status = error.status
-        exchange.error_code = error.instance_code
-        return Response(
-            error.to_json(),
-            status_code=error.status,
-            media_type=JSON,
-            headers={**headers, **error.headers},
-        )
 
     async def _connect(
         self, model: str, view: RequestView, body: bytes, exchange: Exchange
@@ -248,16 +321,38 @@ class Relay:
         tried: set[str],
     ) -> tuple[Lease, UpstreamResponse]:
         hint = RouteHint(view.prefix, float(view.prompt_tokens_estimate))
-        lease = self._pool.route(model, hint, frozenset(tried))
-        backend = lease.backend
+        lease = self._pool.route(model, hint, self._exclude(model, view, exchange, tried))
+        backend_id = lease.backend.id
         if tried:
             exchange.retries += 1
-        tried.add(backend.id)
-        exchange.backend = backend.id
-        url = backend.url + PATHS[view.endpoint]
+        tried.add(backend_id)
+        exchange.backend = backend_id
+        path, content_type = self._target(view)
+        answer = await self._send(lease, path, body, exchange.request_id, content_type=content_type)
+        if answer.status == 200:
+            return lease, answer
+        raise await self._failure(answer, lease, path, model)
+
+    async def _send(
+        self,
+        lease: Lease,
+        path: str,
+        body: bytes,
+        request_id: str,
+        *,
+        method: str = "POST",
+        content_type: str | None = JSON,
+    ) -> UpstreamResponse:
+        """The backend's answer head; a failure to get one finishes the lease with its cause."""
+        backend = lease.backend
         try:
-            answer = await self._upstream.post(
-                url, body, api_key=backend.api_key, request_id=exchange.request_id
+            return await self._upstream.post(
+                backend.url + path,
+                body,
+                api_key=backend.api_key,
+                request_id=request_id,
+                method=method,
+                content_type=content_type,
             )
         except BackendUnreachable as error:
             lease.finish(Outcome.CONNECT_FAILED)
@@ -271,19 +366,6 @@ class Relay:
         except asyncio.CancelledError:
             lease.finish(Outcome.CANCELLED)
             raise
-        if answer.status == 200:
-            return lease, answer
-        try:
-            payload = await answer.read()
-        except GatewayError:
-            payload = b""
-        failure = backend_failure(answer.status, payload)
-        if answer.status == 503:
-            lease.finish(Outcome.UNAVAILABLE)
-            raise _RetryableError(failure)
-        server_side = answer.status >= 500 or answer.status in (401, 403, 404)
-        lease.finish(Outcome.SERVER_ERROR if server_side else Outcome.OK)
-        raise failure
 
     async def _complete(
         self,
@@ -292,8 +374,10 @@ class Relay:
         view: RequestView,
         exchange: Exchange,
         headers: dict[str, str],
+        *,
+        names: tuple[str, str],
     ) -> JsonResponse:
-        """A non-streamed answer: read whole, id swapped for ours, vectors encoded if asked."""
+        """A non-streamed answer, read whole and shaped for the client."""
         try:
             payload = await answer.read()
         except (StreamInterrupted, BackendTimeout):
@@ -303,81 +387,23 @@ class Relay:
             lease.finish(Outcome.CANCELLED)
             raise
         lease.finish(Outcome.OK)
-        if view.endpoint == "embeddings":
-            if view.encoding_format == "base64":
-                payload = encode_embeddings_base64(payload)
-            head = read_head(payload)
-        else:
-            payload, head = normalize_body(payload, exchange.request_id, exchange.model)
-        if head.usage is not None:
-            exchange.prompt_tokens = head.usage.prompt_tokens
-            exchange.cached_tokens = head.usage.cached_tokens
-            exchange.completion_tokens = head.usage.completion_tokens
+        payload, content_type = self._shape(payload, view, exchange, lease, names)
         exchange.completed = True
         exchange.mark_first_byte()
-        return JsonResponse(payload, status=200, headers=headers.items())
+        return JsonResponse(payload, status=200, headers=headers.items(), content_type=content_type)
 
-    async def _stream(
+    def _stream(
         self,
         answer: UpstreamResponse,
         lease: Lease,
         admission: Admission,
         exchange: Exchange,
-        *,
-        include_usage: bool,
-        model_names: tuple[str, str],
+        translator: StreamTranslator,
     ) -> AsyncGenerator[bytes, None]:
-        """The client's stream. Its `finally` releases the backend, the limit slot and closes
-        the exchange, whether the stream ended, broke off, or the client went away."""
-        relay = SseRelay(exchange.request_id, forward_usage=include_usage, model_names=model_names)
-        outcome = Outcome.OK
-        released = False
-        try:
-            try:
-                async for chunk in answer.chunks():
-                    lease.progress()
-                    out = relay.feed(chunk)
-                    if out:
-                        exchange.mark_first_byte()
-                        yield out
-                released = True
-                answer.release()
-                if relay.failed:
-                    outcome = Outcome.SERVER_ERROR
-                elif not relay.complete:
-                    outcome = Outcome.STREAM_CUT
-                    yield relay.fail(StreamInterrupted("The model backend's stream broke off."))
-            except (StreamInterrupted, BackendTimeout) as error:
-                outcome = Outcome.STREAM_CUT
-                yield relay.fail(error)
-        except (asyncio.CancelledError, GeneratorExit):
-            outcome = Outcome.CANCELLED
-            exchange.cancelled = True
-            raise
-        finally:
-            if not released:
-                answer.abort()
-            lease.finish(outcome)
-            admission.release()
-            self._account_stream(relay, exchange, outcome)
-            self._close(exchange)
+        """The client's stream; when it ends, however it ends, the exchange is closed."""
+        return relay_stream(answer, lease, admission, exchange, translator, close=self._close)
 
     def _close(self, exchange: Exchange) -> None:
         row = exchange.close(self._ledger, self._log)
         if row is not None and row.model is not None:
             self._metrics.model_request(row.model, row.status)
-
-    @staticmethod
-    def _account_stream(relay: SseRelay, exchange: Exchange, outcome: Outcome) -> None:
-        exchange.delivered_tokens = relay.token_chunks
-        usage = relay.usage
-        if usage is not None:
-            exchange.prompt_tokens = usage.prompt_tokens
-            exchange.cached_tokens = usage.cached_tokens
-            exchange.completion_tokens = usage.completion_tokens
-        elif relay.token_chunks:
-            exchange.completion_tokens = relay.token_chunks
-        if relay.failed or outcome is Outcome.STREAM_CUT:
-            exchange.error_code = StreamInterrupted.code
-        else:
-            exchange.completed = relay.complete and outcome is Outcome.OK

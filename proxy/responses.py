@@ -29,15 +29,22 @@ def encode_headers(headers: Iterable[tuple[str, str]]) -> Headers:
 
 
 class JsonResponse:
-    """A complete JSON answer."""
+    """A complete answer: JSON unless `content_type` says otherwise (transcripts as text)."""
 
     __slots__ = ("_body", "_headers", "_status")
 
-    def __init__(self, body: bytes, *, status: int, headers: Iterable[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        body: bytes,
+        *,
+        status: int,
+        headers: Iterable[tuple[str, str]],
+        content_type: bytes = JSON,
+    ) -> None:
         self._body = body
         self._status = status
         self._headers = encode_headers(headers)
-        self._headers.append((b"content-type", JSON))
+        self._headers.append((b"content-type", content_type))
         self._headers.append((b"content-length", str(len(body)).encode()))
 
     @property
@@ -91,6 +98,9 @@ class EventStream:
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._chunks.aclose()
+
+
+Answer = JsonResponse | EventStream
 
 
 class DisconnectWatch:

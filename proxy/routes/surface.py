@@ -1,6 +1,7 @@
 """Routes for the rest of the OpenAI surface: audio transcriptions, the Responses API, images.
 
-Thin handlers: read two headers and the body bytes, hand them to `SurfaceRelay`.
+Thin handlers: read two headers and the body bytes, hand them to `SurfaceRelay`, and return
+its answer, a bare ASGI app that Litestar passes through.
 """
 
 from __future__ import annotations
@@ -8,9 +9,9 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from litestar import Request, Response, get, post
+from litestar import Request, get, post
 from litestar.handlers import HTTPRouteHandler
-from litestar.response import Stream
+from litestar.types import ASGIApp
 
 from proxy.bindings import ResponseBindings
 from proxy.routes.openai import request_headers
@@ -44,7 +45,7 @@ def surface_routes(
     max_audio_bytes: int = settings.server.max_audio_bytes
 
     @post("/v1/responses", status_code=200, name="create_response")
-    async def create_response(request: AnyRequest) -> Response[bytes] | Stream:
+    async def create_response(request: AnyRequest) -> ASGIApp:
         authorization, content_type = request_headers(request)
         body = await request.body()
         return await relay.handle(
@@ -57,19 +58,19 @@ def surface_routes(
         )
 
     @get("/v1/responses/{response_id:str}", name="retrieve_response")
-    async def retrieve_response(request: AnyRequest) -> Response[bytes]:
+    async def retrieve_response(request: AnyRequest) -> ASGIApp:
         authorization = request_headers(request)[0]
         response_id = str(request.path_params["response_id"])
         return await relay.stored(response_id, authorization=authorization, cancel=False)
 
     @post("/v1/responses/{response_id:str}/cancel", status_code=200, name="cancel_response")
-    async def cancel_response(request: AnyRequest) -> Response[bytes]:
+    async def cancel_response(request: AnyRequest) -> ASGIApp:
         authorization = request_headers(request)[0]
         response_id = str(request.path_params["response_id"])
         return await relay.stored(response_id, authorization=authorization, cancel=True)
 
     @post("/v1/images/generations", status_code=200, name="create_image")
-    async def create_image(request: AnyRequest) -> Response[bytes] | Stream:
+    async def create_image(request: AnyRequest) -> ASGIApp:
         authorization, content_type = request_headers(request)
         body = await request.body()
         return await relay.handle(
@@ -87,7 +88,7 @@ def surface_routes(
         name="create_transcription",
         request_max_body_size=max_audio_bytes + MULTIPART_OVERHEAD_BYTES,
     )
-    async def create_transcription(request: AnyRequest) -> Response[bytes] | Stream:
+    async def create_transcription(request: AnyRequest) -> ASGIApp:
         authorization, content_type = request_headers(request)
         # One buffer of our own for the whole form: validated in place and, where the model or
         # format must change, edited in place, so the upload is never held twice.

@@ -78,12 +78,14 @@ class RequestView(msgspec.Struct, frozen=True, kw_only=True):
     # The body has no `stream_options` member at all (so one can be added without a scan).
     stream_options_absent: bool = False
 
-    def upstream_body(self, body: bytes, served_model: str) -> bytes:
+    def upstream_body(self, body: bytes | bytearray, served_model: str) -> bytes:
         """The bytes to send upstream: `body` itself unless the model name or usage must change.
 
         Streams always ask the backend for usage so every stream can be accounted; the relay
         drops the usage chunk again when `include_usage` is False.
         """
+        if isinstance(body, bytearray):  # only the multipart routes buffer into their own
+            body = bytes(body)
         model = served_model if served_model != self.model else None
         force_usage = self.stream and not self.include_usage and self.endpoint in USAGE_STREAMS
         if model is None and not force_usage:

@@ -9,6 +9,8 @@ off gets a spec-shaped `error` event that the SDKs also raise on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
 from proxy.answers import CompletionUsage, PromptTokensDetails, in_band_error
@@ -139,12 +141,14 @@ class ResponsesStreamRelay:
 
     After the stream: `response_id`, `usage`, `token_chunks` (text/argument deltas),
     `complete` (a final event was seen), `failed` (the stream ended in an error).
+    `on_response_id` is called once, as soon as the response's id is seen.
     """
 
     __slots__ = (
         "_buffer",
         "_last_sequence",
         "_model_names",
+        "_on_response_id",
         "complete",
         "failed",
         "response_id",
@@ -152,9 +156,15 @@ class ResponsesStreamRelay:
         "usage",
     )
 
-    def __init__(self, model_names: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        model_names: tuple[str, str] | None = None,
+        *,
+        on_response_id: Callable[[str], None] | None = None,
+    ) -> None:
         """`model_names`: (served, public) when they differ, so events name the public model."""
         self._model_names = model_names
+        self._on_response_id = on_response_id
         self._buffer = b""
         self._last_sequence = -1
         self.response_id: str | None = None
@@ -207,6 +217,8 @@ class ResponsesStreamRelay:
         if event.response is not None:
             if self.response_id is None and event.response.id:
                 self.response_id = event.response.id
+                if self._on_response_id is not None:
+                    self._on_response_id(event.response.id)
             if kind in FINAL_EVENTS:
                 self.complete = True
                 if event.response.usage is not None:
