@@ -145,6 +145,7 @@ class Runtime:
             enabled=settings.limits.enabled,
             redis_url=settings.limits.redis_url,
             quota_seed=self.ledger.admitted_since,
+            default_rpm=settings.limits.default_rpm,
         )
         self.upstream = Upstream(settings.upstream)
         self.relay = Relay(

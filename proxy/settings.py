@@ -145,6 +145,9 @@ class LimitsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Off: no per-key limit is enforced and no x-ratelimit-* header is sent.
     enabled: bool = True
     redis_url: str | None = None
+    # The requests per minute of every key with neither an rpm nor a quota (its answers carry
+    # the x-ratelimit-* headers of that window); 0: such keys are unlimited, without headers.
+    default_rpm: Annotated[int, msgspec.Meta(ge=0)] = 6000
 
 
 class LedgerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

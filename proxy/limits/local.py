@@ -15,6 +15,7 @@ from proxy.limits.policy import (
     quota_period_bounds,
     ratelimit_headers,
     refusal_error,
+    with_default_rpm,
 )
 
 QuotaSeed = Callable[[float], Awaitable[dict[str, int]]]
@@ -23,12 +24,17 @@ QuotaSeed = Callable[[float], Awaitable[dict[str, int]]]
 class LocalLimiter:
     """`quota_seed(since)` (e.g. `Ledger.admitted_since`) gives each key's requests since a
     time: at start the current day's and month's counts come from it, so that a restart does
-    not hand out a spent quota again."""
+    not hand out a spent quota again. `default_rpm` is the rpm of keys without their own."""
 
     def __init__(
-        self, *, clock: Callable[[], float] = time.time, quota_seed: QuotaSeed | None = None
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        quota_seed: QuotaSeed | None = None,
+        default_rpm: int | None = None,
     ) -> None:
         self._clock = clock
+        self._default_rpm = default_rpm
         self._quota_seed = quota_seed
         self._rpm: dict[str, tuple[int, int]] = {}  # key id -> (minute window, count)
         self._quota: dict[str, tuple[str, int]] = {}  # key id -> (period label, count)
@@ -59,6 +65,7 @@ class LocalLimiter:
 
     def admit_now(self, key: Key, model: str) -> Admission:
         """The synchronous core of `admit` (nothing here waits)."""
+        key = with_default_rpm(key, self._default_rpm)
         now = self._clock()
         windows = self._windows.at(now, key.quota_period)
         rpm_window, rpm_used = self._rpm.get(key.id, (windows.minute, 0))

@@ -124,6 +124,16 @@ def decide(key: Key, model: str, now: float, counters: Counters) -> Refusal | No
     return None
 
 
+def with_default_rpm(key: Key, default_rpm: int | None) -> Key:
+    """The key as the limiter sees it: one with neither an rpm nor a quota of its own gets
+    `default_rpm`, so that every key has a request window to count and to show."""
+    if not default_rpm or key.rpm is not None:
+        return key
+    if key.quota is not None and key.quota_period is not None:
+        return key
+    return msgspec.structs.replace(key, rpm=default_rpm)
+
+
 def has_limits(key: Key) -> bool:
     return (
         key.rpm is not None

@@ -32,6 +32,7 @@ from proxy.limits.policy import (
     has_limits,
     ratelimit_headers,
     refusal_error,
+    with_default_rpm,
 )
 
 DEFAULT_LEASE_TTL_S = 900.0  # longer than any request: the upstream read timeout bounds one
@@ -87,8 +88,10 @@ class RedisLimiter:
         lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
         prefix: str = KEY_PREFIX,
         fail_open: bool = True,
+        default_rpm: int | None = None,
     ) -> None:
         self._url = url
+        self._default_rpm = default_rpm
         self._clock = clock
         self._lease_ttl_s = lease_ttl_s
         self._prefix = prefix
@@ -124,6 +127,7 @@ class RedisLimiter:
         return [f"{base}:rpm:{windows.minute}", f"{base}:quota:{period}", f"{base}:leases"]
 
     async def admit(self, key: Key, model: str) -> Admission:
+        key = with_default_rpm(key, self._default_rpm)
         now = self._clock()
         windows = self._windows.at(now, key.quota_period)
         refusal = decide(key, model, now, Counters())

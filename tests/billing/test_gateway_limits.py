@@ -46,6 +46,20 @@ def ask(client: OpenAI) -> Any:
     )
 
 
+def test_a_key_without_limits_gets_the_default_rpm_headers_on_every_answer(edge: Edge) -> None:
+    _, secret = edge.create_key()  # no rpm, concurrency or quota of its own
+    client = edge.sdk(secret)
+    plain = ask(client)
+    with client.chat.completions.with_streaming_response.create(
+        model="demo", messages=MESSAGES, max_tokens=2, stream=True
+    ) as streamed:
+        assert list(streamed.iter_lines())
+    for answer in (plain, streamed):
+        assert answer.headers["x-ratelimit-limit-requests"] == "6000"  # [limits] default_rpm
+        assert int(answer.headers["x-ratelimit-remaining-requests"]) < 6000
+        assert answer.headers["x-ratelimit-reset-requests"].endswith("s")
+
+
 def test_n_requests_per_minute_pass_and_the_next_is_a_429_the_sdk_raises(edge: Edge) -> None:
     # A minute window may roll over mid-sequence (the gateway runs on the wall clock): then the
     # sequence is run again on a fresh key, in what is certainly one window.

@@ -10,7 +10,7 @@ import pytest
 from proxy.errors import GatewayError, ModelNotFound, QuotaExceeded, RateLimited
 from proxy.keys import Key
 from proxy.ledger import open_ledger
-from proxy.limits import Admission, LocalLimiter, go_duration
+from proxy.limits import Admission, Limiter, LocalLimiter, go_duration
 from proxy.limits.policy import Counters, Refusal, decide, minute_window, quota_window
 from proxy.limits.redis_limiter import RedisLimiter
 from tests.billing.conftest import REDIS_URL, FakeClock
@@ -174,9 +174,49 @@ async def test_a_model_outside_the_keys_list_is_not_found(clock: FakeClock) -> N
 
 
 @pytest.mark.anyio
-async def test_a_key_without_limits_gets_no_ratelimit_headers(clock: FakeClock) -> None:
-    admission = await LocalLimiter(clock=clock).admit(Key(id="k", name="k"), "demo")
-    assert admission.headers == []
+async def test_a_key_without_limits_gets_no_ratelimit_headers_when_no_default_rpm_is_set(
+    clock: FakeClock,
+) -> None:
+    for default_rpm in (None, 0):
+        limiter = LocalLimiter(clock=clock, default_rpm=default_rpm)
+        assert (await limiter.admit(Key(id="k", name="k"), "demo")).headers == []
+
+
+@pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.redis)])
+async def defaulted(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[Limiter]:
+    """A limiter whose keys without an rpm of their own get 3 requests a minute."""
+    if request.param == "local":
+        yield LocalLimiter(clock=clock, default_rpm=3)
+        return
+    prefix = f"warmgate:test:{secrets.token_hex(6)}"
+    limiter = RedisLimiter(REDIS_URL, clock=clock, prefix=prefix, default_rpm=3)
+    await limiter.start()
+    try:
+        yield limiter
+    finally:
+        await limiter.close()
+
+
+@pytest.mark.anyio
+async def test_a_key_without_rpm_or_quota_is_held_to_the_default_rpm_with_headers(
+    defaulted: Limiter, clock: FakeClock
+) -> None:
+    clock.now = WINDOW_START + 15
+    plain = Key(id=f"key_{secrets.token_hex(4)}", name="plain")
+    admissions = [await defaulted.admit(plain, "demo") for _ in range(3)]
+    assert _headers(admissions[0]) == {
+        "x-ratelimit-limit-requests": "3",
+        "x-ratelimit-remaining-requests": "2",
+        "x-ratelimit-reset-requests": "45s",
+    }
+    assert _headers(admissions[2])["x-ratelimit-remaining-requests"] == "0"
+    with pytest.raises(RateLimited) as raised:
+        await defaulted.admit(plain, "demo")
+    assert raised.value.headers["retry-after"] == "45"
+    own = Key(id=f"key_{secrets.token_hex(4)}", name="own", rpm=5)  # its own rpm wins
+    assert _headers(await defaulted.admit(own, "demo"))["x-ratelimit-limit-requests"] == "5"
+    quota = Key(id=f"key_{secrets.token_hex(4)}", name="q", quota=7, quota_period="day")
+    assert _headers(await defaulted.admit(quota, "demo"))["x-ratelimit-limit-requests"] == "7"
 
 
 @pytest.mark.anyio

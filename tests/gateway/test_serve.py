@@ -52,10 +52,14 @@ def test_serve_without_a_config_runs_the_simulator_and_prints_a_working_key(
         url, key, banner = read_banner(process)
         assert f'OpenAI(base_url="{url}", api_key="{key}")' in banner
         with OpenAI(base_url=url, api_key=key, max_retries=0) as sdk:
-            reply = sdk.chat.completions.create(
+            raw = sdk.chat.completions.with_raw_response.create(
                 model="demo", messages=[{"role": "user", "content": "Hello!"}], max_tokens=4
             )
-            assert reply.choices[0].message.content
+            assert raw.parse().choices[0].message.content
+            # The embedded key sets no limit: it is held to [limits] default_rpm, and says so.
+            assert raw.headers["x-ratelimit-limit-requests"] == "6000"
+            assert raw.headers["x-ratelimit-remaining-requests"] == "5999"
+            assert raw.headers["x-ratelimit-reset-requests"].endswith("s")
             assert [model.id for model in sdk.models.list()] == ["demo"]
     finally:
         process.send_signal(signal.SIGTERM)
