@@ -18,9 +18,8 @@ from litestar.params import FromPath
 from proxy.errors import InvalidRequest, NotFound
 from proxy.keys.issue import KeySpec, KeySpecError, check_update, issue_key, key_view
 from proxy.keys.refresher import KeyRefresher
-from proxy.keys.ring import KeyRing
 from proxy.keys.store import KeyStore, KeyUpdate
-from proxy.routes.usage import JSON, require_admin
+from proxy.routes.usage import JSON
 
 AnyRequest = Request[Any, Any, Any]
 T = TypeVar("T")
@@ -43,19 +42,18 @@ def _json(body: object, status: int = 200) -> Response[bytes]:
 
 def admin_keys_routes(
     store: KeyStore,
-    keys: KeyRing,
     refresher: KeyRefresher,
-    admin_key: str | None,
     *,
     clock: Callable[[], float] = time.time,
 ) -> list[HTTPRouteHandler]:
+    """Mounted behind the admin guard (`proxy.routes.admin_access`)."""
+
     async def existing(key_id: str) -> None:
         if await store.get(key_id) is None:
             raise NotFound(f"No API key found with id '{key_id}'.", param="id")
 
     @post("/admin/keys", name="admin_keys_create", status_code=201)
     async def create(request: AnyRequest) -> Response[bytes]:
-        require_admin(request, keys, admin_key)
         spec = _decode(await request.body(), KeySpec)
         try:
             key, secret = await issue_key(store, spec, clock=clock)
@@ -65,14 +63,12 @@ def admin_keys_routes(
         return _json({**key_view(key), "secret": secret}, status=201)
 
     @get("/admin/keys", name="admin_keys_list")
-    async def list_keys(request: AnyRequest) -> Response[bytes]:
-        require_admin(request, keys, admin_key)
+    async def list_keys() -> Response[bytes]:
         stored = await store.load()
         return _json({"object": "list", "data": [key_view(key) for _, key in stored]})
 
     @get("/admin/keys/{key_id:str}", name="admin_keys_get")
-    async def read(request: AnyRequest, key_id: FromPath[str]) -> Response[bytes]:
-        require_admin(request, keys, admin_key)
+    async def read(key_id: FromPath[str]) -> Response[bytes]:
         key = await store.get(key_id)
         if key is None:
             raise NotFound(f"No API key found with id '{key_id}'.", param="id")
@@ -80,7 +76,6 @@ def admin_keys_routes(
 
     @patch("/admin/keys/{key_id:str}", name="admin_keys_update")
     async def update(request: AnyRequest, key_id: FromPath[str]) -> Response[bytes]:
-        require_admin(request, keys, admin_key)
         changes = _decode(await request.body(), KeyUpdate)
         current = await store.get(key_id)
         if current is None:
@@ -94,8 +89,7 @@ def admin_keys_routes(
         assert key is not None
         return _json(key_view(key))
 
-    async def revoke_key(request: AnyRequest, key_id: str) -> Response[bytes]:
-        require_admin(request, keys, admin_key)
+    async def revoke_key(key_id: str) -> Response[bytes]:
         await existing(key_id)
         key = await store.revoke(key_id)
         await refresher.refresh()
@@ -103,11 +97,11 @@ def admin_keys_routes(
         return _json(key_view(key))
 
     @post("/admin/keys/{key_id:str}/revoke", name="admin_keys_revoke", status_code=200)
-    async def revoke(request: AnyRequest, key_id: FromPath[str]) -> Response[bytes]:
-        return await revoke_key(request, key_id)
+    async def revoke(key_id: FromPath[str]) -> Response[bytes]:
+        return await revoke_key(key_id)
 
     @delete("/admin/keys/{key_id:str}", name="admin_keys_delete", status_code=200)
-    async def remove(request: AnyRequest, key_id: FromPath[str]) -> Response[bytes]:
-        return await revoke_key(request, key_id)
+    async def remove(key_id: FromPath[str]) -> Response[bytes]:
+        return await revoke_key(key_id)
 
     return [create, list_keys, read, update, revoke, remove]

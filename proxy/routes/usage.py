@@ -19,11 +19,10 @@ from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from proxy.errors import InvalidApiKey, InvalidRequest, NotFound, PermissionDenied
+from proxy.errors import InvalidRequest, NotFound
 from proxy.keys.ring import KeyRing
 from proxy.ledger.row import LedgerRow, format_usd
 from proxy.ledger.usage import GroupBy, UsageBucket, UsageFilter
-from proxy.routes.admin_backends import admin_authorized
 
 AnyRequest = Request[Any, Any, Any]
 JSON = "application/json"
@@ -139,9 +138,7 @@ def _usage_body(
     }
 
 
-def usage_routes(
-    keys: KeyRing, ledger: UsageReader, admin_key: str | None
-) -> list[HTTPRouteHandler]:
+def usage_routes(keys: KeyRing, ledger: UsageReader) -> list[HTTPRouteHandler]:
     @get("/v1/usage", name="usage")
     async def usage(request: AnyRequest) -> Response[bytes]:
         key = keys.authenticate(request.headers.get("authorization"))
@@ -165,9 +162,14 @@ def usage_routes(
             raise NotFound(f"No generation found with id '{generation_id}'.", param="id")
         return _json(generation_view(row))
 
+    return [usage, generation]
+
+
+def admin_usage_routes(ledger: UsageReader) -> list[HTTPRouteHandler]:
+    """Mounted behind the admin guard (`proxy.routes.admin_access`)."""
+
     @get("/admin/usage", name="admin_usage")
     async def admin_usage(request: AnyRequest) -> Response[bytes]:
-        require_admin(request, keys, admin_key)
         params = request.query_params
         group_by = parse_group(params.get("group_by") or "key", ("key", "model", "day"))
         where = UsageFilter(
@@ -180,16 +182,4 @@ def usage_routes(
             return _csv(buckets)
         return _json(_usage_body(buckets, where, group_by))
 
-    return [usage, generation, admin_usage]
-
-
-def require_admin(request: AnyRequest, keys: KeyRing, admin_key: str | None) -> None:
-    """The admin key passes; a user key is refused with 403, anything else with 401."""
-    authorization = request.headers.get("authorization")
-    if admin_authorized(authorization, admin_key):
-        return
-    try:
-        keys.authenticate(authorization)
-    except InvalidApiKey:
-        raise InvalidApiKey("This endpoint needs the admin key.") from None
-    raise PermissionDenied("A user key cannot use admin endpoints.", code="admin_key_required")
+    return [admin_usage]

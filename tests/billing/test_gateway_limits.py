@@ -213,22 +213,31 @@ def test_a_key_cannot_see_another_keys_generation_or_usage(edge: Edge) -> None:
     assert edge.get("/v1/usage", alice).json()["total"]["requests"] == 1
 
 
-def test_admin_routes_refuse_user_keys_and_anonymous_callers(edge: Edge) -> None:
+def test_every_admin_route_refuses_user_keys_with_403_and_anonymous_callers_with_401(
+    edge: Edge,
+) -> None:
     _, user = edge.create_key()
     for method, path in [
+        ("GET", "/admin/backends"),
         ("GET", "/admin/usage"),
         ("GET", "/admin/keys"),
         ("POST", "/admin/keys"),
+        ("GET", "/admin/keys/key_x"),
         ("PATCH", "/admin/keys/key_x"),
         ("POST", "/admin/keys/key_x/revoke"),
+        ("DELETE", "/admin/keys/key_x"),
     ]:
         as_user = edge.http.request(
             method, path, headers={"authorization": f"Bearer {user}"}, json={"name": "x"}
         )
         assert as_user.status_code == 403, (method, path)
         assert as_user.json()["error"]["code"] == "admin_key_required"
-        anonymous = edge.http.request(method, path, json={"name": "x"})
-        assert anonymous.status_code == 401, (method, path)
+        for headers in ({}, {"authorization": "Bearer wg-not-a-key"}):
+            refused = edge.http.request(method, path, headers=headers, json={"name": "x"})
+            assert refused.status_code == 401, (method, path)
+            assert refused.json()["error"]["code"] == "invalid_api_key"
+    for path in ("/admin/backends", "/admin/usage", "/admin/keys"):
+        assert edge.admin("GET", path).status_code == 200, path
     # The admin key is not a user key either.
     assert edge.get("/v1/usage", ADMIN_KEY).status_code == 401
 

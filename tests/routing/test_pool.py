@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from proxy.errors import ModelNotFound, NoHealthyBackend, ShuttingDown
-from proxy.routes.admin_backends import admin_authorized
+from proxy.routes.admin_access import admin_authorized
 from proxy.routing import Backend, BackendSpec, Catalog, ModelEntry, Outcome, Pool, RouteHint
 from proxy.routing.breaker import BreakerState
 from proxy.routing.catalog import BackendUrlError, CatalogError, MissingBackendKeyError, declare
