@@ -5,26 +5,21 @@ A record holds the key's public fields and the SHA-256 of its secret, never the 
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import msgspec
 
 from proxy.keys.key import Key, QuotaPeriod
 from proxy.ledger.database import (
+    PostgresDatabase,
+    SqliteDatabase,
     StoreUrl,
-    connect_sqlite,
-    migrate_postgres,
-    migrate_sqlite,
     parse_store_url,
     transaction,
 )
-
-T = TypeVar("T")
 
 _COLUMNS = (
     "id, name, allowed_models, rpm, max_concurrency, quota, quota_period, expires_at, revoked, "
@@ -154,34 +149,10 @@ def _insert_params(key: Key, secret_hash: str, now: float) -> tuple[Any, ...]:
     )
 
 
-class SqliteKeyStore:
+class SqliteKeyStore(SqliteDatabase):
     def __init__(self, url: StoreUrl, *, clock: Callable[[], float] = time.time) -> None:
-        self._path = url.target
+        super().__init__(url, "keys", _SQLITE_STEPS)
         self._clock = clock
-        self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
-
-    async def start(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warmgate-keys")
-        self._conn = await self._run(lambda: connect_sqlite(self._path))
-        conn = self._conn
-        await self._run(lambda: migrate_sqlite(conn, "keys", _SQLITE_STEPS))
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await self._run(conn.close)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("key store is not started")
-        return self._conn
 
     async def insert(self, key: Key, secret_hash: str) -> None:
         params = _insert_params(key, secret_hash, self._clock())
@@ -190,16 +161,16 @@ class SqliteKeyStore:
             "max_concurrency, quota, quota_period, expires_at, revoked, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
-        await self._run(lambda: self._db().execute(sql, params))
+        await self.run(lambda db: db.execute(sql, params))
 
     async def load(self) -> list[tuple[str, Key]]:
         sql = f"SELECT {_COLUMNS} FROM warmgate_keys ORDER BY created_at, id"  # noqa: S608 constant
-        rows = await self._run(lambda: self._db().execute(sql).fetchall())
+        rows = await self.run(lambda db: db.execute(sql).fetchall())
         return [_row_to_key(row) for row in rows]
 
     async def get(self, key_id: str) -> Key | None:
         sql = f"SELECT {_COLUMNS} FROM warmgate_keys WHERE id = ?"  # noqa: S608 constant columns
-        row = await self._run(lambda: self._db().execute(sql, (key_id,)).fetchone())
+        row = await self.run(lambda db: db.execute(sql, (key_id,)).fetchone())
         return None if row is None else _row_to_key(row)[1]
 
     async def update(self, key_id: str, update: KeyUpdate) -> Key | None:
@@ -209,45 +180,27 @@ class SqliteKeyStore:
         sql = f"UPDATE warmgate_keys SET {assignments} WHERE id = ?"  # noqa: S608 whitelisted
         params = (*columns.values(), key_id)
 
-        def run() -> None:
-            with transaction(self._db()) as conn:
+        def run(db: sqlite3.Connection) -> None:
+            with transaction(db) as conn:
                 conn.execute(sql, params)
 
-        await self._run(run)
+        await self.run(run)
         return await self.get(key_id)
 
     async def revoke(self, key_id: str) -> Key | None:
         sql = "UPDATE warmgate_keys SET revoked = 1, updated_at = ? WHERE id = ?"
         now = self._clock()
-        await self._run(lambda: self._db().execute(sql, (now, key_id)))
+        await self.run(lambda db: db.execute(sql, (now, key_id)))
         return await self.get(key_id)
 
 
-class PostgresKeyStore:
+class PostgresKeyStore(PostgresDatabase):
     def __init__(self, url: StoreUrl, *, clock: Callable[[], float] = time.time) -> None:
-        self._dsn = url.target
+        super().__init__(url, "keys", _POSTGRES_STEPS, max_connections=2)
         self._clock = clock
-        self._pool: Any = None
-
-    async def start(self) -> None:
-        import asyncpg  # noqa: PLC0415 only fleets with PostgreSQL load the driver
-
-        self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=2)
-        async with self._pool.acquire() as conn:
-            await migrate_postgres(conn, "keys", _POSTGRES_STEPS)
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
-
-    def _db(self) -> Any:
-        if self._pool is None:
-            raise RuntimeError("key store is not started")
-        return self._pool
 
     async def insert(self, key: Key, secret_hash: str) -> None:
-        await self._db().execute(
+        await self.pool.execute(
             "INSERT INTO warmgate_keys (id, name, secret_hash, allowed_models, rpm, "
             "max_concurrency, quota, quota_period, expires_at, revoked, created_at, updated_at) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -255,13 +208,13 @@ class PostgresKeyStore:
         )
 
     async def load(self) -> list[tuple[str, Key]]:
-        rows = await self._db().fetch(
+        rows = await self.pool.fetch(
             f"SELECT {_COLUMNS} FROM warmgate_keys ORDER BY created_at, id"  # noqa: S608 constant
         )
         return [_row_to_key(tuple(row)) for row in rows]
 
     async def get(self, key_id: str) -> Key | None:
-        row = await self._db().fetchrow(
+        row = await self.pool.fetchrow(
             f"SELECT {_COLUMNS} FROM warmgate_keys WHERE id = $1",  # noqa: S608 constant
             key_id,
         )
@@ -272,11 +225,11 @@ class PostgresKeyStore:
         columns["updated_at"] = self._clock()
         assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=1))
         sql = f"UPDATE warmgate_keys SET {assignments} WHERE id = ${len(columns) + 1}"  # noqa: S608
-        await self._db().execute(sql, *columns.values(), key_id)
+        await self.pool.execute(sql, *columns.values(), key_id)
         return await self.get(key_id)
 
     async def revoke(self, key_id: str) -> Key | None:
-        await self._db().execute(
+        await self.pool.execute(
             "UPDATE warmgate_keys SET revoked = TRUE, updated_at = $1 WHERE id = $2",
             self._clock(),
             key_id,

@@ -3,20 +3,24 @@
 Both share one URL (`[ledger] url`): `sqlite:///path/to/warmgate.db` or `postgresql://...`.
 SQLite runs in WAL mode on one dedicated thread per store, so the event loop never blocks on disk;
 PostgreSQL goes through an asyncpg pool. Schema changes are numbered steps per component, applied
-once and recorded in `warmgate_schema`.
+once and recorded in `warmgate_schema`. `SqliteDatabase` and `PostgresDatabase` open and migrate
+one component's store; the key stores and the ledger stores are built on them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
 Dialect = Literal["sqlite", "postgresql"]
+T = TypeVar("T")
 
 
 class StoreUrl(msgspec.Struct, frozen=True):
@@ -115,3 +119,75 @@ async def migrate_postgres(conn: Any, component: str, steps: Sequence[str]) -> i
 
 def _split(script: str) -> list[str]:
     return [part.strip() for part in script.split(";") if part.strip()]
+
+
+class SqliteDatabase:
+    """One component's SQLite file: opened in WAL mode and migrated by `start()`, then used from
+    one dedicated thread, so the event loop never blocks on disk."""
+
+    def __init__(self, url: StoreUrl, component: str, steps: Sequence[str]) -> None:
+        self._path = url.target
+        self._component = component
+        self._steps = steps
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def start(self) -> None:
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"warmgate-{self._component}"
+        )
+        self._conn = await self._call(lambda: connect_sqlite(self._path))
+        await self.run(lambda conn: migrate_sqlite(conn, self._component, self._steps))
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._call(conn.close)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(connection)` on the database's thread."""
+        if self._conn is None:
+            raise RuntimeError(f"{self._component} store is not started")
+        conn = self._conn
+        return await self._call(lambda: fn(conn))
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+
+class PostgresDatabase:
+    """One component's PostgreSQL tables: an asyncpg pool opened, and the schema migrated, by
+    `start()`. The driver is imported only here, so only fleets with PostgreSQL load it."""
+
+    def __init__(
+        self, url: StoreUrl, component: str, steps: Sequence[str], *, max_connections: int
+    ) -> None:
+        self._dsn = url.target
+        self._component = component
+        self._steps = steps
+        self._max_connections = max_connections
+        self._pool: Any = None
+
+    async def start(self) -> None:
+        import asyncpg  # noqa: PLC0415 only fleets with PostgreSQL load the driver
+
+        self._pool = await asyncpg.create_pool(
+            self._dsn, min_size=1, max_size=self._max_connections
+        )
+        async with self._pool.acquire() as conn:
+            await migrate_postgres(conn, self._component, self._steps)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @property
+    def pool(self) -> Any:
+        """The asyncpg pool (`fetch`, `execute`, `acquire`, ...)."""
+        if self._pool is None:
+            raise RuntimeError(f"{self._component} store is not started")
+        return self._pool
