@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import io
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import uvicorn
 from openai import OpenAI
 
 from backends.sim import SimCluster, SimConfig
-from proxy.app import create_app
-from proxy.server import base_url, bind
 from proxy.settings import Settings, parse_settings
+from tests.support.gateway import GatewayServer
 
 ADMIN_KEY = "wg-admin-" + "z" * 40
 PRICE = "0.002"
@@ -73,40 +69,6 @@ def edge_settings(
     }
     raw.pop("data_dir")
     return parse_settings(raw)
-
-
-class GatewayServer:
-    """The gateway on a real port in a thread. Its socket is bound before the server starts,
-    so a request made at once waits in the backlog until the app is up: no polling."""
-
-    def __init__(self, settings: Settings, *, environ: Mapping[str, str]) -> None:
-        self.log = io.BytesIO()
-        self.app = create_app(settings, environ=environ, log_sink=self.log)
-        self.sock = bind("127.0.0.1", 0)
-        self.base_url = base_url(self.sock)
-        self.root = self.base_url.removesuffix("/v1")
-        config = uvicorn.Config(
-            self.app, lifespan="on", ws="none", log_level="warning", access_log=False
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    @property
-    def runtime(self) -> Any:
-        return self.app.state.runtime
-
-    def start(self) -> GatewayServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Graceful shutdown: in-flight requests drain, the ledger is flushed."""
-        self._server.should_exit = True
-        self._thread.join(timeout=60)
-        self.sock.close()
-        assert not self._thread.is_alive(), "the gateway did not shut down"
 
 
 @contextmanager

@@ -11,8 +11,9 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from proxy.ledger import LedgerRow, UsageFilter, open_ledger_store
+from proxy.ledger import LedgerRow
 from tests.billing.edge import PRICE, PRICE_MICRO_USD, edge_settings, running_edge, sim_cluster
+from tests.support.ledger import stored_rows
 
 MESSAGES: Any = [{"role": "user", "content": "Tell me about flat prices."}]
 
@@ -90,15 +91,6 @@ async def run_mix(base_url: str, secret: str) -> dict[str, str]:
     async with AsyncOpenAI(base_url=base_url, api_key=secret, max_retries=0) as client:
         results = await asyncio.gather(*(call(client) for call in MIX))
     return dict(results)
-
-
-async def stored_rows(url: str) -> list[LedgerRow]:
-    store = open_ledger_store(url)
-    await store.start()
-    try:
-        return await store.rows(UsageFilter())
-    finally:
-        await store.close()
 
 
 def test_concurrent_mixed_requests_leave_exactly_one_correctly_billed_row_each(

@@ -13,8 +13,9 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 
 from tests.billing.conftest import REDIS_URL
-from tests.billing.edge import sim_cluster
-from tests.billing.processes import GatewayProcess, write_config
+from tests.billing.edge import ADMIN_KEY, sim_cluster
+from tests.billing.toml_config import write_config
+from tests.support.served import ServedGateway
 
 pytestmark = pytest.mark.redis
 
@@ -29,9 +30,7 @@ def demo_sim() -> Iterator[Any]:
 
 
 @pytest.fixture
-def two_edges(
-    tmp_path: Path, demo_sim: Any
-) -> Iterator[tuple[GatewayProcess, GatewayProcess, str]]:
+def two_edges(tmp_path: Path, demo_sim: Any) -> Iterator[tuple[ServedGateway, ServedGateway, str]]:
     """Two processes, one Redis, one key (a fresh name, so Redis holds no old counts)."""
     secret = "wg-" + secrets.token_urlsafe(32)
     key = {
@@ -51,7 +50,9 @@ def two_edges(
             keys=[key],
             redis_url=REDIS_URL,
         )
-        edges.append(GatewayProcess(config, {"WG_SHARED_KEY": secret}))
+        edges.append(
+            ServedGateway(config, environ={"WG_SHARED_KEY": secret, "WG_ADMIN_KEY": ADMIN_KEY})
+        )
     try:
         yield edges[0], edges[1], secret
     finally:
@@ -60,7 +61,7 @@ def two_edges(
 
 
 def test_two_processes_sharing_redis_enforce_one_quota_and_one_concurrency_limit(
-    two_edges: tuple[GatewayProcess, GatewayProcess, str],
+    two_edges: tuple[ServedGateway, ServedGateway, str],
 ) -> None:
     a, b, secret = two_edges
     with (

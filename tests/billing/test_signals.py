@@ -17,9 +17,10 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from proxy.ledger import LedgerRow, UsageFilter, open_ledger_store
-from tests.billing.edge import sim_cluster
-from tests.billing.processes import GatewayProcess, write_config
+from tests.billing.edge import ADMIN_KEY, sim_cluster
+from tests.billing.toml_config import write_config
+from tests.support.ledger import stored_rows
+from tests.support.served import ServedGateway
 
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]
 WORKERS = 16
@@ -61,7 +62,7 @@ class Load:
             if len(self.answered) >= ANSWERED_BEFORE_SIGNAL:
                 self.reached.set()
 
-    async def run(self, proc: GatewayProcess, signum: signal.Signals) -> float:
+    async def run(self, proc: ServedGateway, signum: signal.Signals) -> float:
         """Load until ANSWERED_BEFORE_SIGNAL answers, signal, load on until refused; the
         monotonic time of the signal."""
         async with AsyncOpenAI(
@@ -75,16 +76,7 @@ class Load:
         return signalled_at
 
 
-async def read_rows(url: str) -> list[LedgerRow]:
-    store = open_ledger_store(url)
-    await store.start()
-    try:
-        return await store.rows(UsageFilter())
-    finally:
-        await store.close()
-
-
-def start(tmp_path: Path, demo_sim: Any, name: str) -> tuple[GatewayProcess, str, str, str]:
+def start(tmp_path: Path, demo_sim: Any, name: str) -> tuple[ServedGateway, str, str, str]:
     secret = "wg-" + secrets.token_urlsafe(32)
     ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
     config = write_config(
@@ -95,7 +87,12 @@ def start(tmp_path: Path, demo_sim: Any, name: str) -> tuple[GatewayProcess, str
         keys=[{"name": name, "secret_env": "WG_LOAD_KEY"}],
         flush_interval_ms=FLUSH_INTERVAL_MS,
     )
-    return GatewayProcess(config, {"WG_LOAD_KEY": secret}), secret, ledger_url, str(config)
+    return (
+        ServedGateway(config, environ={"WG_LOAD_KEY": secret, "WG_ADMIN_KEY": ADMIN_KEY}),
+        secret,
+        ledger_url,
+        str(config),
+    )
 
 
 def test_sigterm_under_load_leaves_a_row_for_every_answered_request(
@@ -108,14 +105,16 @@ def test_sigterm_under_load_leaves_a_row_for_every_answered_request(
         assert proc.wait() == 0  # drained, flushed, and exited gracefully
     finally:
         proc.stop()
-    assert b"gateway_stopped" in b"".join(proc.output)  # the lifespan ran to its end
-    rows = asyncio.run(read_rows(ledger_url))
+    assert '"event":"gateway_stopped"' in proc.output  # the lifespan ran to its end
+    rows = asyncio.run(stored_rows(ledger_url))
     assert len(load.answered) >= ANSWERED_BEFORE_SIGNAL
     assert set(load.answered) <= {row.request_id for row in rows}
     assert len(rows) == len({row.request_id for row in rows})
 
     # A restart on the same database reads the rows and adds none of its own.
-    restarted = GatewayProcess(Path(config), {"WG_LOAD_KEY": secret})
+    restarted = ServedGateway(
+        Path(config), environ={"WG_LOAD_KEY": secret, "WG_ADMIN_KEY": ADMIN_KEY}
+    )
     try:
         last = max(load.answered, key=load.answered.__getitem__)
         found = httpx.get(
@@ -126,7 +125,7 @@ def test_sigterm_under_load_leaves_a_row_for_every_answered_request(
         assert found.status_code == 200
     finally:
         restarted.stop()
-    assert len(asyncio.run(read_rows(ledger_url))) == len(rows)
+    assert len(asyncio.run(stored_rows(ledger_url))) == len(rows)
 
 
 def test_sigkill_under_load_never_duplicates_and_loses_at_most_one_flush_window(
@@ -139,7 +138,7 @@ def test_sigkill_under_load_never_duplicates_and_loses_at_most_one_flush_window(
         assert proc.wait() == -signal.SIGKILL
     finally:
         proc.stop()
-    rows = asyncio.run(read_rows(ledger_url))
+    rows = asyncio.run(stored_rows(ledger_url))
     counts = Counter(row.request_id for row in rows)
     assert all(count == 1 for count in counts.values())  # no duplicates
     lost = [rid for rid in load.answered if rid not in counts]

@@ -30,6 +30,7 @@ from proxy.server import base_url, bind
 from proxy.settings import parse_settings
 from tests.fleet.conftest import MODELS_DIR
 from tests.fleet.skypilot_double import SkyPilotDouble, cluster_payload
+from tests.support.gateway import uvicorn_config
 
 SGLANG_KEY = "sk-sglang-e2e-canary-4471"
 USER_KEY = "wg-test-" + "f" * 40
@@ -56,10 +57,7 @@ class Gateway:
         self.app = create_app(settings, environ=ENVIRON, log_sink=self.log)
         self.sock = bind("127.0.0.1", 0)
         self.base_url = base_url(self.sock)
-        config = uvicorn.Config(
-            self.app, lifespan="on", ws="none", log_level="warning", access_log=False
-        )
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(uvicorn_config(self.app))
 
     @property
     def pool(self) -> Any:

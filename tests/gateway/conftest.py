@@ -23,8 +23,8 @@ from openai import OpenAI
 
 from backends.sim import Faults, SimCluster, SimConfig
 from proxy.settings import Settings, parse_settings
-from tests.gateway.conformance import check_exchange
-from tests.gateway.harness import GatewayServer, RecordingTransport
+from tests.support.gateway import GatewayServer
+from tests.support.recording import RecordingTransport, strict_sdk
 
 KEY = "wg-test-" + "k" * 40
 ONLY_ACME_KEY = "wg-test-" + "a" * 40
@@ -142,23 +142,9 @@ def gateway(
 
 
 @pytest.fixture
-def transport() -> Iterator[RecordingTransport]:
-    recorder = RecordingTransport()
-    yield recorder
-    for exchange in recorder.exchanges:
-        check_exchange(exchange)
-
-
-@pytest.fixture
 def client(gateway: GatewayServer, transport: RecordingTransport) -> Iterator[OpenAI]:
     """The official SDK, strict: it raises on any response that breaks its types."""
-    with OpenAI(
-        base_url=gateway.base_url,
-        api_key=KEY,
-        max_retries=0,
-        http_client=httpx2.Client(transport=transport),
-        _strict_response_validation=True,
-    ) as sdk:
+    with strict_sdk(gateway.base_url, KEY, transport) as sdk:
         yield sdk
 
 

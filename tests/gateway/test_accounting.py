@@ -17,7 +17,7 @@ import pytest
 from openai import AuthenticationError, BadRequestError, NotFoundError, OpenAI
 
 from tests.gateway.conftest import BACKEND_KEY, ENVIRON, KEY, gateway_settings
-from tests.gateway.harness import GatewayServer
+from tests.support.gateway import GatewayServer
 
 USER: list[Any] = [{"role": "user", "content": "hi"}]
 

@@ -11,7 +11,8 @@ import pytest
 from openai import NotFoundError, OpenAI
 
 from tests.gateway.conftest import ONLY_ACME_KEY
-from tests.gateway.harness import GatewayServer, RecordingTransport
+from tests.support.gateway import GatewayServer
+from tests.support.recording import RecordingTransport
 
 
 def test_a_completion_carries_the_request_id_as_its_id(client: OpenAI) -> None:

@@ -17,7 +17,7 @@ from openai import (
 )
 
 from tests.gateway.conftest import KEY, MAX_BODY_BYTES, SimStats
-from tests.gateway.harness import GatewayServer
+from tests.support.gateway import GatewayServer
 
 USER: list[Any] = [{"role": "user", "content": "hi"}]
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -17,7 +17,7 @@ import pytest
 from openai import OpenAI
 
 from backends.sim import SimCluster, SimConfig
-from proxy.ledger import UsageFilter, open_ledger_store
+from tests.support.ledger import stored_rows
 from tests.support.served import ServedGateway
 
 KEY = "wg-shutdown-" + "t" * 40
@@ -139,7 +139,7 @@ def test_sigterm_turns_ready_to_503_refuses_new_requests_finishes_the_stream_and
         sim.set_faults_from_thread(0, hang_before_first_byte=False)
         gateway.stop()
     assert '"event":"gateway_stopped"' in gateway.output
-    rows = asyncio.run(ledger_rows(f"sqlite:///{tmp_path / 'ledger.sqlite3'}"))
+    rows = asyncio.run(stored_rows(f"sqlite:///{tmp_path / 'ledger.sqlite3'}"))
     streamed = [row for row in rows if row.stream]
     assert len(streamed) == 1
     assert streamed[0].billed
@@ -166,12 +166,3 @@ def test_a_stream_still_held_when_the_drain_timeout_ends_does_not_keep_the_proce
         sim.set_faults_from_thread(0, hang_before_first_byte=False)
         gateway.stop()
     assert '"event":"gateway_stopped"' in gateway.output
-
-
-async def ledger_rows(url: str) -> list[Any]:
-    store = open_ledger_store(url)
-    await store.start()
-    try:
-        return await store.rows(UsageFilter())
-    finally:
-        await store.close()

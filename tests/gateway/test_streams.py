@@ -22,7 +22,7 @@ from openai import OpenAI
 from backends.sim import SimCluster
 from proxy.settings import parse_settings
 from tests.gateway.conftest import AUTH_HEADER, ENVIRON, KEY, SimStats, sim_config
-from tests.gateway.harness import GatewayServer
+from tests.support.gateway import GatewayServer
 
 USER: list[Any] = [{"role": "user", "content": "Tell me a long story."}]
 DEADLINE_S = 10.0

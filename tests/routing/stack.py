@@ -35,6 +35,7 @@ from proxy.settings import (
     StaticKeySettings,
     UpstreamSettings,
 )
+from tests.support.gateway import uvicorn_config
 
 API_KEY = "sk-routing-test-key"
 ADMIN_KEY = "sk-routing-admin-key"
@@ -108,11 +109,7 @@ async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     log = io.BytesIO()
     app = create_app(settings, environ=ENVIRON, on_started=started.set, log_sink=log)
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, lifespan="on", http="httptools", ws="none", log_level="warning", access_log=False
-        )
-    )
+    server = uvicorn.Server(uvicorn_config(app))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(30):

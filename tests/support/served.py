@@ -48,6 +48,7 @@ class ServedGateway:
             self.stop()
             raise
         self.base_url = banner[len(BANNER) :].split()[0]
+        self.root = self.base_url.removesuffix("/v1")
 
     def _read(self) -> None:
         assert self._process.stdout is not None

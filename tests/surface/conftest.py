@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2  # the transport layer the openai SDK is built on
 import msgspec
 import pytest
 from openai import OpenAI
 
 from backends.sim import SimCluster, SimConfig
-from tests.gateway.harness import RecordingTransport
+from tests.support.recording import RecordingTransport, strict_sdk
 from tests.support.served import ServedGateway
-from tests.surface.conformance import check_exchange
 from tests.surface.stub import ChatOnlyBackend
 
 KEY = "wg-surface-" + "s" * 40
@@ -109,32 +107,14 @@ def served(
 
 
 @pytest.fixture
-def transport() -> Iterator[RecordingTransport]:
-    recorder = RecordingTransport()
-    yield recorder
-    for exchange in recorder.exchanges:
-        check_exchange(exchange)
-
-
-def sdk(served: ServedGateway, transport: RecordingTransport, key: str) -> OpenAI:
-    return OpenAI(
-        base_url=served.base_url,
-        api_key=key,
-        max_retries=0,
-        http_client=httpx2.Client(transport=transport),
-        _strict_response_validation=True,
-    )
-
-
-@pytest.fixture
 def client(served: ServedGateway, transport: RecordingTransport) -> Iterator[OpenAI]:
-    with sdk(served, transport, KEY) as openai_client:
+    with strict_sdk(served.base_url, KEY, transport) as openai_client:
         yield openai_client
 
 
 @pytest.fixture
 def other_client(served: ServedGateway, transport: RecordingTransport) -> Iterator[OpenAI]:
-    with sdk(served, transport, OTHER_KEY) as openai_client:
+    with strict_sdk(served.base_url, OTHER_KEY, transport) as openai_client:
         yield openai_client
 
 
