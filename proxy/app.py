@@ -171,12 +171,16 @@ class Runtime:
         """Refuse new requests (`/ready` and routing answer 503 `shutting_down`) and wait for
         those in flight, at most `drain_timeout_s` counted from the first call; True if none is
         left. Called on SIGTERM, then again by the lifespan's shutdown."""
+        first = self._drain_deadline is None
         if self._drain_deadline is None:
             self._drain_deadline = time.monotonic() + self.settings.server.drain_timeout_s
             self.pool.drain()
             self.log.event("gateway_draining", in_flight=self.pool.in_flight)
         remaining = max(0.0, self._drain_deadline - time.monotonic())
-        return await self.pool.wait_idle(remaining)
+        idle = await self.pool.wait_idle(remaining)
+        if first and not idle:  # these are cut when the server stops
+            self.log.warning("gateway_drain_timeout", in_flight=self.pool.in_flight)
+        return idle
 
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:

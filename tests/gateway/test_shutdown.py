@@ -157,6 +157,7 @@ def test_a_stream_still_held_when_the_drain_timeout_ends_does_not_keep_the_proce
         held = HeldStream(gateway.base_url)
         wait_until_held(sim)
         gateway.signal(signal.SIGTERM)
+        gateway.wait_for(lambda line: '"event":"gateway_drain_timeout"' in line)
         assert gateway.wait(DEADLINE_S) == 0
         held.wait()
         # Cut off by the drain timeout: uvicorn cancels it and answers its own 500 (or the
