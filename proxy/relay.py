@@ -229,6 +229,7 @@ class Relay:
     def _translator(
         self, view: RequestView, exchange: Exchange, lease: Lease, names: tuple[str, str]
     ) -> StreamTranslator:
+        """What turns the backend's stream into the client's events."""
         return SseRelay(exchange.request_id, forward_usage=view.include_usage, model_names=names)
 
     def _shape(
@@ -240,7 +241,8 @@ class Relay:
         names: tuple[str, str],
     ) -> tuple[bytes, bytes]:
         """A whole answer as the client gets it, and its content type; usage accounted.
-        Ours for the response id, vectors encoded if asked."""
+        Chat and completions carry our response id and the public model name; embeddings
+        come as base64 when the client asked for it."""
         if view.endpoint == "embeddings":
             if view.encoding_format == "base64":
                 payload = encode_embeddings_base64(payload)
