@@ -75,6 +75,10 @@ EXPOSED_HEADERS = [
 GC_THRESHOLDS = (20_000, 20, 20)
 
 
+# After the drain timeout cut the upstream connections: how long their requests get to answer.
+CUT_REQUESTS_END_S = 1.0
+
+
 class MissingSecretError(ValueError):
     """A static key names an environment variable that is not set."""
 
@@ -178,8 +182,13 @@ class Runtime:
             self.log.event("gateway_draining", in_flight=self.pool.in_flight)
         remaining = max(0.0, self._drain_deadline - time.monotonic())
         idle = await self.pool.wait_idle(remaining)
-        if first and not idle:  # these are cut when the server stops
+        if first and not idle:
+            # Out of time: cut the upstream connections, so that each request still in flight
+            # ends through the relay's own error path (an OpenAI error, in-band for a stream,
+            # and its ledger row) rather than being cancelled by the server.
             self.log.warning("gateway_drain_timeout", in_flight=self.pool.in_flight)
+            await self.upstream.close()
+            idle = await self.pool.wait_idle(CUT_REQUESTS_END_S)
         return idle
 
     @asynccontextmanager

@@ -160,10 +160,18 @@ def test_a_stream_still_held_when_the_drain_timeout_ends_does_not_keep_the_proce
         gateway.wait_for(lambda line: '"event":"gateway_drain_timeout"' in line)
         assert gateway.wait(DEADLINE_S) == 0
         held.wait()
-        # Cut off by the drain timeout: uvicorn cancels it and answers its own 500 (or the
-        # connection closes first); either way an error the SDK retries, never a hang.
-        assert isinstance(held.error, openai.InternalServerError | openai.APIConnectionError)
     finally:
         sim.set_faults_from_thread(0, hang_before_first_byte=False)
         gateway.stop()
+    # Cut at the drain timeout, the request ends through the gateway's own error path: an
+    # OpenAI error the SDK can retry elsewhere (not a hang, not the server's bare 500), and a
+    # row that says what the client got.
+    assert isinstance(held.error, openai.APIStatusError)
+    assert held.error.status_code in {502, 503}
+    assert held.error.code in {"shutting_down", "backend_error", "backend_unreachable"}
     assert '"event":"gateway_stopped"' in gateway.output
+    assert "Traceback" not in gateway.output
+    rows = asyncio.run(stored_rows(f"sqlite:///{tmp_path / 'ledger.sqlite3'}"))
+    assert [(row.status, row.error_code, row.billed) for row in rows] == [
+        (held.error.status_code, held.error.code, False)
+    ]
