@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -62,16 +63,18 @@ def _headers(source: Admission | GatewayError) -> dict[str, str]:
 Pair = tuple[LocalLimiter, LocalLimiter] | tuple[RedisLimiter, RedisLimiter]
 
 
-@pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.redis)])
-async def limiters(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[Pair]:
+@asynccontextmanager
+async def limiter_pair(
+    kind: str, clock: FakeClock, *, default_rpm: int | None = None
+) -> AsyncIterator[Pair]:
     """Two limiters sharing state: one in-process limiter twice, or two Redis clients."""
-    if request.param == "local":
-        local = LocalLimiter(clock=clock)
+    if kind == "local":
+        local = LocalLimiter(clock=clock, default_rpm=default_rpm)
         yield local, local
         return
     prefix = f"warmgate:test:{secrets.token_hex(6)}"
-    first = RedisLimiter(REDIS_URL, clock=clock, prefix=prefix)
-    second = RedisLimiter(REDIS_URL, clock=clock, prefix=prefix)
+    first = RedisLimiter(REDIS_URL, clock=clock, prefix=prefix, default_rpm=default_rpm)
+    second = RedisLimiter(REDIS_URL, clock=clock, prefix=prefix, default_rpm=default_rpm)
     await first.start()
     await second.start()
     try:
@@ -79,6 +82,12 @@ async def limiters(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIte
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.redis)])
+async def limiters(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[Pair]:
+    async with limiter_pair(request.param, clock) as pair:
+        yield pair
 
 
 @pytest.mark.anyio
@@ -184,17 +193,9 @@ async def test_a_key_without_limits_gets_no_ratelimit_headers_when_no_default_rp
 
 @pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.redis)])
 async def defaulted(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[Limiter]:
-    """A limiter whose keys without an rpm of their own get 3 requests a minute."""
-    if request.param == "local":
-        yield LocalLimiter(clock=clock, default_rpm=3)
-        return
-    prefix = f"warmgate:test:{secrets.token_hex(6)}"
-    limiter = RedisLimiter(REDIS_URL, clock=clock, prefix=prefix, default_rpm=3)
-    await limiter.start()
-    try:
+    """A limiter whose keys without an rpm or quota of their own get 3 requests a minute."""
+    async with limiter_pair(request.param, clock, default_rpm=3) as (limiter, _):
         yield limiter
-    finally:
-        await limiter.close()
 
 
 @pytest.mark.anyio
