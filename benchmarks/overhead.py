@@ -95,6 +95,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 1)")
     parser.add_argument("--duration", type=float, help="seconds per run (default 4, quick 1.5)")
     parser.add_argument("--inflight", type=int, help="memory check: requests held in flight")
+    parser.add_argument("--hold-ms", type=int, help="memory check: upstream hold (default 4000)")
+    parser.add_argument("--warmup", type=int, help="requests before each run (default 100)")
     parser.add_argument("--upstream", choices=["canned", "sim"], default="canned")
     parser.add_argument("--server-cpus", help="CPUs of the servers under test (default: 1)")
     parser.add_argument("--load-cpus", help="CPUs of load generator + upstream (default: 0)")
@@ -112,9 +114,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
         modes=[m for m in args.modes.split(",") if m in MODES],
         rounds=args.rounds or (1 if args.quick else 3),
         duration_s=args.duration or (1.5 if args.quick else 4.0),
-        warmup=20 if args.quick else 100,
+        warmup=args.warmup if args.warmup is not None else (20 if args.quick else 100),
         inflight=args.inflight if args.inflight is not None else (200 if args.quick else 1000),
-        hold_ms=1500 if args.quick else 4000,
+        hold_ms=args.hold_ms or (1500 if args.quick else 4000),
         server_cpus=args.server_cpus or ("1" if two_cpus else None),
         load_cpus=args.load_cpus or ("0" if two_cpus else None),
     )

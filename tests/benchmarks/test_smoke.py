@@ -43,7 +43,8 @@ def test_load_generator_measures_streams_and_plain_answers_from_the_canned_upstr
 
 def test_overhead_quick_run_writes_rows_for_every_target_and_mode(tmp_path: Path) -> None:
     args = ["--quick", "--targets", "direct,bare,warmgate", "--concurrency", "2"]
-    args += ["--duration", "0.3", "--inflight", "10", "--out", str(tmp_path), "--name", "smoke"]
+    args += ["--duration", "0.3", "--warmup", "5", "--inflight", "10", "--hold-ms", "200"]
+    args += ["--out", str(tmp_path), "--name", "smoke"]
     assert overhead.main(args) == 0
     result = read_result(tmp_path, "smoke")
     cells = {(row["target"], row["mode"]) for row in result["rows"]}
