@@ -487,7 +487,7 @@ def render(result: dict[str, Any]) -> str:
 def plot(result: dict[str, Any], path: Path) -> None:
     plt = report.pyplot()
     modes = result["modes"]
-    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4.6), squeeze=False)
     for ax, mode in zip(axes[0], modes, strict=True):
         keys = [k for k in ALL_TARGETS if any(r["target"] == k for r in result["rows"])]
         concurrencies = sorted({r["concurrency"] for r in result["rows"]})
@@ -505,8 +505,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_yscale("log")
         ax.set_ylabel("requests/s (log)")
         ax.set_title(f"{mode}: requests/s, one core per server")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -21,6 +21,7 @@ BEGIN = "<!-- benchmarks:begin (python -m benchmarks.summary --write-readme) -->
 END = "<!-- benchmarks:end -->"
 SECTIONS = (
     ("overhead", "Gateway overhead (canned upstream)"),
+    ("overhead-features", "Keys, limits and ledger on vs off (canned upstream, 5 rounds)"),
     ("overhead-sim", "Gateway overhead (simulator at --time-scale 0)"),
     ("long_context", "Long prompts through the simulator's latency model"),
     ("long_context-canned", "Long prompts, the gateway's own cost (canned upstream)"),
@@ -70,7 +71,9 @@ def overhead_rows(doc: dict[str, Any], source: str) -> list[list[object]]:
 
 def headline(results: Path) -> list[list[object]]:
     rows: list[list[object]] = []
-    for name, source in (("overhead", "canned"), ("overhead-sim", "sim")):
+    sources = (("overhead", "canned"), ("overhead-features", "canned, 5 rounds"),
+               ("overhead-sim", "sim"))  # fmt: skip
+    for name, source in sources:
         doc = load(results, name)
         if doc:
             rows += overhead_rows(doc, source)
