@@ -15,6 +15,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from proxy.wire import decode_chat_completion, rewrite_request
@@ -88,18 +89,16 @@ def main() -> int:
     figures: dict[str, float | int] = {}
     for name, body in (("typical", typical_body()), ("long", long_body())):
         figures[f"{name}_bytes"] = len(body)
-        figures[f"{name}_decode_us"] = per_call_us(
-            lambda b=body: decode_chat_completion(b), seconds
-        )
+        figures[f"{name}_decode_us"] = per_call_us(partial(decode_chat_completion, body), seconds)
         view = decode_chat_completion(body)
         figures[f"{name}_upstream_body_us"] = per_call_us(
-            lambda b=body, v=view: v.upstream_body(b, "demo"), seconds
+            partial(view.upstream_body, body, "demo"), seconds
         )
         figures[f"{name}_rewrite_usage_us"] = per_call_us(
-            lambda b=body: rewrite_request(b, include_usage=True), seconds
+            partial(rewrite_request, body, include_usage=True), seconds
         )
         figures[f"{name}_rewrite_model_and_usage_us"] = per_call_us(
-            lambda b=body: rewrite_request(b, model="served", include_usage=True), seconds
+            partial(rewrite_request, body, model="served", include_usage=True), seconds
         )
     for key, value in figures.items():
         print(f"{key:24} {value:12.1f}")

@@ -209,6 +209,9 @@ def serve(app: Litestar, sock: socket.socket) -> str | None:
         ws="none",  # no WebSocket route; also keeps uvicorn from loading websockets at all
         lifespan="off",  # `run` drives the app's lifespan itself, around uvicorn
         access_log=False,  # the gateway writes its own line per request
+        # The gateway never reads the client address, and parsing X-Forwarded-For on every
+        # request cost about 4% of the event loop under load.
+        proxy_headers=False,
         log_level="warning",
         backlog=BACKLOG,
         # After the drain, what is left are the last bytes of finished answers.
