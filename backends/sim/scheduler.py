@@ -53,6 +53,9 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._watchers: list[asyncio.Future[None]] = []
         self.last_step_tokens_per_s = 0.0
+        # forward passes that sent any request an output (a token or an abort): SGLang's
+        # tokenizer manager bumps last_receive_tstamp on each, and /health_generate reads it
+        self.outputs = 0
 
     # ---- clock and state views
     def now(self) -> float:
@@ -111,6 +114,7 @@ class Scheduler:
         self._by_rid.pop(generation.rid, None)
         generation.finish(reason, self.now())
         self.telemetry.aborted += 1
+        self.outputs += 1
         self._wake.set()  # freed KV may admit a waiting request
         self._changed()
         return True
@@ -214,6 +218,7 @@ class Scheduler:
 
         def finish() -> None:
             done_now = self._sim_now
+            sampled = False
             for generation, take in chunk:
                 if generation.finished:
                     continue
@@ -224,10 +229,13 @@ class Scheduler:
                 self.cache.insert(generation.block_hashes)
                 self.cache.evict(config.kv_tokens - self._reserved_tokens)
                 self.telemetry.prefilled(generation)
+                sampled = True
                 if generation.emit(done_now):  # the prefill pass samples the first token
                     self._release(generation)
                 else:
                     self._decoding.append(generation)
+            if sampled:  # a chunk that ends no prompt sends nothing back (SGLang alike)
+                self.outputs += 1
             self._changed()
 
         return duration, finish
@@ -254,6 +262,7 @@ class Scheduler:
             if ended:
                 self._decoding = [g for g in self._decoding if not g.finished]
             self.telemetry.decoded(len(batch))
+            self.outputs += 1
             self._changed()
 
         return duration, finish

@@ -4,9 +4,14 @@ A verdict per probe: 200 passes; 503 (starting, draining) and other statuses, co
 errors and timeouts fail. A 503 ejects at once (SGLang says it is starting or draining: stop
 routing on the first one); other failures eject after `eject_after` in a row, and `readmit_after`
 passes in a row bring it back (in slow start). One exception keeps busy backends in: a probe
-that timed out after the connection was made, while our requests are in flight on a backend
-that showed a sign of life within `busy_grace_s` (a chunk, a load report, a passed probe), is
-inconclusive: SGLang's /health_generate waits behind a long prefill like any request.
+that timed out after the connection was made is inconclusive (BUSY) when the backend is busy:
+SGLang's /health_generate answers only once the engine sends some request an output, which a
+long prefill holds back (its /v1/loads still answers between prefill chunks). Busy means
+either our requests are in flight on a backend that showed a sign of life within
+`busy_grace_s` (a chunk, a load report, a passed probe), or its own load report, read within
+the load freshness window, shows running or waiting requests (someone else's long prefill);
+the latter holds for at most `busy_grace_s` of probes in a row without a pass. A refused
+connection, a connect timeout or a 5xx fail at once as before.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class HealthChecker:
         self._clock = clock
         self._kick = asyncio.Event()
         self._last_pass: dict[str, float] = {}
+        self._busy_since: dict[str, float] = {}  # first BUSY since the last pass
         self.rounds = 0
 
     def kick(self) -> None:
@@ -94,6 +100,8 @@ class HealthChecker:
         except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
             if self._busy(member, started):
                 return ProbeResult(Verdict.BUSY, "probe timed out behind in-flight work")
+            if self._loaded(member, started):
+                return ProbeResult(Verdict.BUSY, "probe timed out behind the backend's own load")
             return ProbeResult(Verdict.FAIL, "timeout")
         except httpx.TimeoutException:
             return ProbeResult(Verdict.FAIL, "connect timeout")
@@ -114,14 +122,26 @@ class HealthChecker:
             signs.append(member.remote.read_at)
         return started - max(signs) <= self._settings.busy_grace_s
 
+    def _loaded(self, member: Member, started: float) -> bool:
+        """The backend's own recent load report shows work (another edge's, direct traffic)."""
+        remote = member.remote
+        if remote is None or remote.requests == 0:
+            return False
+        if self._clock() - remote.read_at > self._pool.load_fresh_s:
+            return False  # its /v1/loads has not answered lately either
+        since = self._busy_since.get(member.backend.id, started)
+        return started - since <= self._settings.busy_grace_s
+
     def apply(self, member: Member, result: ProbeResult) -> None:
         """Count the verdict and eject or readmit the backend through the pool."""
         member.probes += 1
         settings = self._settings
         if result.verdict is Verdict.BUSY:
             member.last_probe_error = result.reason
+            self._busy_since.setdefault(member.backend.id, self._clock())
             return
         if result.verdict is Verdict.PASS:
+            self._busy_since.pop(member.backend.id, None)
             member.consecutive_failures = 0
             member.consecutive_successes += 1
             member.last_probe_error = None

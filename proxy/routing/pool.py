@@ -77,7 +77,8 @@ class Pool:
         self._rng = rng or random.Random()
         self._environ: Mapping[str, str] = os.environ if environ is None else environ
         self._transport = transport
-        self._stale_after_s = 3 * max(self.routing.load_poll_interval_s, 1.0)
+        # a load report older than this is stale: routing ignores it, probes do not trust it
+        self.load_fresh_s = 3 * max(self.routing.load_poll_interval_s, 1.0)
         self._policies: dict[str, Policy] = {
             entry.name: build_policy(entry.policy, self.routing, self._rng)
             for entry in catalog.entries
@@ -131,7 +132,7 @@ class Pool:
         now = self._clock()
         if len(chosen) > 1:
             chosen = self._slow_start(chosen, now)
-        fresh_after = now - self._stale_after_s
+        fresh_after = now - self.load_fresh_s
         candidates = [self._candidate(m, fresh_after) for m in chosen]
         member = chosen[self._policies[model].choose(model, candidates, hint)]
         trial = member.breaker.acquire()
@@ -205,8 +206,8 @@ class Pool:
 
     def describe(self) -> list[dict[str, object]]:
         now = self._clock()
-        views = [m.describe(now, self._stale_after_s) for m in self._members.values()]
-        views += [m.describe(now, self._stale_after_s) for m in self._retired.values()]
+        views = [m.describe(now, self.load_fresh_s) for m in self._members.values()]
+        views += [m.describe(now, self.load_fresh_s) for m in self._retired.values()]
         return views
 
     def collect(self) -> Iterable[Family]:

@@ -152,6 +152,113 @@ async def test_a_probe_stuck_behind_a_long_prefill_does_not_eject_a_busy_backend
         await pool.close()
 
 
+def busy_report(running: int, waiting: int = 0) -> httpx.Response:
+    return httpx.Response(
+        200, json={"loads": [{"num_running_reqs": running, "num_waiting_reqs": waiting}]}
+    )
+
+
+async def test_a_probe_stuck_behind_someone_elses_prefill_is_busy_while_the_load_shows_work(
+    clock: FakeClock,
+) -> None:
+    backends = Backends()
+    backends.loads[A] = busy_report(running=1, waiting=3)  # direct traffic, none of ours
+    pool = make_pool(clock, backends, poll_s=3600.0, busy_grace_s=60.0)
+    await pool.start()
+    try:
+        checker, poller = pool.health, pool.loads
+        assert checker is not None
+        assert poller is not None
+        a = pool.members()[0]
+        assert a.outstanding == 0
+        backends.health[A] = httpx.ReadTimeout
+        for _ in range(5):  # 50 s of timed-out probes, the load read fresh each round
+            clock.advance(10.0)
+            assert await poller.poll(a)
+            result = await checker.check(a)
+            assert result.verdict is Verdict.BUSY
+            assert result.reason == "probe timed out behind the backend's own load"
+        assert health_of(a) is HealthState.HEALTHY
+        # bounded: past busy_grace_s of timeouts without a pass the backend is ejected
+        verdicts = []
+        for _ in range(4):
+            clock.advance(10.0)
+            assert await poller.poll(a)
+            verdicts.append((await checker.check(a)).verdict)
+        assert verdicts == [Verdict.BUSY, Verdict.BUSY, Verdict.FAIL, Verdict.FAIL]
+        assert health_of(a) is HealthState.EJECTED
+    finally:
+        await pool.close()
+
+
+async def test_a_pass_restarts_the_busy_grace_of_a_loaded_backend(clock: FakeClock) -> None:
+    backends = Backends()
+    backends.loads[A] = busy_report(running=2)
+    pool = make_pool(clock, backends, poll_s=3600.0, busy_grace_s=60.0)
+    await pool.start()
+    try:
+        checker, poller = pool.health, pool.loads
+        assert checker is not None
+        assert poller is not None
+        a = pool.members()[0]
+        for answer in (httpx.ReadTimeout, 200, httpx.ReadTimeout, httpx.ReadTimeout):
+            backends.health[A] = answer
+            clock.advance(40.0)
+            assert await poller.poll(a)
+            assert (await checker.check(a)).verdict is not Verdict.FAIL
+        assert health_of(a) is HealthState.HEALTHY
+    finally:
+        await pool.close()
+
+
+async def test_a_timeout_counts_as_a_failure_when_the_load_is_idle_stale_or_unknown(
+    clock: FakeClock,
+) -> None:
+    backends = Backends()
+    backends.loads[A] = busy_report(running=0, waiting=0)
+    pool = make_pool(clock, backends, poll_s=3600.0)
+    await pool.start()
+    try:
+        checker, poller = pool.health, pool.loads
+        assert checker is not None
+        assert poller is not None
+        a, b = pool.members()
+        backends.health[A] = backends.health[B] = httpx.ReadTimeout
+        assert await poller.poll(a)
+        assert (await checker.check(a)).verdict is Verdict.FAIL  # idle: the probe is lost
+        assert (await checker.check(b)).verdict is Verdict.FAIL  # no load report at all
+        backends.loads[A] = busy_report(running=1)
+        assert await poller.poll(a)
+        clock.advance(pool.load_fresh_s + 1.0)  # the load poll has not answered since
+        assert (await checker.check(a)).verdict is Verdict.FAIL
+    finally:
+        await pool.close()
+
+
+async def test_a_refused_connection_or_a_5xx_fails_at_once_even_under_load(
+    clock: FakeClock,
+) -> None:
+    backends = Backends()
+    backends.loads[A] = busy_report(running=4)
+    pool = make_pool(clock, backends, poll_s=3600.0)
+    await pool.start()
+    try:
+        checker, poller = pool.health, pool.loads
+        assert checker is not None
+        assert poller is not None
+        a = pool.members()[0]
+        assert await poller.poll(a)
+        backends.health[A] = httpx.ConnectError
+        assert (await checker.check(a)).verdict is Verdict.FAIL
+        backends.health[A] = 500
+        result = await checker.check(a)
+        assert result.verdict is Verdict.FAIL
+        assert result.reason == "status 500"
+        assert health_of(a) is HealthState.EJECTED
+    finally:
+        await pool.close()
+
+
 async def test_a_probe_timeout_on_an_idle_backend_counts_as_a_failure(clock: FakeClock) -> None:
     backends = Backends()
     pool = make_pool(clock, backends)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 
 from aiohttp import web
@@ -16,10 +17,14 @@ PROBE_TICK_S = 1.0  # http_server.health_generate polls once a second
 
 
 async def health_generate(request: web.Request) -> web.Response:
-    """503 while starting, draining or stuck; else 200 once the probe got a scheduler output."""
+    """503 while starting, draining or stuck; else 200 once the engine sent any request an
+    output after the probe arrived (SGLang compares the tokenizer manager's
+    last_receive_tstamp with the probe's start, polling once a second): a probe queued behind
+    busy decodes passes on their tokens, while one behind a long prefill waits it out."""
     replica = intake.replica_of(request)
     if replica.draining or replica.starting or replica.faults.unhealthy:
         return web.Response(status=503)
+    scheduler = replica.scheduler
     probe = Generation(
         f"{HEALTH_CHECK_RID_PREFIX}_{uuid.uuid4().hex}",
         prompt_tokens=1,
@@ -29,21 +34,23 @@ async def health_generate(request: web.Request) -> web.Response:
         log_metrics=False,
     )
     scale = replica.config.time_scale
+    seen = scheduler.outputs
+    tic = scheduler.now()
     try:
-        replica.scheduler.submit(probe)
+        scheduler.submit(probe)
     except QueueFullError:
         return web.Response(status=200)  # the abort is itself a scheduler output
     try:
         timeout = HEALTH_CHECK_TIMEOUT_S * (scale if scale > 0 else 1.0)  # a stuck engine
-        await asyncio.wait_for(probe.completed(), timeout)
-        if scale > 0:
-            await asyncio.sleep(
-                max(0.0, (PROBE_TICK_S - probe.finished_at + probe.arrived_at) * scale)
-            )
+        await asyncio.wait_for(scheduler.wait_until(lambda s: s.outputs > seen), timeout)
+        if scale > 0:  # answered on the first once-a-second poll that saw the output
+            waited = scheduler.now() - tic
+            ticks = max(1.0, math.ceil(waited / PROBE_TICK_S))
+            await asyncio.sleep(max(0.0, (ticks * PROBE_TICK_S - waited) * scale))
     except TimeoutError:
         return web.Response(status=503)
     finally:
-        replica.scheduler.abort(probe)
+        scheduler.abort(probe)
     return web.Response(status=200)
 
 
