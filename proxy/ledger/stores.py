@@ -24,7 +24,6 @@ from proxy.ledger.usage import (
     UsageFilter,
     admitted_sql,
     bucket,
-    insert_sql,
     row_from_record,
     row_params,
     rows_sql,
@@ -32,6 +31,26 @@ from proxy.ledger.usage import (
 )
 
 _PG_ROWS_PER_STATEMENT = 1000  # 21 parameters a row, under PostgreSQL's 32767 per statement
+# Under SQLite's default 32766 variables per statement (3.32+) too. One multi-row INSERT per
+# chunk, not executemany: executemany binds each row holding the GIL and releases it around each
+# row's step, so a 500-row flush took the GIL back from the event loop ~500 times, each a forced
+# switch (up to the 5 ms switch interval) that stalled the loop: the ledger's on/off gap in
+# requests/s. A chunk binds its rows in one go and releases the GIL once, for one step. Chunks
+# have power-of-two sizes up to 256 (5,376 variables), so a handful of statements is ever
+# prepared, whatever the batch sizes.
+_SQLITE_MAX_CHUNK = 256
+
+
+def _sqlite_chunk_sizes(count: int) -> list[int]:
+    sizes = [_SQLITE_MAX_CHUNK] * (count // _SQLITE_MAX_CHUNK)
+    rest = count % _SQLITE_MAX_CHUNK
+    size = _SQLITE_MAX_CHUNK
+    while rest:
+        size //= 2
+        if rest >= size:
+            sizes.append(size)
+            rest -= size
+    return sizes
 
 
 def _pg_insert_many(count: int) -> str:
@@ -40,6 +59,15 @@ def _pg_insert_many(count: int) -> str:
         "(" + ", ".join(f"${row * width + i}" for i in range(1, width + 1)) + ")"
         for row in range(count)
     )
+    return _insert_values(groups)
+
+
+def _sqlite_insert_many(count: int) -> str:
+    group = "(" + ", ".join("?" * len(FIELDS)) + ")"
+    return _insert_values(", ".join([group] * count))
+
+
+def _insert_values(groups: str) -> str:
     columns = ", ".join(FIELDS)
     return (
         f"INSERT INTO warmgate_ledger ({columns}) VALUES {groups} "  # noqa: S608 placeholders
@@ -57,15 +85,24 @@ def open_ledger_store(url: str) -> LedgerStore:
 class SqliteLedgerStore(SqliteDatabase):
     def __init__(self, url: StoreUrl) -> None:
         super().__init__(url, "ledger", schema.SQLITE_STEPS)
-        self._insert = insert_sql("sqlite")
+        self._statements: dict[int, str] = {}  # rows per statement (a power of two) -> INSERT
 
     async def insert(self, rows: list[LedgerRow]) -> int:
-        params = [row_params(row) for row in rows]
+        chunks: list[tuple[str, list[object]]] = []
+        first = 0
+        for size in _sqlite_chunk_sizes(len(rows)):
+            chunk = rows[first : first + size]
+            first += size
+            sql = self._statements.get(size)
+            if sql is None:
+                sql = self._statements[size] = _sqlite_insert_many(size)
+            chunks.append((sql, [value for row in chunk for value in row_params(row)]))
 
         def run(conn: sqlite3.Connection) -> int:
             before = conn.total_changes
             with transaction(conn):
-                conn.executemany(self._insert, params)
+                for sql, params in chunks:
+                    conn.execute(sql, params)
             return conn.total_changes - before
 
         return await self.run(run)

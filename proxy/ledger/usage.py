@@ -127,15 +127,6 @@ def row_params(row: LedgerRow) -> tuple[object, ...]:
     return tuple(getattr(row, name) for name in FIELDS)
 
 
-def insert_sql(dialect: Dialect) -> str:
-    columns = ", ".join(FIELDS)
-    marks = ", ".join(_placeholder(dialect, i) for i in range(1, len(FIELDS) + 1))
-    return (
-        f"INSERT INTO {TABLE} ({columns}) VALUES ({marks}) "  # noqa: S608 constant columns
-        "ON CONFLICT (request_id) DO NOTHING"
-    )
-
-
 class NullLedgerStore:
     """The store of a ledger switched off (`[ledger] enabled = false`): keeps nothing."""
 

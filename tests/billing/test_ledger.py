@@ -19,6 +19,8 @@ from proxy.ledger import (
     open_ledger_store,
     to_micro_usd,
 )
+from proxy.ledger.database import parse_store_url
+from proxy.ledger.stores import SqliteLedgerStore
 
 DAY = 86_400.0
 T0 = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
@@ -196,3 +198,29 @@ async def test_usage_sums_by_day_model_and_key_equal_the_rows(store_url: str) ->
         assert window[0].requests == 1
         nothing = await ledger.usage(UsageFilter(key_id="key_nobody"), None)
         assert (nothing[0].requests, nothing[0].cost_micro_usd) == (0, 0)
+
+
+@pytest.mark.anyio
+async def test_a_sqlite_flush_runs_a_few_multi_row_statements_not_one_per_row(
+    sqlite_url: str,
+) -> None:
+    # one statement per row (executemany) hands the GIL back and forth with the event loop
+    # once per row; a few multi-row INSERTs hand it over a few times per flush
+    store = SqliteLedgerStore(parse_store_url(sqlite_url))
+    await store.start()
+    try:
+        statements: list[str] = []
+        await store.run(lambda conn: conn.set_trace_callback(statements.append))
+        rows = [make_row(f"req_{i}") for i in range(600)]
+        assert await store.insert(rows) == 600
+        inserts = [s for s in statements if s.startswith("INSERT INTO warmgate_ledger")]
+        assert len(inserts) == 5  # 256 + 256 + 64 + 16 + 8 rows
+        assert statements[0] == "BEGIN IMMEDIATE"
+        assert statements[-1] == "COMMIT"
+        assert await store.insert(rows[:300]) == 0  # still idempotent on the request id
+        await store.run(lambda conn: conn.set_trace_callback(None))
+        stored = await store.rows(UsageFilter())
+        assert sorted(r.request_id for r in stored) == sorted(r.request_id for r in rows)
+        assert await store.get("req_599") == rows[599]
+    finally:
+        await store.close()
