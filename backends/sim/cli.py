@@ -110,6 +110,8 @@ async def serve(cluster: SimCluster) -> None:
         )
     try:
         await stop.wait()
+        # Announced only once health answers 503, so a supervisor reading this line can rely on it.
+        cluster.start_draining()
         print("warmgate sim: draining", flush=True)
         await cluster.drain()
     finally:

@@ -47,11 +47,15 @@ class SimCluster:
         for replica in self.replicas:
             await replica.stop()
 
+    def start_draining(self) -> None:
+        """Health answers 503 from now on (the first, synchronous half of `drain`)."""
+        for replica in self.replicas:
+            replica.draining = True
+
     async def drain(self) -> None:
         """SIGTERM behaviour: health answers 503, new requests are still served, and this
         returns once nothing is running or waiting."""
-        for replica in self.replicas:
-            replica.draining = True
+        self.start_draining()
         for replica in self.replicas:
             await replica.scheduler.wait_until(lambda scheduler: not scheduler.busy)
 

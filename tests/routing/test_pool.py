@@ -260,9 +260,8 @@ async def test_drain_refuses_new_requests_and_waits_for_in_flight_ones(clock: Fa
     assert not pool.ready()
     with pytest.raises(ShuttingDown):
         pool.route("llama")
+    assert not await pool.wait_idle(0.0)  # a lease is out: the wait ends by its timeout
     idle = asyncio.ensure_future(pool.wait_idle(30.0))
-    await asyncio.sleep(0)  # let the waiter start waiting
-    assert not idle.done()
     lease.finish(Outcome.OK)
     assert await idle
     assert pool.in_flight == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 
 import httpx
@@ -14,20 +14,21 @@ import pytest
 from tests.sim.ports import free_port_pair
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], deadline_s: float = 60.0) -> None:
-    """The simulator is another process: poll until its port accepts, with a deadline."""
-    end = time.monotonic() + deadline_s
-    while True:
-        try:
-            httpx.get(url + "/v1/models", timeout=1.0)
-            return
-        except httpx.TransportError:
-            if process.poll() is not None:
-                _, stderr = process.communicate()
-                raise RuntimeError(f"warmgate sim exited: {stderr.decode()[-2000:]}") from None
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.05)
+def read_until(process: subprocess.Popen[bytes], marker: str, deadline_s: float = 60.0) -> str:
+    """Read the simulator's stdout up to the first line holding `marker`. A watchdog kills a
+    process that says nothing in time, which ends the read with EOF instead of a hang."""
+    assert process.stdout is not None
+    watchdog = threading.Timer(deadline_s, process.kill)
+    watchdog.start()
+    try:
+        for raw in process.stdout:
+            line = raw.decode()
+            if marker in line:
+                return line
+    finally:
+        watchdog.cancel()
+    _, stderr = process.communicate()
+    raise RuntimeError(f"warmgate sim ended before {marker!r}: {stderr.decode()[-2000:]}")
 
 
 @pytest.fixture
@@ -47,10 +48,11 @@ def simulator() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         "--time-scale",
         "1",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603 - our own CLI
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603 - our own CLI
     try:
-        wait_until_up(f"http://127.0.0.1:{port}", process)
-        wait_until_up(f"http://127.0.0.1:{port + 1}", process)
+        # It prints one line per replica once that replica's port listens.
+        read_until(process, f"at http://127.0.0.1:{port}\n")
+        read_until(process, f"at http://127.0.0.1:{port + 1}\n")
         yield process, port
     finally:
         if process.poll() is None:
@@ -77,10 +79,8 @@ def test_replicas_have_their_own_queues_and_sigterm_drains_before_exit(
             loads = client.get(second + "/v1/loads").json()["loads"][0]
             assert loads["num_running_reqs"] == 0
             process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while client.get(first + "/health").status_code != 503:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            read_until(process, "draining")
+            assert client.get(first + "/health").status_code == 503
             rest = [line for line in lines if line]
         assert rest[-1] == "data: [DONE]"
         assert '"finish_reason":"length"' in rest[-2]
