@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -45,6 +46,16 @@ class Backends:
 
 def health_of(member: Member) -> HealthState:
     return member.health
+
+
+@asynccontextmanager
+async def running(pool: Pool) -> AsyncIterator[Pool]:
+    """The pool started (its probe, poll and watch tasks), closed however the test ends."""
+    await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 def make_pool(
@@ -94,9 +105,7 @@ async def test_failing_probes_eject_and_passing_probes_readmit_in_slow_start(
     clock: FakeClock,
 ) -> None:
     backends = Backends()
-    pool = make_pool(clock, backends)
-    await pool.start()
-    try:
+    async with running(make_pool(clock, backends)) as pool:
         checker = pool.health
         assert checker is not None
         a = pool.members()[0]
@@ -116,17 +125,13 @@ async def test_failing_probes_eject_and_passing_probes_readmit_in_slow_start(
         views = {v["url"]: v for v in pool.describe()}
         assert views[A]["slow_start"] is True
         assert views[A]["ejections"] == 1
-    finally:
-        await pool.close()
 
 
 async def test_a_probe_stuck_behind_a_long_prefill_does_not_eject_a_busy_backend(
     clock: FakeClock,
 ) -> None:
     backends = Backends()
-    pool = make_pool(clock, backends, busy_grace_s=60.0)
-    await pool.start()
-    try:
+    async with running(make_pool(clock, backends, busy_grace_s=60.0)) as pool:
         checker = pool.health
         assert checker is not None
         a = pool.members()[0]
@@ -148,8 +153,6 @@ async def test_a_probe_stuck_behind_a_long_prefill_does_not_eject_a_busy_backend
         await checker.check(a)
         assert health_of(a) is HealthState.EJECTED
         lease.finish(Outcome.OK)
-    finally:
-        await pool.close()
 
 
 def busy_report(running: int, waiting: int = 0) -> httpx.Response:
@@ -163,9 +166,7 @@ async def test_a_probe_stuck_behind_someone_elses_prefill_is_busy_while_the_load
 ) -> None:
     backends = Backends()
     backends.loads[A] = busy_report(running=1, waiting=3)  # direct traffic, none of ours
-    pool = make_pool(clock, backends, poll_s=3600.0, busy_grace_s=60.0)
-    await pool.start()
-    try:
+    async with running(make_pool(clock, backends, poll_s=3600.0, busy_grace_s=60.0)) as pool:
         checker, poller = pool.health, pool.loads
         assert checker is not None
         assert poller is not None
@@ -187,16 +188,12 @@ async def test_a_probe_stuck_behind_someone_elses_prefill_is_busy_while_the_load
             verdicts.append((await checker.check(a)).verdict)
         assert verdicts == [Verdict.BUSY, Verdict.BUSY, Verdict.FAIL, Verdict.FAIL]
         assert health_of(a) is HealthState.EJECTED
-    finally:
-        await pool.close()
 
 
 async def test_a_pass_restarts_the_busy_grace_of_a_loaded_backend(clock: FakeClock) -> None:
     backends = Backends()
     backends.loads[A] = busy_report(running=2)
-    pool = make_pool(clock, backends, poll_s=3600.0, busy_grace_s=60.0)
-    await pool.start()
-    try:
+    async with running(make_pool(clock, backends, poll_s=3600.0, busy_grace_s=60.0)) as pool:
         checker, poller = pool.health, pool.loads
         assert checker is not None
         assert poller is not None
@@ -207,8 +204,6 @@ async def test_a_pass_restarts_the_busy_grace_of_a_loaded_backend(clock: FakeClo
             assert await poller.poll(a)
             assert (await checker.check(a)).verdict is not Verdict.FAIL
         assert health_of(a) is HealthState.HEALTHY
-    finally:
-        await pool.close()
 
 
 async def test_a_timeout_counts_as_a_failure_when_the_load_is_idle_stale_or_unknown(
@@ -216,9 +211,7 @@ async def test_a_timeout_counts_as_a_failure_when_the_load_is_idle_stale_or_unkn
 ) -> None:
     backends = Backends()
     backends.loads[A] = busy_report(running=0, waiting=0)
-    pool = make_pool(clock, backends, poll_s=3600.0)
-    await pool.start()
-    try:
+    async with running(make_pool(clock, backends, poll_s=3600.0)) as pool:
         checker, poller = pool.health, pool.loads
         assert checker is not None
         assert poller is not None
@@ -231,8 +224,6 @@ async def test_a_timeout_counts_as_a_failure_when_the_load_is_idle_stale_or_unkn
         assert await poller.poll(a)
         clock.advance(pool.load_fresh_s + 1.0)  # the load poll has not answered since
         assert (await checker.check(a)).verdict is Verdict.FAIL
-    finally:
-        await pool.close()
 
 
 async def test_a_refused_connection_or_a_5xx_fails_at_once_even_under_load(
@@ -240,9 +231,7 @@ async def test_a_refused_connection_or_a_5xx_fails_at_once_even_under_load(
 ) -> None:
     backends = Backends()
     backends.loads[A] = busy_report(running=4)
-    pool = make_pool(clock, backends, poll_s=3600.0)
-    await pool.start()
-    try:
+    async with running(make_pool(clock, backends, poll_s=3600.0)) as pool:
         checker, poller = pool.health, pool.loads
         assert checker is not None
         assert poller is not None
@@ -255,15 +244,11 @@ async def test_a_refused_connection_or_a_5xx_fails_at_once_even_under_load(
         assert result.verdict is Verdict.FAIL
         assert result.reason == "status 500"
         assert health_of(a) is HealthState.EJECTED
-    finally:
-        await pool.close()
 
 
 async def test_a_probe_timeout_on_an_idle_backend_counts_as_a_failure(clock: FakeClock) -> None:
     backends = Backends()
-    pool = make_pool(clock, backends)
-    await pool.start()
-    try:
+    async with running(make_pool(clock, backends)) as pool:
         checker = pool.health
         assert checker is not None
         a = pool.members()[0]
@@ -271,8 +256,6 @@ async def test_a_probe_timeout_on_an_idle_backend_counts_as_a_failure(clock: Fak
         assert (await checker.check(a)).verdict is Verdict.FAIL
         await checker.check(a)
         assert health_of(a) is HealthState.EJECTED
-    finally:
-        await pool.close()
 
 
 async def test_load_reports_raise_the_load_routing_sees(clock: FakeClock) -> None:
@@ -291,9 +274,7 @@ async def test_load_reports_raise_the_load_routing_sees(clock: FakeClock) -> Non
         ],
     }
     backends.loads[A] = httpx.Response(200, json=report)
-    pool = make_pool(clock, backends, poll_s=3600.0)
-    await pool.start()
-    try:
+    async with running(make_pool(clock, backends, poll_s=3600.0)) as pool:
         poller = pool.loads
         assert poller is not None
         await poller.poll_all()
@@ -314,8 +295,6 @@ async def test_load_reports_raise_the_load_routing_sees(clock: FakeClock) -> Non
         )
         clock.advance(16.0)
         assert a.load(clock.now, 15.0) == 0  # a stale report no longer counts
-    finally:
-        await pool.close()
 
 
 def write_document(path: Path, version: int, urls: list[str]) -> None:
@@ -345,9 +324,7 @@ async def test_the_backends_document_is_loaded_at_start_and_reloaded_on_change(
     path = tmp_path / "backends.json"
     c, d = "http://10.0.0.3:30000", "http://10.0.0.4:30000"
     write_document(path, 1, [c])
-    pool = make_pool(clock, backends, document=str(path))
-    await pool.start()
-    try:
+    async with running(make_pool(clock, backends, document=str(path))) as pool:
         watcher = pool.document
         assert watcher is not None
         urls = {m.backend.url for m in pool.snapshot.healthy["llama"]}
@@ -367,15 +344,11 @@ async def test_the_backends_document_is_loaded_at_start_and_reloaded_on_change(
         assert not await watcher.check()
         assert watcher.error is not None
         assert {m.backend.url for m in pool.snapshot.members["llama"]} == {A, B, d}
-    finally:
-        await pool.close()
 
 
 async def test_a_503_probe_ejects_a_healthy_backend_at_once(clock: FakeClock) -> None:
     backends = Backends()
-    pool = make_pool(clock, backends)
-    await pool.start()
-    try:
+    async with running(make_pool(clock, backends)) as pool:
         checker = pool.health
         assert checker is not None
         a = pool.members()[0]
@@ -384,8 +357,6 @@ async def test_a_503_probe_ejects_a_healthy_backend_at_once(clock: FakeClock) ->
         assert health_of(a) is HealthState.EJECTED
         assert a.ejections == 1
         assert {pool.route("llama").backend.url for _ in range(4)} == {B}
-    finally:
-        await pool.close()
 
 
 @pytest.mark.parametrize("policy", ["least_outstanding", "cache_aware"])
@@ -441,9 +412,7 @@ async def test_a_document_written_by_fleet_sync_is_what_the_pool_loads(
         ),
     )
     path.write_bytes(encode_document(fleet))
-    pool = make_pool(clock, Backends(), document=str(path))
-    await pool.start()
-    try:
+    async with running(make_pool(clock, Backends(), document=str(path))) as pool:
         assert pool.document is not None
         assert pool.document.version == 3
         view = next(v for v in pool.describe() if v["url"] == "http://10.0.0.9:30000")
@@ -454,5 +423,3 @@ async def test_a_document_written_by_fleet_sync_is_what_the_pool_loads(
             "sky-serve:wg-llama/1",
         )
         assert view["health"] == "healthy"
-    finally:
-        await pool.close()
