@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,fleet,bench
 
-.PHONY: install run sim test lint check bench-quick clean
+.PHONY: install run sim test lint typecheck-links wheel-check check bench-quick clean
 
 install: $(VENV)/.installed
 
@@ -23,10 +23,22 @@ sim: install  ## The SGLang simulator alone on :30000
 test: install  ## The whole suite (needs PostgreSQL on :5432 and Redis on :6379 for the fleet tests)
 	$(PY) -m pytest -q
 
-lint: install
+# mypy resolves `warmgate.proxy` and `warmgate.backends` through these links (pyproject.toml's
+# mypy_path): the folders are that package only once installed.
+typecheck-links:
+	mkdir -p build/typecheck/warmgate
+	ln -sfn ../../../proxy build/typecheck/warmgate/proxy
+	ln -sfn ../../../backends build/typecheck/warmgate/backends
+
+lint: install typecheck-links
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# The built wheel in a fresh virtualenv outside the checkout, newest dependencies, no extras:
+# `warmgate serve` answers the official SDK.
+wheel-check: install
+	.ci/wheel-check
 
 check: lint test
 
@@ -34,4 +46,4 @@ bench-quick: install
 	$(PY) -m benchmarks.overhead --quick
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache *.egg-info

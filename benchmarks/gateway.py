@@ -98,7 +98,7 @@ def warmgate_process(
     env = {BENCH_KEY_ENV: BENCH_KEY}
     if backend_key is not None:
         env[BACKEND_KEY_ENV] = backend_key
-    argv = [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config)]
+    argv = [sys.executable, "-m", "warmgate.proxy.cli", "serve", "--config", str(config)]
     return ServerProcess(
         name, argv, cpus=cpus, log_path=workdir / f"{name}.log", env=env, cwd=REPO_ROOT
     )

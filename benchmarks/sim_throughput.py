@@ -100,7 +100,7 @@ def start_simulator(port: int, time_scale: str, core: int) -> subprocess.Popen[b
     command = [
         sys.executable,
         "-m",
-        "proxy.cli",
+        "warmgate.proxy.cli",
         "sim",
         "--port",
         str(port),

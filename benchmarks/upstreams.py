@@ -29,7 +29,7 @@ def sim_process(
     extra: Sequence[str] = (),
 ) -> ServerProcess:
     """`warmgate sim` serving `replicas` replicas on ports port..port+replicas-1."""
-    argv = [sys.executable, "-m", "proxy.cli", "sim", "--port", str(port)]
+    argv = [sys.executable, "-m", "warmgate.proxy.cli", "sim", "--port", str(port)]
     argv += ["--replicas", str(replicas), "--model", model, "--time-scale", str(time_scale)]
     argv += ["--enable-cache-report", "--enable-metrics", *extra]
     return ServerProcess("sim", argv, cpus=cpus, log_path=workdir / "sim.log", cwd=REPO_ROOT)

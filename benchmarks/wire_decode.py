@@ -18,7 +18,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from proxy.wire import decode_chat_completion, rewrite_request
+from warmgate.proxy.wire import decode_chat_completion, rewrite_request
 
 
 def typical_body() -> bytes:

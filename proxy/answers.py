@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from proxy.errors import (
+from warmgate.proxy.errors import (
     BackendError,
     BackendTimeout,
     ErrorObject,

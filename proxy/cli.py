@@ -7,22 +7,26 @@ gateway and `warmgate fleet` is the only command that loads SkyPilot.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
 # subcommand -> (module, one-line help). Each module exposes `main(argv: Sequence[str]) -> int`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("proxy.server", "run the gateway (embedded defaults without --config)"),
-    "sim": ("backends.sim.cli", "run the SGLang simulator (one or more replicas)"),
-    "keys": ("proxy.keys.cli", "create, list, update and revoke API keys"),
-    "usage": ("proxy.ledger.cli", "print usage from the request ledger"),
-    "fleet": ("backends.fleet.cli", "launch, list, sync and tear down SGLang backends (SkyPilot)"),
+    "serve": ("warmgate.proxy.server", "run the gateway (embedded defaults without --config)"),
+    "sim": ("warmgate.backends.sim.cli", "run the SGLang simulator (one or more replicas)"),
+    "keys": ("warmgate.proxy.keys.cli", "create, list, update and revoke API keys"),
+    "usage": ("warmgate.proxy.ledger.cli", "print usage from the request ledger"),
+    "fleet": (
+        "warmgate.backends.fleet.cli",
+        "launch, list, sync and tear down SGLang backends (SkyPilot)",
+    ),
 }
 
 
 def usage() -> str:
     width = max(len(name) for name in SUBCOMMANDS)
-    lines = ["usage: warmgate <command> [options]", "", "commands:"]
+    lines = ["usage: warmgate [--version] <command> [options]", "", "commands:"]
     lines += [f"  {name.ljust(width)}  {text}" for name, (_, text) in SUBCOMMANDS.items()]
     return "\n".join(lines)
 
@@ -32,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in {"-h", "--help"}:
         print(usage())
         return 0 if args else 2
+    if args[0] == "--version":
+        print(f"warmgate {importlib.metadata.version('warmgate')}")
+        return 0
     command, rest = args[0], args[1:]
     if command not in SUBCOMMANDS:
         print(f"warmgate: unknown command {command!r}\n\n{usage()}", file=sys.stderr)

@@ -16,7 +16,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ExceptionHandlersMap
 
-from proxy.errors import (
+from warmgate.proxy.errors import (
     GatewayError,
     InvalidRequest,
     MethodNotAllowed,

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from proxy.ledger.billing import decide
-from proxy.ledger.row import LedgerRow
+from warmgate.proxy.ledger.billing import decide
+from warmgate.proxy.ledger.row import LedgerRow
 
 # Response ids the way OpenAI shapes them; the same id is the x-request-id and the ledger's key.
 ID_PREFIXES = {"chat.completions": "chatcmpl-", "completions": "cmpl-"}

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 import msgspec
 import structlog
 
-from proxy.ledger.row import LedgerRow
+from warmgate.proxy.ledger.row import LedgerRow
 
 FLUSH_INTERVAL_S = 0.25
 BUFFER_BYTES = 256 * 1024

@@ -22,8 +22,8 @@ from functools import partial
 from litestar.types import Receive
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from proxy.answers import backend_failure, normalize_body, read_head
-from proxy.errors import (
+from warmgate.proxy.answers import backend_failure, normalize_body, read_head
+from warmgate.proxy.errors import (
     BackendError,
     BackendTimeout,
     BackendUnreachable,
@@ -32,29 +32,29 @@ from proxy.errors import (
     StreamInterrupted,
     UnsupportedMediaType,
 )
-from proxy.exchange import Exchange, LedgerSink, RequestSink
-from proxy.keys.ring import KeyRing
-from proxy.ledger.row import format_usd, to_micro_usd
-from proxy.limits.admission import Admission, Limiter
-from proxy.metrics import Metrics
-from proxy.responses import JSON as JSON_TYPE
-from proxy.responses import Answer, DisconnectWatch, EventStream, JsonResponse
-from proxy.routing.backend import Outcome
-from proxy.routing.catalog import ModelEntry
-from proxy.routing.lease import Lease
-from proxy.routing.policies import RouteHint
-from proxy.routing.pool import Pool
-from proxy.sse import SseRelay
-from proxy.streaming import StreamTranslator, relay_stream
-from proxy.upstream import Upstream, UpstreamResponse
-from proxy.wire.decoding import (
+from warmgate.proxy.exchange import Exchange, LedgerSink, RequestSink
+from warmgate.proxy.keys.ring import KeyRing
+from warmgate.proxy.ledger.row import format_usd, to_micro_usd
+from warmgate.proxy.limits.admission import Admission, Limiter
+from warmgate.proxy.metrics import Metrics
+from warmgate.proxy.responses import JSON as JSON_TYPE
+from warmgate.proxy.responses import Answer, DisconnectWatch, EventStream, JsonResponse
+from warmgate.proxy.routing.backend import Outcome
+from warmgate.proxy.routing.catalog import ModelEntry
+from warmgate.proxy.routing.lease import Lease
+from warmgate.proxy.routing.policies import RouteHint
+from warmgate.proxy.routing.pool import Pool
+from warmgate.proxy.sse import SseRelay
+from warmgate.proxy.streaming import StreamTranslator, relay_stream
+from warmgate.proxy.upstream import Upstream, UpstreamResponse
+from warmgate.proxy.wire.decoding import (
     PREFIX_CHARS,
     RequestView,
     decode_chat_completion,
     decode_completion,
     decode_embedding,
 )
-from proxy.wire.embeddings import encode_embeddings_base64
+from warmgate.proxy.wire.embeddings import encode_embeddings_base64
 
 __all__ = ["CLIENT_CLOSED", "EVENT_STREAM", "JSON", "PRICE_HEADER", "DisconnectWatch", "Relay"]
 

@@ -27,9 +27,9 @@ import structlog
 import uvicorn
 from litestar import Litestar
 
-from proxy.app import Runtime, create_app
-from proxy.keys import Key, generate_key_id, generate_secret, hash_secret, open_key_store
-from proxy.settings import (
+from warmgate.proxy.app import Runtime, create_app
+from warmgate.proxy.keys import Key, generate_key_id, generate_secret, hash_secret, open_key_store
+from warmgate.proxy.settings import (
     DEFAULT_DATA_DIR,
     EMBEDDED_MODEL,
     Settings,
@@ -135,7 +135,7 @@ API key: {secret}
 def start_simulator() -> tuple[list[str], Callable[[], None]]:
     """The embedded backend: one simulated SGLang replica in a thread of this process. Imported
     only here, by the command, so the gateway itself never depends on the simulator."""
-    sim: Any = importlib.import_module("backends.sim")
+    sim: Any = importlib.import_module("warmgate.backends.sim")
     config = sim.SimConfig(model=EMBEDDED_MODEL, enable_metrics=True, enable_cache_report=True)
     cluster = sim.SimCluster(config, replicas=1).start_in_thread()
     return list(cluster.urls), cluster.stop
@@ -146,20 +146,24 @@ class GracefulServer(uvicorn.Server):
     socket still accepts, so `/ready` answers 503 and new requests are refused in OpenAI's shape
     as streams in flight finish; then uvicorn closes the socket and the lifespan flushes the
     ledger. A second signal stops waiting. The signal is not re-raised afterwards: a graceful
-    stop exits with status 0."""
+    stop exits with status 0.
 
-    def __init__(self, config: uvicorn.Config, drain: Callable[[], Awaitable[object]]) -> None:
+    `handle_exit` is uvicorn's signal hook (the same signature from 0.35 to 0.55); the rest is
+    its public surface: `serve(sockets=...)`, `started`, `should_exit`, `force_exit`."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        drain: Callable[[], Awaitable[object]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         super().__init__(config)
         self._drain = drain
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = loop
         self._draining: asyncio.Task[None] | None = None
 
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        await super().startup(sockets=sockets)
-
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._loop is None or self._draining is not None or not self.started:
+        if self._draining is not None or not self.started:
             if self.should_exit and sig == signal.SIGINT:
                 self.force_exit = True
             self.should_exit = True
@@ -167,7 +171,7 @@ class GracefulServer(uvicorn.Server):
         self._loop.call_soon_threadsafe(self._begin_drain)
 
     def _begin_drain(self) -> None:
-        if self._draining is None and self._loop is not None:
+        if self._draining is None:
             self._draining = self._loop.create_task(self._drain_then_exit(), name="warmgate-drain")
 
     async def _drain_then_exit(self) -> None:
@@ -185,10 +189,11 @@ def describe(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-async def run(app: Litestar, server: GracefulServer, sock: socket.socket) -> str | None:
+async def run(app: Litestar, config: uvicorn.Config, sock: socket.socket) -> str | None:
     """Start every resource, serve until a signal has drained the gateway, close everything
     (the ledger flushes last). The reason when a resource could not start, else None."""
     runtime: Runtime = app.state.runtime
+    server = GracefulServer(config, runtime.drain, asyncio.get_running_loop())
     async with contextlib.AsyncExitStack() as resources:
         try:
             await resources.enter_async_context(runtime.lifespan(app))
@@ -201,10 +206,8 @@ async def run(app: Litestar, server: GracefulServer, sock: socket.socket) -> str
 def serve(app: Litestar, sock: socket.socket) -> str | None:
     """Serve `app` on `sock` (uvloop, httptools); resources start and stop around uvicorn, so
     that a SIGTERM drains them while the socket still answers."""
-    runtime: Runtime = app.state.runtime
     config = uvicorn.Config(
         app,
-        loop="uvloop",
         http="httptools",
         ws="none",  # no WebSocket route; also keeps uvicorn from loading websockets at all
         lifespan="off",  # `run` drives the app's lifespan itself, around uvicorn
@@ -217,8 +220,18 @@ def serve(app: Litestar, sock: socket.socket) -> str | None:
         # After the drain, what is left are the last bytes of finished answers.
         timeout_graceful_shutdown=FINAL_WRITES_S,
     )
-    config.setup_event_loop()
-    return asyncio.run(run(app, GracefulServer(config, runtime.drain), sock))
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(run(app, config, sock))
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (not on Windows), else asyncio's own loop."""
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def prepare(args: argparse.Namespace) -> Settings:

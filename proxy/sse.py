@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from proxy.answers import (
+from warmgate.proxy.answers import (
     CompletionUsage,
     fix_chunk,
     fix_usage,
@@ -24,7 +24,7 @@ from proxy.answers import (
     read_head,
     strip_null_usage,
 )
-from proxy.errors import ErrorObject, ErrorResponse, GatewayError
+from warmgate.proxy.errors import ErrorObject, ErrorResponse, GatewayError
 
 DONE = b"data: [DONE]\n\n"
 _SEPARATOR = b"\n\n"

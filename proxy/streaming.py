@@ -12,13 +12,13 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable
 from typing import Protocol
 
-from proxy.answers import CompletionUsage
-from proxy.errors import BackendTimeout, GatewayError, StreamInterrupted
-from proxy.exchange import Exchange
-from proxy.limits.admission import Admission
-from proxy.routing.backend import Outcome
-from proxy.routing.lease import Lease
-from proxy.upstream import UpstreamResponse
+from warmgate.proxy.answers import CompletionUsage
+from warmgate.proxy.errors import BackendTimeout, GatewayError, StreamInterrupted
+from warmgate.proxy.exchange import Exchange
+from warmgate.proxy.limits.admission import Admission
+from warmgate.proxy.routing.backend import Outcome
+from warmgate.proxy.routing.lease import Lease
+from warmgate.proxy.upstream import UpstreamResponse
 
 
 class StreamTranslator(Protocol):

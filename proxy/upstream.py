@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from proxy.errors import (
+from warmgate.proxy.errors import (
     BackendError,
     BackendTimeout,
     BackendUnreachable,
     StreamInterrupted,
 )
-from proxy.settings import UpstreamSettings
+from warmgate.proxy.settings import UpstreamSettings
 
 _JSON = "application/json"
 

@@ -21,14 +21,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from backends.fleet.discovery import field, status_name
-from backends.fleet.document import DocumentError
-from backends.fleet.lineup import Lineup, LineupError
-from backends.fleet.naming import cluster_name, parse_cluster_name, parse_service_name, service_name
-from backends.fleet.skypilot import FleetError, SkyPilot
-from backends.fleet.sync import Keeper, Syncer
+from warmgate.backends.fleet.discovery import field, status_name
+from warmgate.backends.fleet.document import DocumentError
+from warmgate.backends.fleet.lineup import Lineup, LineupError
+from warmgate.backends.fleet.naming import (
+    cluster_name,
+    parse_cluster_name,
+    parse_service_name,
+    service_name,
+)
+from warmgate.backends.fleet.skypilot import FleetError, SkyPilot
+from warmgate.backends.fleet.sync import Keeper, Syncer
 
-DEFAULT_MODELS_DIR = Path("sky/models")
+# The task files ship with the package: `sky/` of the checkout is `warmgate/sky/` once installed,
+# two folders above this module in both.
+TASKS_DIR = Path(__file__).resolve().parents[2] / "sky"
+DEFAULT_MODELS_DIR = TASKS_DIR / "models"
 DEFAULT_OUT = Path("backends.json")
 DEFAULT_API_KEY_ENV = "SGLANG_API_KEY"
 
@@ -53,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
         "--models-dir",
         type=Path,
         default=DEFAULT_MODELS_DIR,
-        help="directory of the model task files (default: sky/models)",
+        help="directory of the model task files (default: the task files shipped with warmgate)",
     )
     commands = root.add_subparsers(dest="command", required=True)
 

@@ -14,9 +14,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from backends.fleet.document import FleetBackend
-from backends.fleet.lineup import Lineup
-from backends.fleet.naming import parse_cluster_name, parse_service_name
+from warmgate.backends.fleet.document import FleetBackend
+from warmgate.backends.fleet.lineup import Lineup
+from warmgate.backends.fleet.naming import parse_cluster_name, parse_service_name
 
 CLUSTER_UP = "UP"
 REPLICA_READY = "READY"

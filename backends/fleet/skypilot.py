@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from backends.fleet.lineup import ModelTask
+from warmgate.backends.fleet.lineup import ModelTask
 
 FINISHED_REQUEST_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 

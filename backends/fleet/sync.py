@@ -16,18 +16,18 @@ from pathlib import Path
 
 import structlog
 
-from backends.fleet.discovery import cluster_backends, replica_backends, status_name
-from backends.fleet.discovery import field as record_field
-from backends.fleet.document import (
+from warmgate.backends.fleet.discovery import cluster_backends, replica_backends, status_name
+from warmgate.backends.fleet.discovery import field as record_field
+from warmgate.backends.fleet.document import (
     FleetBackend,
     FleetDocument,
     next_document,
     read_document,
     write_document,
 )
-from backends.fleet.lineup import Lineup
-from backends.fleet.naming import ClusterName, parse_cluster_name
-from backends.fleet.skypilot import FleetError, SkyPilot
+from warmgate.backends.fleet.lineup import Lineup
+from warmgate.backends.fleet.naming import ClusterName, parse_cluster_name
+from warmgate.backends.fleet.skypilot import FleetError, SkyPilot
 
 log = structlog.get_logger("warmgate.fleet")
 

@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from backends.sim.tokenizer import Tokenizer
-from backends.sim.wire import ChatCompletionRequest
-from backends.sim.writer import EOS_TOKEN_ID, Writer
+from warmgate.backends.sim.tokenizer import Tokenizer
+from warmgate.backends.sim.wire import ChatCompletionRequest
+from warmgate.backends.sim.writer import EOS_TOKEN_ID, Writer
 
 REASONING, CONTENT, TOOL_NAME, TOOL_ARGS = 0, 1, 2, 3
 Piece = tuple[int, str, int]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from backends.sim.answer import Answer
-from backends.sim.generation import Generation, QueueFullError
-from backends.sim.replica import Replica
+from warmgate.backends.sim.answer import Answer
+from warmgate.backends.sim.generation import Generation, QueueFullError
+from warmgate.backends.sim.replica import Replica
 
 
 class Choice:

@@ -11,8 +11,8 @@ from typing import Any
 
 import msgspec
 
-from backends.sim.cluster import SimCluster
-from backends.sim.config import DEFAULT_PORT, SimConfig
+from warmgate.backends.sim.cluster import SimCluster
+from warmgate.backends.sim.config import DEFAULT_PORT, SimConfig
 
 _FLAG_HELP = {
     "model": "model path, reported by /model_info and used as the served name",

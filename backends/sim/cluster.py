@@ -7,10 +7,10 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from backends.sim.config import SimConfig
-from backends.sim.faults import Faults
-from backends.sim.replica import Replica
-from backends.sim.server import build_app
+from warmgate.backends.sim.config import SimConfig
+from warmgate.backends.sim.faults import Faults
+from warmgate.backends.sim.replica import Replica
+from warmgate.backends.sim.server import build_app
 
 
 class SimCluster:

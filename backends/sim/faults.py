@@ -6,7 +6,7 @@ import random
 
 import msgspec
 
-from backends.sim.config import SimConfig
+from warmgate.backends.sim.config import SimConfig
 
 FAIL_STATUSES = frozenset({500, 502, 503, 504})
 

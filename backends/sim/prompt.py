@@ -11,8 +11,8 @@ import json
 import zlib
 from collections.abc import Sequence
 
-from backends.sim.tokenizer import Tokenizer
-from backends.sim.wire import ChatMessage, Tool
+from warmgate.backends.sim.tokenizer import Tokenizer
+from warmgate.backends.sim.wire import ChatMessage, Tool
 
 BOS = "<|begin_of_text|>"
 HEADER_START = "<|start_header_id|>"

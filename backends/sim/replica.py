@@ -12,13 +12,13 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from backends.sim.config import SimConfig
-from backends.sim.faults import FaultDice, Faults
-from backends.sim.generation import Generation, QueueFullError
-from backends.sim.prefix_cache import PrefixCache
-from backends.sim.scheduler import Scheduler, Sleep
-from backends.sim.telemetry import Telemetry
-from backends.sim.tokenizer import Tokenizer
+from warmgate.backends.sim.config import SimConfig
+from warmgate.backends.sim.faults import FaultDice, Faults
+from warmgate.backends.sim.generation import Generation, QueueFullError
+from warmgate.backends.sim.prefix_cache import PrefixCache
+from warmgate.backends.sim.scheduler import Scheduler, Sleep
+from warmgate.backends.sim.telemetry import Telemetry
+from warmgate.backends.sim.tokenizer import Tokenizer
 
 SHUTDOWN_GRACE_S = 2.0  # handlers still running after this are cancelled at stop
 

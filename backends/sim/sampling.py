@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
-from backends.sim.errors import SimError
+from warmgate.backends.sim.errors import SimError
 
 
 def _temperature(value: float) -> str | None:

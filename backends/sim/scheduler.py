@@ -17,10 +17,10 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from backends.sim.config import SimConfig
-from backends.sim.generation import Generation, QueueFullError
-from backends.sim.prefix_cache import PrefixCache
-from backends.sim.telemetry import Telemetry
+from warmgate.backends.sim.config import SimConfig
+from warmgate.backends.sim.generation import Generation, QueueFullError
+from warmgate.backends.sim.prefix_cache import PrefixCache
+from warmgate.backends.sim.telemetry import Telemetry
 
 Sleep = Callable[[float], Awaitable[None]]
 

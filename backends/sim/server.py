@@ -7,9 +7,9 @@ import hmac
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from backends.sim.errors import UNAUTHORIZED_BODY
-from backends.sim.replica import Replica
-from backends.sim.routes import (
+from warmgate.backends.sim.errors import UNAUTHORIZED_BODY
+from warmgate.backends.sim.replica import Replica
+from warmgate.backends.sim.routes import (
     admin,
     chat,
     completions,
@@ -22,7 +22,7 @@ from backends.sim.routes import (
     native,
     surface,
 )
-from backends.sim.routes.intake import JSON, REPLICA
+from warmgate.backends.sim.routes.intake import JSON, REPLICA
 
 # srt/utils/auth.py decide_request_auth: probes and scrapes never need the key. The simulator's
 # own /_sim control routes are exempt too, so tests can flip faults on a keyed replica.

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from backends.sim.errors import SimError
+from warmgate.backends.sim.errors import SimError
 
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
 _STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")

@@ -14,11 +14,11 @@ from typing import Any
 
 import msgspec
 
-from proxy.keys.issue import KeySpec, KeySpecError, check_update, issue_key, key_view
-from proxy.keys.key import Key
-from proxy.keys.store import KeyStore, KeyUpdate, open_key_store
-from proxy.ledger.cli import add_store_arguments, parse_moment, resolve_store_url
-from proxy.settings import SettingsError
+from warmgate.proxy.keys.issue import KeySpec, KeySpecError, check_update, issue_key, key_view
+from warmgate.proxy.keys.key import Key
+from warmgate.proxy.keys.store import KeyStore, KeyUpdate, open_key_store
+from warmgate.proxy.ledger.cli import add_store_arguments, parse_moment, resolve_store_url
+from warmgate.proxy.settings import SettingsError
 
 NONE = "none"  # `--rpm none` clears a limit
 

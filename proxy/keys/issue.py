@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from proxy.keys.key import Key, QuotaPeriod, generate_key_id, generate_secret, hash_secret
-from proxy.keys.store import KeyStore, KeyUpdate
+from warmgate.proxy.keys.key import Key, QuotaPeriod, generate_key_id, generate_secret, hash_secret
+from warmgate.proxy.keys.store import KeyStore, KeyUpdate
 
 Count = Annotated[int, msgspec.Meta(ge=0)]
 

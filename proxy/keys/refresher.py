@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from proxy.keys.key import Key
-from proxy.keys.ring import KeyRing
-from proxy.keys.store import KeyStore
+from warmgate.proxy.keys.key import Key
+from warmgate.proxy.keys.ring import KeyRing
+from warmgate.proxy.keys.store import KeyStore
 
 DEFAULT_REFRESH_INTERVAL_S = 2.0
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from proxy.errors import InvalidApiKey
-from proxy.keys.key import Key, hash_secret
+from warmgate.proxy.errors import InvalidApiKey
+from warmgate.proxy.keys.key import Key, hash_secret
 
 _BEARER = "bearer "
 _MISSING = (

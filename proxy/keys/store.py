@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 import msgspec
 
-from proxy.keys.key import Key, QuotaPeriod
-from proxy.ledger.database import (
+from warmgate.proxy.keys.key import Key, QuotaPeriod
+from warmgate.proxy.ledger.database import (
     PostgresDatabase,
     SqliteDatabase,
     StoreUrl,

@@ -1,10 +1,16 @@
 """The request ledger: one row per request id, exactly once, written in batches off the path."""
 
-from proxy.ledger.billing import BilledReason, decide
-from proxy.ledger.row import LedgerRow, format_usd, to_micro_usd
-from proxy.ledger.stores import open_ledger_store
-from proxy.ledger.usage import GroupBy, LedgerStore, NullLedgerStore, UsageBucket, UsageFilter
-from proxy.ledger.writer import Ledger
+from warmgate.proxy.ledger.billing import BilledReason, decide
+from warmgate.proxy.ledger.row import LedgerRow, format_usd, to_micro_usd
+from warmgate.proxy.ledger.stores import open_ledger_store
+from warmgate.proxy.ledger.usage import (
+    GroupBy,
+    LedgerStore,
+    NullLedgerStore,
+    UsageBucket,
+    UsageFilter,
+)
+from warmgate.proxy.ledger.writer import Ledger
 
 __all__ = [
     "BilledReason",

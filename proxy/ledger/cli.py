@@ -8,10 +8,10 @@ import datetime as dt
 import sys
 from collections.abc import Sequence
 
-from proxy.ledger.row import format_usd
-from proxy.ledger.stores import open_ledger_store
-from proxy.ledger.usage import GroupBy, UsageBucket, UsageFilter
-from proxy.settings import Settings, SettingsError, load_settings
+from warmgate.proxy.ledger.row import format_usd
+from warmgate.proxy.ledger.stores import open_ledger_store
+from warmgate.proxy.ledger.usage import GroupBy, UsageBucket, UsageFilter
+from warmgate.proxy.settings import Settings, SettingsError, load_settings
 
 COLUMNS = ("group", "requests", "billed", "cost_usd", "prompt", "cached", "completion")
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import sqlite3
 
-from proxy.ledger import schema
-from proxy.ledger.database import (
+from warmgate.proxy.ledger import schema
+from warmgate.proxy.ledger.database import (
     PostgresDatabase,
     SqliteDatabase,
     StoreUrl,
     parse_store_url,
     transaction,
 )
-from proxy.ledger.row import FIELDS, LedgerRow
-from proxy.ledger.usage import (
+from warmgate.proxy.ledger.row import FIELDS, LedgerRow
+from warmgate.proxy.ledger.usage import (
     GroupBy,
     LedgerStore,
     UsageBucket,

@@ -6,8 +6,8 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from proxy.ledger.database import Dialect
-from proxy.ledger.row import FIELDS, LedgerRow
+from warmgate.proxy.ledger.database import Dialect
+from warmgate.proxy.ledger.row import FIELDS, LedgerRow
 
 GroupBy = Literal["day", "model", "key"]
 

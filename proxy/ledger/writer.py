@@ -14,8 +14,8 @@ import contextlib
 
 import structlog
 
-from proxy.ledger.row import LedgerRow
-from proxy.ledger.usage import GroupBy, LedgerStore, UsageBucket, UsageFilter
+from warmgate.proxy.ledger.row import LedgerRow
+from warmgate.proxy.ledger.usage import GroupBy, LedgerStore, UsageBucket, UsageFilter
 
 DEFAULT_FLUSH_INTERVAL_S = 0.1
 DEFAULT_BATCH_ROWS = 500

@@ -1,9 +1,9 @@
 """Per-key limits: requests per minute, concurrent requests, a request quota, allowed models."""
 
-from proxy.limits.admission import Admission, Limiter, Unlimited
-from proxy.limits.local import LocalLimiter, QuotaSeed
-from proxy.limits.policy import Counters, Refusal, decide, go_duration, ratelimit_headers
-from proxy.limits.redis_limiter import RedisLimiter
+from warmgate.proxy.limits.admission import Admission, Limiter, Unlimited
+from warmgate.proxy.limits.local import LocalLimiter, QuotaSeed
+from warmgate.proxy.limits.policy import Counters, Refusal, decide, go_duration, ratelimit_headers
+from warmgate.proxy.limits.redis_limiter import RedisLimiter
 
 __all__ = [
     "Admission",

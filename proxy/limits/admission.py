@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from proxy.keys.key import Key
+from warmgate.proxy.keys.key import Key
 
 Headers = list[tuple[str, str]]
 

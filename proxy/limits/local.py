@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from proxy.keys.key import Key
-from proxy.limits.admission import Admission
-from proxy.limits.policy import (
+from warmgate.proxy.keys.key import Key
+from warmgate.proxy.limits.admission import Admission
+from warmgate.proxy.limits.policy import (
     Counters,
     WindowClock,
     decide,

@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 import msgspec
 
-from proxy.errors import GatewayError, ModelNotFound, QuotaExceeded, RateLimited
-from proxy.keys.key import Key, QuotaPeriod
+from warmgate.proxy.errors import GatewayError, ModelNotFound, QuotaExceeded, RateLimited
+from warmgate.proxy.keys.key import Key, QuotaPeriod
 
 MINUTE_S = 60.0
 MAX_RETRY_AFTER_S = 60  # SDKs honour Retry-After up to 60 s (node, python 1.x) or 120 s

@@ -19,10 +19,10 @@ import redis.asyncio as redis
 import structlog
 from redis.exceptions import RedisError
 
-from proxy.errors import RateLimited
-from proxy.keys.key import Key
-from proxy.limits.admission import Admission
-from proxy.limits.policy import (
+from warmgate.proxy.errors import RateLimited
+from warmgate.proxy.keys.key import Key
+from warmgate.proxy.limits.admission import Admission
+from warmgate.proxy.limits.policy import (
     MINUTE_S,
     Counters,
     Refusal,

@@ -14,8 +14,8 @@ from litestar import Router
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 
-from proxy.errors import InvalidApiKey, PermissionDenied
-from proxy.keys.ring import KeyRing
+from warmgate.proxy.errors import InvalidApiKey, PermissionDenied
+from warmgate.proxy.keys.ring import KeyRing
 
 
 def admin_authorized(authorization: str | None, admin_key: str | None) -> bool:

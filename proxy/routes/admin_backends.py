@@ -9,7 +9,7 @@ import msgspec
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 
-from proxy.routing.pool import Pool
+from warmgate.proxy.routing.pool import Pool
 
 _encode = msgspec.json.Encoder().encode
 

@@ -15,11 +15,11 @@ from litestar import Request, Response, delete, get, patch, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from proxy.errors import InvalidRequest, NotFound
-from proxy.keys.issue import KeySpec, KeySpecError, check_update, issue_key, key_view
-from proxy.keys.refresher import KeyRefresher
-from proxy.keys.store import KeyStore, KeyUpdate
-from proxy.routes.usage import JSON
+from warmgate.proxy.errors import InvalidRequest, NotFound
+from warmgate.proxy.keys.issue import KeySpec, KeySpecError, check_update, issue_key, key_view
+from warmgate.proxy.keys.refresher import KeyRefresher
+from warmgate.proxy.keys.store import KeyStore, KeyUpdate
+from warmgate.proxy.routes.usage import JSON
 
 AnyRequest = Request[Any, Any, Any]
 T = TypeVar("T")

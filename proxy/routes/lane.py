@@ -22,9 +22,9 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from proxy.errors import GatewayError, PayloadTooLarge
-from proxy.relay import Relay
-from proxy.responses import JsonResponse
+from warmgate.proxy.errors import GatewayError, PayloadTooLarge
+from warmgate.proxy.relay import Relay
+from warmgate.proxy.responses import JsonResponse
 
 # Exact paths (as the ASGI scope spells them) → the relay's endpoint names.
 ENDPOINTS = {

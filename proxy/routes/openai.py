@@ -15,11 +15,11 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.types import ASGIApp
 
-from proxy.errors import GatewayError, ModelNotFound
-from proxy.exchange import new_request_id
-from proxy.keys.ring import KeyRing
-from proxy.relay import JSON, Relay
-from proxy.routing.pool import Pool
+from warmgate.proxy.errors import GatewayError, ModelNotFound
+from warmgate.proxy.exchange import new_request_id
+from warmgate.proxy.keys.ring import KeyRing
+from warmgate.proxy.relay import JSON, Relay
+from warmgate.proxy.routing.pool import Pool
 
 OWNER = "warmgate"
 

@@ -11,16 +11,16 @@ import msgspec
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 
-from proxy.errors import ErrorResponse, GatewayError, NoHealthyBackend, ShuttingDown
-from proxy.exchange import new_request_id
-from proxy.relay import JSON
-from proxy.routes.openai import ListModelsResponse, Model
-from proxy.wire.chat import CreateChatCompletionRequest
-from proxy.wire.completions import CreateCompletionRequest
-from proxy.wire.embeddings import CreateEmbeddingRequest
+from warmgate.proxy.errors import ErrorResponse, GatewayError, NoHealthyBackend, ShuttingDown
+from warmgate.proxy.exchange import new_request_id
+from warmgate.proxy.relay import JSON
+from warmgate.proxy.routes.openai import ListModelsResponse, Model
+from warmgate.proxy.wire.chat import CreateChatCompletionRequest
+from warmgate.proxy.wire.completions import CreateCompletionRequest
+from warmgate.proxy.wire.embeddings import CreateEmbeddingRequest
 
 if TYPE_CHECKING:
-    from proxy.app import Runtime
+    from warmgate.proxy.app import Runtime
 
 OPENAPI_PATH = "/openapi.json"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"

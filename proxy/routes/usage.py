@@ -19,10 +19,10 @@ from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from proxy.errors import InvalidRequest, NotFound
-from proxy.keys.ring import KeyRing
-from proxy.ledger.row import LedgerRow, format_usd
-from proxy.ledger.usage import GroupBy, UsageBucket, UsageFilter
+from warmgate.proxy.errors import InvalidRequest, NotFound
+from warmgate.proxy.keys.ring import KeyRing
+from warmgate.proxy.ledger.row import LedgerRow, format_usd
+from warmgate.proxy.ledger.usage import GroupBy, UsageBucket, UsageFilter
 
 AnyRequest = Request[Any, Any, Any]
 JSON = "application/json"

@@ -11,12 +11,12 @@ The request pipeline uses exactly this surface:
     pool.models(); pool.ready(); pool.drain(); await pool.wait_idle(timeout_s)
 """
 
-from proxy.routing.backend import Backend, Outcome
-from proxy.routing.catalog import BackendSpec, Catalog, ModelEntry, declare
-from proxy.routing.lease import Lease
-from proxy.routing.policies import RouteHint
-from proxy.routing.pool import Pool, PoolSnapshot
-from proxy.settings import HealthSettings, RoutingSettings
+from warmgate.proxy.routing.backend import Backend, Outcome
+from warmgate.proxy.routing.catalog import BackendSpec, Catalog, ModelEntry, declare
+from warmgate.proxy.routing.lease import Lease
+from warmgate.proxy.routing.policies import RouteHint
+from warmgate.proxy.routing.pool import Pool, PoolSnapshot
+from warmgate.proxy.settings import HealthSettings, RoutingSettings
 
 __all__ = [
     "Backend",

@@ -13,9 +13,9 @@ from typing import Protocol, cast
 
 import msgspec
 
-from proxy.errors import ModelNotFound
-from proxy.routing.backend import Backend, backend_id, normalize_url
-from proxy.settings import Policy
+from warmgate.proxy.errors import ModelNotFound
+from warmgate.proxy.routing.backend import Backend, backend_id, normalize_url
+from warmgate.proxy.settings import Policy
 
 POLICIES: frozenset[str] = frozenset({"cache_aware", "least_outstanding", "round_robin"})
 

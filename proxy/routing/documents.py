@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from proxy.routing.catalog import BackendSpec
-from proxy.routing.events import EventLog, StructlogEvents
+from warmgate.proxy.routing.catalog import BackendSpec
+from warmgate.proxy.routing.events import EventLog, StructlogEvents
 
 
 class DocumentBackend(msgspec.Struct, frozen=True, kw_only=True):

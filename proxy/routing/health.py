@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import httpx
 
-from proxy.routing.member import HealthState, Member
-from proxy.settings import HealthSettings
+from warmgate.proxy.routing.member import HealthState, Member
+from warmgate.proxy.settings import HealthSettings
 
 if TYPE_CHECKING:
-    from proxy.routing.pool import Pool
+    from warmgate.proxy.routing.pool import Pool
 
 
 class Verdict(enum.Enum):

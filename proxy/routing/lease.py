@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from proxy.routing.backend import Backend, Outcome
-from proxy.routing.member import Member
+from warmgate.proxy.routing.backend import Backend, Outcome
+from warmgate.proxy.routing.member import Member
 
 if TYPE_CHECKING:
-    from proxy.metrics import Metrics
+    from warmgate.proxy.metrics import Metrics
 
 
 class Lease:

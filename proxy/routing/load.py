@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 import httpx
 import msgspec
 
-from proxy.routing.member import Member, RemoteLoad
-from proxy.settings import RoutingSettings
+from warmgate.proxy.routing.member import Member, RemoteLoad
+from warmgate.proxy.settings import RoutingSettings
 
 
 class RankLoad(msgspec.Struct):

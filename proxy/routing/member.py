@@ -9,10 +9,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Sequence
 
-from proxy.metrics import Family, Sample
-from proxy.routing.backend import Backend
-from proxy.routing.breaker import BreakerState, CircuitBreaker
-from proxy.settings import HealthSettings
+from warmgate.proxy.metrics import Family, Sample
+from warmgate.proxy.routing.backend import Backend
+from warmgate.proxy.routing.breaker import BreakerState, CircuitBreaker
+from warmgate.proxy.settings import HealthSettings
 
 
 class HealthState(enum.Enum):

@@ -22,10 +22,10 @@ from typing import NamedTuple
 
 import httpx
 
-from proxy.errors import NoHealthyBackend, ShuttingDown
-from proxy.metrics import Family, Metrics
-from proxy.routing.backend import Backend, Outcome
-from proxy.routing.catalog import (
+from warmgate.proxy.errors import NoHealthyBackend, ShuttingDown
+from warmgate.proxy.metrics import Family, Metrics
+from warmgate.proxy.routing.backend import Backend, Outcome
+from warmgate.proxy.routing.catalog import (
     BackendSpec,
     BackendUrlError,
     Catalog,
@@ -34,14 +34,14 @@ from proxy.routing.catalog import (
     ModelEntry,
     materialize,
 )
-from proxy.routing.documents import DocumentWatcher
-from proxy.routing.events import EventLog, StructlogEvents
-from proxy.routing.health import HealthChecker
-from proxy.routing.lease import Lease
-from proxy.routing.load import LoadPoller
-from proxy.routing.member import HealthState, Member, member_gauges
-from proxy.routing.policies import Candidate, Policy, RouteHint, build_policy
-from proxy.settings import HealthSettings, RoutingSettings
+from warmgate.proxy.routing.documents import DocumentWatcher
+from warmgate.proxy.routing.events import EventLog, StructlogEvents
+from warmgate.proxy.routing.health import HealthChecker
+from warmgate.proxy.routing.lease import Lease
+from warmgate.proxy.routing.load import LoadPoller
+from warmgate.proxy.routing.member import HealthState, Member, member_gauges
+from warmgate.proxy.routing.policies import Candidate, Policy, RouteHint, build_policy
+from warmgate.proxy.settings import HealthSettings, RoutingSettings
 
 _NO_EXCLUDE: frozenset[str] = frozenset()
 _NO_HINT = RouteHint()

@@ -2,7 +2,7 @@
 
 Public API (what the gateway uses):
 
-    from proxy.wire import (
+    from warmgate.proxy.wire import (
         decode_chat_completion, decode_completion, decode_embedding, RequestView,
         rewrite_request, encode_embeddings_base64,
     )
@@ -45,22 +45,22 @@ original bytes. Decoders are built once at import.
 
 from __future__ import annotations
 
-from proxy.wire.chat import CreateChatCompletionRequest
-from proxy.wire.completions import CreateCompletionRequest
-from proxy.wire.decoding import (
+from warmgate.proxy.wire.chat import CreateChatCompletionRequest
+from warmgate.proxy.wire.completions import CreateCompletionRequest
+from warmgate.proxy.wire.decoding import (
     PREFIX_CHARS,
     RequestView,
     decode_chat_completion,
     decode_completion,
     decode_embedding,
 )
-from proxy.wire.embeddings import (
+from warmgate.proxy.wire.embeddings import (
     CreateEmbeddingRequest,
     encode_embeddings_base64,
     floats_to_base64,
 )
-from proxy.wire.rejection import MALFORMED_JSON, rejection
-from proxy.wire.rewriter import rewrite_request
+from warmgate.proxy.wire.rejection import MALFORMED_JSON, rejection
+from warmgate.proxy.wire.rewriter import rewrite_request
 
 __all__ = [
     "MALFORMED_JSON",

@@ -12,8 +12,8 @@ from typing import Literal, get_args
 
 import msgspec
 
-from proxy.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from proxy.wire.multipart import Part, boundary_of, parse_parts, splice
+from warmgate.proxy.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from warmgate.proxy.wire.multipart import Part, boundary_of, parse_parts, splice
 
 # OpenAI's upload limit for audio files.
 MAX_AUDIO_BYTES = 25 * 1024 * 1024

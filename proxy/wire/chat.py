@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from proxy.wire.fields import (
+from warmgate.proxy.wire.fields import (
     ChatCompletionStreamOptions,
     ChoiceCount,
     FreeFormObject,

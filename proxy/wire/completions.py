@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from proxy.wire.fields import (
+from warmgate.proxy.wire.fields import (
     ChatCompletionStreamOptions,
     ChoiceCount,
     LogitBias,

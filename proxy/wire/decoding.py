@@ -12,9 +12,9 @@ from typing import Literal
 
 import msgspec
 
-from proxy.errors import InvalidRequest
-from proxy.wire.audio import CreateTranscriptionRequest
-from proxy.wire.chat import (
+from warmgate.proxy.errors import InvalidRequest
+from warmgate.proxy.wire.audio import CreateTranscriptionRequest
+from warmgate.proxy.wire.chat import (
     ChatCompletionMessageToolCall,
     ChatCompletionNamedToolChoice,
     ChatCompletionRequestAssistantMessage,
@@ -25,13 +25,13 @@ from proxy.wire.chat import (
     ChatCompletionTool,
     CreateChatCompletionRequest,
 )
-from proxy.wire.completions import CreateCompletionRequest, prompt_form
-from proxy.wire.embeddings import CreateEmbeddingRequest
-from proxy.wire.fields import ChatCompletionStreamOptions
-from proxy.wire.images import CreateImageRequest
-from proxy.wire.rejection import rejection
-from proxy.wire.responses import CreateResponse
-from proxy.wire.rewriter import INCLUDE_USAGE, insert_member, rewrite_request
+from warmgate.proxy.wire.completions import CreateCompletionRequest, prompt_form
+from warmgate.proxy.wire.embeddings import CreateEmbeddingRequest
+from warmgate.proxy.wire.fields import ChatCompletionStreamOptions
+from warmgate.proxy.wire.images import CreateImageRequest
+from warmgate.proxy.wire.rejection import rejection
+from warmgate.proxy.wire.responses import CreateResponse
+from warmgate.proxy.wire.rewriter import INCLUDE_USAGE, insert_member, rewrite_request
 
 # How much prompt text the router sees: enough to tell shared system prompts and
 # conversations apart, small enough to keep routing state bounded.

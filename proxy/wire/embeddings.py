@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from proxy.wire.completions import TokenIds
+from warmgate.proxy.wire.completions import TokenIds
 
 EmbeddingInput = (
     str | Annotated[list[str | int | TokenIds], msgspec.Meta(min_length=1, max_length=2048)]

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from proxy.errors import InvalidRequest
-from proxy.wire.rejection import rejection
+from warmgate.proxy.errors import InvalidRequest
+from warmgate.proxy.wire.rejection import rejection
 
 
 class CreateImageRequest(msgspec.Struct, kw_only=True):

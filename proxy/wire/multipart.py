@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 import msgspec
 
-from proxy.errors import InvalidRequest
+from warmgate.proxy.errors import InvalidRequest
 
 _BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^\s;]+))', re.IGNORECASE)
 _DISPOSITION_PARAM = re.compile(r';\s*([a-zA-Z*]+)="((?:[^"\\]|\\.)*)"|;\s*([a-zA-Z*]+)=([^;\s]+)')

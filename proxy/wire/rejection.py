@@ -11,7 +11,7 @@ import re
 
 import msgspec
 
-from proxy.errors import InvalidRequest
+from warmgate.proxy.errors import InvalidRequest
 
 _AT_PATH = re.compile(r"^(?P<detail>.*?)(?: - at (?:`key` in )?`\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")

@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from proxy.errors import InvalidRequest
-from proxy.wire.fields import (
+from warmgate.proxy.errors import InvalidRequest
+from warmgate.proxy.wire.fields import (
     FreeFormObject,
     Metadata,
     Temperature,
@@ -20,7 +20,7 @@ from proxy.wire.fields import (
     TopLogprobs,
     TopP,
 )
-from proxy.wire.rejection import rejection
+from warmgate.proxy.wire.rejection import rejection
 
 CHARS_PER_TOKEN = 4
 

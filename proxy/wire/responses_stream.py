@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import msgspec
 
-from proxy.answers import CompletionUsage, PromptTokensDetails, in_band_error
-from proxy.errors import ErrorResponse, GatewayError
+from warmgate.proxy.answers import CompletionUsage, PromptTokensDetails, in_band_error
+from warmgate.proxy.errors import ErrorResponse, GatewayError
 
 FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _SEPARATOR = b"\n\n"

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import cast
 
-from proxy.wire.audio import MAX_AUDIO_BYTES, CreateTranscriptionRequest, decode_transcription
-from proxy.wire.decoding import RequestView
-from proxy.wire.images import decode_image_request
-from proxy.wire.responses import decode_response_request
-from proxy.wire.rewriter import rewrite_request
+from warmgate.proxy.wire.audio import (
+    MAX_AUDIO_BYTES,
+    CreateTranscriptionRequest,
+    decode_transcription,
+)
+from warmgate.proxy.wire.decoding import RequestView
+from warmgate.proxy.wire.images import decode_image_request
+from warmgate.proxy.wire.responses import decode_response_request
+from warmgate.proxy.wire.rewriter import rewrite_request
 
 JSON = "application/json"
 RESPONSES_PATH = "/v1/responses"

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 from openai import OpenAI
 
-from backends.sim import SimCluster, SimConfig
-from proxy.settings import Settings, parse_settings
 from tests.support.gateway import GatewayServer
+from warmgate.backends.sim import SimCluster, SimConfig
+from warmgate.proxy.settings import Settings, parse_settings
 
 ADMIN_KEY = "wg-admin-" + "z" * 40
 PRICE = "0.002"

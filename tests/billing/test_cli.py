@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from proxy.cli import main
-from proxy.keys import KeyRing, open_key_store
-from proxy.ledger import open_ledger
 from tests.billing.test_ledger import make_row
+from warmgate.proxy.cli import main
+from warmgate.proxy.keys import KeyRing, open_key_store
+from warmgate.proxy.ledger import open_ledger
 
 
 def keys(url: str, *argv: str) -> int:

@@ -11,9 +11,9 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from proxy.ledger import LedgerRow
 from tests.billing.edge import PRICE, PRICE_MICRO_USD, edge_settings, running_edge, sim_cluster
 from tests.support.ledger import stored_rows
+from warmgate.proxy.ledger import LedgerRow
 
 MESSAGES: Any = [{"role": "user", "content": "Tell me about flat prices."}]
 

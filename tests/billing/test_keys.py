@@ -5,8 +5,9 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from proxy.errors import InvalidApiKey
-from proxy.keys import (
+from tests.billing.conftest import FakeClock
+from warmgate.proxy.errors import InvalidApiKey
+from warmgate.proxy.keys import (
     Key,
     KeyRefresher,
     KeyRing,
@@ -16,7 +17,6 @@ from proxy.keys import (
     hash_secret,
     open_key_store,
 )
-from tests.billing.conftest import FakeClock
 
 
 def test_a_secret_is_wg_prefixed_and_random_and_only_its_hash_is_kept() -> None:

@@ -8,14 +8,14 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from proxy.errors import GatewayError, ModelNotFound, QuotaExceeded, RateLimited
-from proxy.keys import Key
-from proxy.ledger import open_ledger
-from proxy.limits import Admission, Limiter, LocalLimiter, go_duration
-from proxy.limits.policy import Counters, Refusal, decide, minute_window, quota_window
-from proxy.limits.redis_limiter import RedisLimiter
 from tests.billing.conftest import REDIS_URL, FakeClock
 from tests.billing.test_ledger import make_row
+from warmgate.proxy.errors import GatewayError, ModelNotFound, QuotaExceeded, RateLimited
+from warmgate.proxy.keys import Key
+from warmgate.proxy.ledger import open_ledger
+from warmgate.proxy.limits import Admission, Limiter, LocalLimiter, go_duration
+from warmgate.proxy.limits.policy import Counters, Refusal, decide, minute_window, quota_window
+from warmgate.proxy.limits.redis_limiter import RedisLimiter
 
 # 1_795_000_000 is 20 s into a minute window: move to the start of the next one.
 WINDOW_START = 1_795_000_020.0

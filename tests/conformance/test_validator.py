@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from proxy import errors
-from proxy.wire import floats_to_base64
 from tests.conformance.validator import (
     SPEC_PATH,
     assert_stream_valid,
@@ -19,6 +17,8 @@ from tests.conformance.validator import (
     rewrite_nullable,
     sse_data,
 )
+from warmgate.proxy import errors
+from warmgate.proxy.wire import floats_to_base64
 
 
 def chat_completion(**changes: Any) -> dict[str, Any]:

@@ -8,10 +8,6 @@ from types import ModuleType
 
 import pytest
 
-from backends.fleet.cli import Context, run
-from backends.fleet.document import read_document
-from backends.fleet.skypilot import SkyPilot
-from proxy.cli import main as warmgate_main
 from tests.fleet.conftest import MODELS_DIR
 from tests.fleet.skypilot_double import (
     SkyPilotDouble,
@@ -19,6 +15,10 @@ from tests.fleet.skypilot_double import (
     replica_payload,
     service_payload,
 )
+from warmgate.backends.fleet.cli import Context, run
+from warmgate.backends.fleet.document import read_document
+from warmgate.backends.fleet.skypilot import SkyPilot
+from warmgate.proxy.cli import main as warmgate_main
 
 SECRETS = {"HF_TOKEN": "hf_canary_77", "SGLANG_API_KEY": "sk_canary_77"}
 

@@ -21,16 +21,16 @@ import pytest
 import uvicorn
 from structlog.testing import capture_logs
 
-from backends.fleet.lineup import Lineup
-from backends.fleet.skypilot import SkyPilot
-from backends.fleet.sync import Syncer
-from backends.sim import SimCluster, SimConfig
-from proxy.app import create_app
-from proxy.server import base_url, bind
-from proxy.settings import parse_settings
 from tests.fleet.conftest import MODELS_DIR
 from tests.fleet.skypilot_double import SkyPilotDouble, cluster_payload
 from tests.support.gateway import uvicorn_config
+from warmgate.backends.fleet.lineup import Lineup
+from warmgate.backends.fleet.skypilot import SkyPilot
+from warmgate.backends.fleet.sync import Syncer
+from warmgate.backends.sim import SimCluster, SimConfig
+from warmgate.proxy.app import create_app
+from warmgate.proxy.server import base_url, bind
+from warmgate.proxy.settings import parse_settings
 
 SGLANG_KEY = "sk-sglang-e2e-canary-4471"
 USER_KEY = "wg-test-" + "f" * 40

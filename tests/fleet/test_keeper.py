@@ -6,11 +6,11 @@ from types import ModuleType
 
 from structlog.testing import capture_logs
 
-from backends.fleet.lineup import Lineup
-from backends.fleet.skypilot import SkyPilot
-from backends.fleet.sync import Keeper
 from tests.fleet.conftest import MODELS_DIR
 from tests.fleet.skypilot_double import SkyPilotDouble, cluster_payload
+from warmgate.backends.fleet.lineup import Lineup
+from warmgate.backends.fleet.skypilot import SkyPilot
+from warmgate.backends.fleet.sync import Keeper
 
 SECRETS = {"HF_TOKEN": "hf_canary_31", "SGLANG_API_KEY": "sk_canary_31"}
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from backends.fleet.discovery import accelerators_label, http_url
-from backends.fleet.document import FleetBackend, next_document
-from backends.fleet.naming import (
+from warmgate.backends.fleet.discovery import accelerators_label, http_url
+from warmgate.backends.fleet.document import FleetBackend, next_document
+from warmgate.backends.fleet.naming import (
     ClusterName,
     cluster_name,
     parse_cluster_name,

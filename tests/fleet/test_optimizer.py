@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from backends.fleet.lineup import Lineup
-from backends.fleet.skypilot import SkyPilot
 from tests.fleet.conftest import MODELS_DIR
 from tests.fleet.lineup_facts import holds
+from warmgate.backends.fleet.lineup import Lineup
+from warmgate.backends.fleet.skypilot import SkyPilot
 
 MODEL_FILES = sorted(MODELS_DIR.glob("*.yaml"))
 

@@ -11,10 +11,6 @@ import msgspec
 import pytest
 from structlog.testing import capture_logs
 
-from backends.fleet.document import FleetBackend, decode_document, read_document
-from backends.fleet.lineup import Lineup
-from backends.fleet.skypilot import SkyPilot
-from backends.fleet.sync import Syncer
 from tests.fleet.conftest import MODELS_DIR
 from tests.fleet.skypilot_double import (
     SkyPilotDouble,
@@ -22,6 +18,10 @@ from tests.fleet.skypilot_double import (
     replica_payload,
     service_payload,
 )
+from warmgate.backends.fleet.document import FleetBackend, decode_document, read_document
+from warmgate.backends.fleet.lineup import Lineup
+from warmgate.backends.fleet.skypilot import SkyPilot
+from warmgate.backends.fleet.sync import Syncer
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SECRET = "sk-live-canary-9c1e"

@@ -21,10 +21,10 @@ import msgspec
 import pytest
 from openai import OpenAI
 
-from backends.sim import Faults, SimCluster, SimConfig
-from proxy.settings import Settings, parse_settings
 from tests.support.gateway import GatewayServer
 from tests.support.recording import RecordingTransport, strict_sdk
+from warmgate.backends.sim import Faults, SimCluster, SimConfig
+from warmgate.proxy.settings import Settings, parse_settings
 
 KEY = "wg-test-" + "k" * 40
 ONLY_ACME_KEY = "wg-test-" + "a" * 40

@@ -6,15 +6,15 @@ import json
 
 import pytest
 
-from proxy.answers import backend_failure, normalize_body
-from proxy.errors import (
+from tests.conformance.validator import assert_valid
+from warmgate.proxy.answers import backend_failure, normalize_body
+from warmgate.proxy.errors import (
     BackendError,
     BackendTimeout,
     InvalidRequest,
     NoHealthyBackend,
     PayloadTooLarge,
 )
-from tests.conformance.validator import assert_valid
 
 SGLANG_FLAT_400 = (
     b'{"object":"error","message":"The input (9000 tokens) is longer than the model\'s context '

@@ -38,7 +38,7 @@ def test_serve_without_a_config_runs_the_simulator_and_prints_a_working_key(
     command = [
         sys.executable,
         "-m",
-        "proxy.cli",
+        "warmgate.proxy.cli",
         "serve",
         "--port",
         "0",
@@ -102,7 +102,7 @@ BAD_CONFIGS = {
 def serve_config(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "warmgate.toml"
     config.write_text(f'port = 0\ndata_dir = "{tmp_path}"\n{text}', encoding="utf-8")
-    command = [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config)]
+    command = [sys.executable, "-m", "warmgate.proxy.cli", "serve", "--config", str(config)]
     return subprocess.run(  # noqa: S603  # our own command with fixed arguments
         command,
         capture_output=True,

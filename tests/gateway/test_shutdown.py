@@ -16,9 +16,9 @@ import openai
 import pytest
 from openai import OpenAI
 
-from backends.sim import SimCluster, SimConfig
 from tests.support.ledger import stored_rows
 from tests.support.served import ServedGateway
+from warmgate.backends.sim import SimCluster, SimConfig
 
 KEY = "wg-shutdown-" + "t" * 40
 DEADLINE_S = 30.0

@@ -19,10 +19,10 @@ import openai
 import pytest
 from openai import OpenAI
 
-from backends.sim import SimCluster
-from proxy.settings import parse_settings
 from tests.gateway.conftest import AUTH_HEADER, ENVIRON, KEY, SimStats, sim_config
 from tests.support.gateway import GatewayServer
+from warmgate.backends.sim import SimCluster
+from warmgate.proxy.settings import parse_settings
 
 USER: list[Any] = [{"role": "user", "content": "Tell me a long story."}]
 DEADLINE_S = 10.0

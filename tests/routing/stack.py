@@ -17,11 +17,12 @@ from pathlib import Path
 import uvicorn
 from openai import AsyncOpenAI
 
-from backends.sim import SimCluster, SimConfig
-from proxy.app import Runtime, create_app
-from proxy.routing.pool import Pool
-from proxy.server import base_url, bind
-from proxy.settings import (
+from tests.support.gateway import uvicorn_config
+from warmgate.backends.sim import SimCluster, SimConfig
+from warmgate.proxy.app import Runtime, create_app
+from warmgate.proxy.routing.pool import Pool
+from warmgate.proxy.server import base_url, bind
+from warmgate.proxy.settings import (
     AuthSettings,
     BackendSettings,
     HealthSettings,
@@ -35,7 +36,6 @@ from proxy.settings import (
     StaticKeySettings,
     UpstreamSettings,
 )
-from tests.support.gateway import uvicorn_config
 
 API_KEY = "sk-routing-test-key"
 ADMIN_KEY = "sk-routing-admin-key"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from proxy.settings import Policy
 from tests.routing.stack import MODEL, Gateway, gateway_settings, running_gateway, sim_cluster
+from warmgate.proxy.settings import Policy
 
 pytestmark = pytest.mark.anyio
 

@@ -6,13 +6,13 @@ import anyio
 import httpx
 import pytest
 
-from backends.sim import SimCluster
-from proxy.routing import Catalog, ModelEntry, Pool
-from proxy.routing.catalog import BackendSpec
-from proxy.routing.health import Verdict
-from proxy.routing.member import HealthState
-from proxy.settings import HealthSettings, RoutingSettings
 from tests.routing.stack import MODEL, sim_config
+from warmgate.backends.sim import SimCluster
+from warmgate.proxy.routing import Catalog, ModelEntry, Pool
+from warmgate.proxy.routing.catalog import BackendSpec
+from warmgate.proxy.routing.health import Verdict
+from warmgate.proxy.routing.member import HealthState
+from warmgate.proxy.settings import HealthSettings, RoutingSettings
 
 pytestmark = pytest.mark.anyio
 

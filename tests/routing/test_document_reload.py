@@ -9,8 +9,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from proxy.settings import HealthSettings, ModelSettings, RoutingSettings
 from tests.routing.stack import MODEL, gateway_settings, running_gateway, sim_cluster
+from warmgate.proxy.settings import HealthSettings, ModelSettings, RoutingSettings
 
 pytestmark = pytest.mark.anyio
 

@@ -11,9 +11,9 @@ import pytest
 from openai import AsyncStream
 from openai.types.chat import ChatCompletionChunk
 
-from proxy.routing.member import HealthState, Member
-from proxy.settings import HealthSettings, Settings, UpstreamSettings
 from tests.routing.stack import MODEL, gateway_settings, running_gateway, sim_cluster
+from warmgate.proxy.routing.member import HealthState, Member
+from warmgate.proxy.settings import HealthSettings, Settings, UpstreamSettings
 
 pytestmark = pytest.mark.anyio
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backends.fleet.document import FleetBackend, FleetDocument, encode_document
-from proxy.routing import BackendSpec, Catalog, ModelEntry, Outcome, Pool
-from proxy.routing.health import Verdict
-from proxy.routing.member import HealthState, Member
-from proxy.settings import HealthSettings, RoutingSettings
 from tests.routing.conftest import FakeClock
+from warmgate.backends.fleet.document import FleetBackend, FleetDocument, encode_document
+from warmgate.proxy.routing import BackendSpec, Catalog, ModelEntry, Outcome, Pool
+from warmgate.proxy.routing.health import Verdict
+from warmgate.proxy.routing.member import HealthState, Member
+from warmgate.proxy.settings import HealthSettings, RoutingSettings
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,6 @@ import anyio
 import httpx
 import pytest
 
-from proxy.settings import HealthSettings
 from tests.routing.stack import (
     API_KEY,
     MODEL,
@@ -21,6 +20,7 @@ from tests.routing.stack import (
     running_gateway,
     sim_cluster,
 )
+from warmgate.proxy.settings import HealthSettings
 
 pytestmark = pytest.mark.anyio
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from proxy.routing.policies import Candidate, RouteHint
-from proxy.routing.policies.cache_aware import CacheAware
-from proxy.routing.policies.least_outstanding import LeastOutstanding
-from proxy.routing.policies.round_robin import RoundRobin
-from proxy.settings import RoutingSettings
+from warmgate.proxy.routing.policies import Candidate, RouteHint
+from warmgate.proxy.routing.policies.cache_aware import CacheAware
+from warmgate.proxy.routing.policies.least_outstanding import LeastOutstanding
+from warmgate.proxy.routing.policies.round_robin import RoundRobin
+from warmgate.proxy.settings import RoutingSettings
 
 
 def idle(*ids: str) -> list[Candidate]:

@@ -8,14 +8,27 @@ from decimal import Decimal
 
 import pytest
 
-from proxy.errors import ModelNotFound, NoHealthyBackend, ShuttingDown
-from proxy.routes.admin_access import admin_authorized
-from proxy.routing import Backend, BackendSpec, Catalog, ModelEntry, Outcome, Pool, RouteHint
-from proxy.routing.breaker import BreakerState
-from proxy.routing.catalog import BackendUrlError, CatalogError, MissingBackendKeyError, declare
-from proxy.routing.member import HealthState, Member
-from proxy.settings import BackendSettings, HealthSettings, ModelSettings, RoutingSettings
 from tests.routing.conftest import FakeClock
+from warmgate.proxy.errors import ModelNotFound, NoHealthyBackend, ShuttingDown
+from warmgate.proxy.routes.admin_access import admin_authorized
+from warmgate.proxy.routing import (
+    Backend,
+    BackendSpec,
+    Catalog,
+    ModelEntry,
+    Outcome,
+    Pool,
+    RouteHint,
+)
+from warmgate.proxy.routing.breaker import BreakerState
+from warmgate.proxy.routing.catalog import (
+    BackendUrlError,
+    CatalogError,
+    MissingBackendKeyError,
+    declare,
+)
+from warmgate.proxy.routing.member import HealthState, Member
+from warmgate.proxy.settings import BackendSettings, HealthSettings, ModelSettings, RoutingSettings
 
 CATALOG = Catalog(
     [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.routing.prefix_tree import PrefixTree, common_prefix_length
+from warmgate.proxy.routing.prefix_tree import PrefixTree, common_prefix_length
 
 
 def test_match_reports_the_longest_prefix_and_its_tenant() -> None:

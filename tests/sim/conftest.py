@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from backends.sim import SimCluster, SimConfig
+from warmgate.backends.sim import SimCluster, SimConfig
 
 
 @pytest.fixture

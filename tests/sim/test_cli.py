@@ -37,7 +37,7 @@ def simulator() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     command = [
         sys.executable,
         "-m",
-        "proxy.cli",
+        "warmgate.proxy.cli",
         "sim",
         "--port",
         str(port),

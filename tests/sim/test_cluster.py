@@ -7,8 +7,8 @@ import socket
 import httpx
 import pytest
 
-from backends.sim import SimCluster, SimConfig
 from tests.sim.ports import free_port_pair
+from warmgate.backends.sim import SimCluster, SimConfig
 
 
 def test_a_threaded_cluster_serves_replicas_and_takes_faults_from_the_caller_thread() -> None:

@@ -6,7 +6,7 @@ import anyio
 import httpx
 import pytest
 
-from backends.sim import SimCluster, SimConfig
+from warmgate.backends.sim import SimCluster, SimConfig
 
 pytestmark = pytest.mark.anyio
 

@@ -6,8 +6,8 @@ import anyio
 import httpx
 import pytest
 
-from backends.sim import SimCluster, SimConfig
-from backends.sim.generation import Generation
+from warmgate.backends.sim import SimCluster, SimConfig
+from warmgate.backends.sim.generation import Generation
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,8 @@ import anyio
 import httpx
 import pytest
 
-from backends.sim import SimCluster, SimConfig
-from backends.sim.scheduler import Scheduler
+from warmgate.backends.sim import SimCluster, SimConfig
+from warmgate.backends.sim.scheduler import Scheduler
 
 pytestmark = pytest.mark.anyio
 

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from backends.sim.config import SimConfig
-from backends.sim.generation import Generation
-from backends.sim.prefix_cache import PrefixCache
-from backends.sim.scheduler import Scheduler
-from backends.sim.telemetry import Telemetry
+from warmgate.backends.sim.config import SimConfig
+from warmgate.backends.sim.generation import Generation
+from warmgate.backends.sim.prefix_cache import PrefixCache
+from warmgate.backends.sim.scheduler import Scheduler
+from warmgate.backends.sim.telemetry import Telemetry
 
 
 class FakeClock:

@@ -16,9 +16,9 @@ from typing import Any
 import uvicorn
 from litestar import Litestar
 
-from proxy.app import create_app
-from proxy.server import base_url, bind
-from proxy.settings import Settings
+from warmgate.proxy.app import create_app
+from warmgate.proxy.server import base_url, bind
+from warmgate.proxy.settings import Settings
 
 
 def uvicorn_config(app: Litestar) -> uvicorn.Config:

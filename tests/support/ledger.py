@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxy.ledger import LedgerRow, UsageFilter, open_ledger_store
+from warmgate.proxy.ledger import LedgerRow, UsageFilter, open_ledger_store
 
 
 async def stored_rows(url: str, where: UsageFilter | None = None) -> list[LedgerRow]:

@@ -31,7 +31,7 @@ class ServedGateway:
             env["TMPDIR"] = str(tmpdir)
         self.tmpdir = Path(tempfile.gettempdir()) if tmpdir is None else tmpdir
         self._process = subprocess.Popen(  # noqa: S603  # our own CLI, fixed arguments
-            [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config)],
+            [sys.executable, "-m", "warmgate.proxy.cli", "serve", "--config", str(config)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,

@@ -18,10 +18,10 @@ import msgspec
 import pytest
 from openai import OpenAI
 
-from backends.sim import SimCluster, SimConfig
 from tests.support.recording import RecordingTransport, strict_sdk
 from tests.support.served import ServedGateway
 from tests.surface.stub import ChatOnlyBackend
+from warmgate.backends.sim import SimCluster, SimConfig
 
 KEY = "wg-surface-" + "s" * 40
 OTHER_KEY = "wg-surface-" + "o" * 40

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from proxy.errors import InvalidRequest
-from proxy.wire import MALFORMED_JSON, decode_chat_completion
-from proxy.wire.chat import (
+from warmgate.proxy.errors import InvalidRequest
+from warmgate.proxy.wire import MALFORMED_JSON, decode_chat_completion
+from warmgate.proxy.wire.chat import (
     ChatCompletionAllowedToolsChoice,
     ChatCompletionNamedToolChoice,
     ChatCompletionNamedToolChoiceCustom,

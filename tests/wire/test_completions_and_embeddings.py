@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from proxy.errors import InvalidRequest
-from proxy.wire import (
+from warmgate.proxy.errors import InvalidRequest
+from warmgate.proxy.wire import (
     decode_completion,
     decode_embedding,
     encode_embeddings_base64,

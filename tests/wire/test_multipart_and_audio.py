@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from proxy.wire.audio import decode_transcription, detect_format
-from proxy.wire.multipart import boundary_of, parse_parts, splice
+from warmgate.proxy.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from warmgate.proxy.wire.audio import decode_transcription, detect_format
+from warmgate.proxy.wire.multipart import boundary_of, parse_parts, splice
 
 BOUNDARY = "----wgBoundary7MA4YWxk"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"

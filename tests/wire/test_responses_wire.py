@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from proxy.bindings import Binding, ResponseBindings
-from proxy.errors import InvalidRequest, StreamInterrupted
-from proxy.wire import rewrite_request
-from proxy.wire.images import ImagesAnswerError, images_response
-from proxy.wire.responses_stream import ResponsesStreamRelay, drop_unset_nulls
-from proxy.wire.surface import decode_images, decode_responses
+from warmgate.proxy.bindings import Binding, ResponseBindings
+from warmgate.proxy.errors import InvalidRequest, StreamInterrupted
+from warmgate.proxy.wire import rewrite_request
+from warmgate.proxy.wire.images import ImagesAnswerError, images_response
+from warmgate.proxy.wire.responses_stream import ResponsesStreamRelay, drop_unset_nulls
+from warmgate.proxy.wire.surface import decode_images, decode_responses
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 

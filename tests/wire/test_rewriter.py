@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.wire import decode_chat_completion, rewrite_request
+from warmgate.proxy.wire import decode_chat_completion, rewrite_request
 
 EXTRA_BODY = (
     b'"top_k": 20, "min_p":0.05,"regex":"[a-z]+\\\\d", '

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from proxy.wire.transcripts import (
+from warmgate.proxy.wire.transcripts import (
     TranscriptError,
     normalize_verbose,
     render,

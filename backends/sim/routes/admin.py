@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backends.sim.errors import SimError
-from backends.sim.routes import intake
-from backends.sim.wire import AbortRequest, abort_decoder
+from warmgate.backends.sim.errors import SimError
+from warmgate.backends.sim.routes import intake
+from warmgate.backends.sim.wire import AbortRequest, abort_decoder
 
 FLUSHED = (
     "Cache flushed.\nPlease check backend logs for more details. (When there are running or "

@@ -7,19 +7,19 @@ import uuid
 
 from aiohttp import web
 
-from backends.sim import choices
-from backends.sim.answer import CONTENT, REASONING, Answer, plan_chat
-from backends.sim.choices import Choice
-from backends.sim.errors import SimError
-from backends.sim.generation import Generation, QueueFullError
-from backends.sim.prompt import render_chat
-from backends.sim.replica import Replica
-from backends.sim.routes import intake
-from backends.sim.routes.chat_stream import ChatStream
-from backends.sim.sampling import check_sampling
-from backends.sim.validation import field_error
-from backends.sim.wire import ChatCompletionRequest, chat_decoder, encode, sampling_of
-from backends.sim.writer import Writer
+from warmgate.backends.sim import choices
+from warmgate.backends.sim.answer import CONTENT, REASONING, Answer, plan_chat
+from warmgate.backends.sim.choices import Choice
+from warmgate.backends.sim.errors import SimError
+from warmgate.backends.sim.generation import Generation, QueueFullError
+from warmgate.backends.sim.prompt import render_chat
+from warmgate.backends.sim.replica import Replica
+from warmgate.backends.sim.routes import intake
+from warmgate.backends.sim.routes.chat_stream import ChatStream
+from warmgate.backends.sim.sampling import check_sampling
+from warmgate.backends.sim.validation import field_error
+from warmgate.backends.sim.wire import ChatCompletionRequest, chat_decoder, encode, sampling_of
+from warmgate.backends.sim.writer import Writer
 
 MAX_CHOICES = 128
 

@@ -13,13 +13,13 @@ import time
 
 from aiohttp import web
 
-from backends.sim import choices
-from backends.sim.answer import CONTENT, REASONING, TOOL_ARGS, TOOL_NAME
-from backends.sim.choices import Choice
-from backends.sim.errors import stream_error_event
-from backends.sim.generation import QueueFullError
-from backends.sim.replica import Replica
-from backends.sim.wire import ChatCompletionRequest, encode
+from warmgate.backends.sim import choices
+from warmgate.backends.sim.answer import CONTENT, REASONING, TOOL_ARGS, TOOL_NAME
+from warmgate.backends.sim.choices import Choice
+from warmgate.backends.sim.errors import stream_error_event
+from warmgate.backends.sim.generation import QueueFullError
+from warmgate.backends.sim.replica import Replica
+from warmgate.backends.sim.wire import ChatCompletionRequest, encode
 
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8"}

@@ -11,19 +11,19 @@ import uuid
 
 from aiohttp import web
 
-from backends.sim import choices
-from backends.sim.answer import CONTENT, plan_text, stop_strings
-from backends.sim.choices import Choice
-from backends.sim.errors import SimError, stream_error_event
-from backends.sim.generation import Generation, QueueFullError
-from backends.sim.prompt import Prompt, render_ids, render_text
-from backends.sim.replica import Replica
-from backends.sim.routes import intake
-from backends.sim.routes.chat import MAX_CHOICES
-from backends.sim.routes.chat_stream import DONE, SSE_HEADERS, STREAM_FAULT, cut_connection
-from backends.sim.sampling import check_sampling
-from backends.sim.wire import CompletionRequest, completion_decoder, encode, sampling_of
-from backends.sim.writer import Writer
+from warmgate.backends.sim import choices
+from warmgate.backends.sim.answer import CONTENT, plan_text, stop_strings
+from warmgate.backends.sim.choices import Choice
+from warmgate.backends.sim.errors import SimError, stream_error_event
+from warmgate.backends.sim.generation import Generation, QueueFullError
+from warmgate.backends.sim.prompt import Prompt, render_ids, render_text
+from warmgate.backends.sim.replica import Replica
+from warmgate.backends.sim.routes import intake
+from warmgate.backends.sim.routes.chat import MAX_CHOICES
+from warmgate.backends.sim.routes.chat_stream import DONE, SSE_HEADERS, STREAM_FAULT, cut_connection
+from warmgate.backends.sim.sampling import check_sampling
+from warmgate.backends.sim.wire import CompletionRequest, completion_decoder, encode, sampling_of
+from warmgate.backends.sim.writer import Writer
 
 
 async def completions(request: web.Request) -> web.StreamResponse:

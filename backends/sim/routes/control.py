@@ -7,11 +7,11 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from backends.sim.errors import SimError
-from backends.sim.faults import Faults
-from backends.sim.routes import intake
-from backends.sim.routes.info import load_snapshot
-from backends.sim.wire import any_decoder, encode
+from warmgate.backends.sim.errors import SimError
+from warmgate.backends.sim.faults import Faults
+from warmgate.backends.sim.routes import intake
+from warmgate.backends.sim.routes.info import load_snapshot
+from warmgate.backends.sim.wire import any_decoder, encode
 
 FAULT_FIELDS = frozenset(Faults.__struct_fields__)
 

@@ -15,11 +15,11 @@ import zlib
 
 from aiohttp import web
 
-from backends.sim.errors import SimError
-from backends.sim.generation import Generation, QueueFullError
-from backends.sim.prompt import render_ids, render_text
-from backends.sim.routes import intake
-from backends.sim.wire import EmbeddingRequest, embedding_decoder, encode
+from warmgate.backends.sim.errors import SimError
+from warmgate.backends.sim.generation import Generation, QueueFullError
+from warmgate.backends.sim.prompt import render_ids, render_text
+from warmgate.backends.sim.routes import intake
+from warmgate.backends.sim.wire import EmbeddingRequest, embedding_decoder, encode
 
 
 async def embeddings(request: web.Request) -> web.Response:

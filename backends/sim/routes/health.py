@@ -8,9 +8,9 @@ import uuid
 
 from aiohttp import web
 
-from backends.sim.config import HEALTH_CHECK_TIMEOUT_S
-from backends.sim.generation import Generation, QueueFullError
-from backends.sim.routes import intake
+from warmgate.backends.sim.config import HEALTH_CHECK_TIMEOUT_S
+from warmgate.backends.sim.generation import Generation, QueueFullError
+from warmgate.backends.sim.routes import intake
 
 HEALTH_CHECK_RID_PREFIX = "HEALTH_CHECK"
 PROBE_TICK_S = 1.0  # http_server.health_generate polls once a second

@@ -17,9 +17,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from backends.sim.errors import SimError
-from backends.sim.routes import intake
-from backends.sim.wire import encode
+from warmgate.backends.sim.errors import SimError
+from warmgate.backends.sim.routes import intake
+from warmgate.backends.sim.wire import encode
 
 IMAGE_SIDE = 8
 STORED_IMAGES = 256  # the newest images kept for url answers

@@ -7,11 +7,11 @@ import time
 
 from aiohttp import web
 
-from backends.sim.config import SGLANG_VERSION
-from backends.sim.errors import flat_error
-from backends.sim.replica import Replica
-from backends.sim.routes import intake
-from backends.sim.wire import encode
+from warmgate.backends.sim.config import SGLANG_VERSION
+from warmgate.backends.sim.errors import flat_error
+from warmgate.backends.sim.replica import Replica
+from warmgate.backends.sim.routes import intake
+from warmgate.backends.sim.wire import encode
 
 LOAD_SECTIONS = frozenset({"core", "memory", "spec", "lora", "disagg", "queues", "all"})
 TP_SIZE = 8  # the default config describes a TP8 deployment

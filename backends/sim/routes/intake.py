@@ -7,10 +7,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from backends.sim.config import DEFAULT_MAX_NEW_TOKENS, SimConfig
-from backends.sim.errors import SimError
-from backends.sim.replica import Replica
-from backends.sim.validation import body_error
+from warmgate.backends.sim.config import DEFAULT_MAX_NEW_TOKENS, SimConfig
+from warmgate.backends.sim.errors import SimError
+from warmgate.backends.sim.replica import Replica
+from warmgate.backends.sim.validation import body_error
 
 REPLICA = web.AppKey("replica", Replica)
 JSON = "application/json"

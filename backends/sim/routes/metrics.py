@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backends.sim.replica import Replica
-from backends.sim.routes import intake
-from backends.sim.telemetry import Histogram
+from warmgate.backends.sim.replica import Replica
+from warmgate.backends.sim.routes import intake
+from warmgate.backends.sim.telemetry import Histogram
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -6,8 +6,8 @@ import time
 
 from aiohttp import web
 
-from backends.sim.routes import intake
-from backends.sim.wire import encode
+from warmgate.backends.sim.routes import intake
+from warmgate.backends.sim.wire import encode
 
 
 def _card(name: str, context_length: int) -> dict[str, object]:

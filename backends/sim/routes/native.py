@@ -11,16 +11,16 @@ from typing import Any
 
 from aiohttp import web
 
-from backends.sim.answer import Answer, plan_text, stop_strings
-from backends.sim.errors import SimError
-from backends.sim.generation import Generation, QueueFullError
-from backends.sim.prompt import render_ids, render_text
-from backends.sim.replica import Replica
-from backends.sim.routes import intake
-from backends.sim.routes.chat_stream import DONE, SSE_HEADERS
-from backends.sim.sampling import check_sampling
-from backends.sim.wire import GenerateRequest, encode, generate_decoder
-from backends.sim.writer import Writer
+from warmgate.backends.sim.answer import Answer, plan_text, stop_strings
+from warmgate.backends.sim.errors import SimError
+from warmgate.backends.sim.generation import Generation, QueueFullError
+from warmgate.backends.sim.prompt import render_ids, render_text
+from warmgate.backends.sim.replica import Replica
+from warmgate.backends.sim.routes import intake
+from warmgate.backends.sim.routes.chat_stream import DONE, SSE_HEADERS
+from warmgate.backends.sim.sampling import check_sampling
+from warmgate.backends.sim.wire import GenerateRequest, encode, generate_decoder
+from warmgate.backends.sim.writer import Writer
 
 
 async def generate(request: web.Request) -> web.StreamResponse:

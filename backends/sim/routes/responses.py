@@ -18,10 +18,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from backends.sim.errors import SimError
-from backends.sim.routes import intake
-from backends.sim.wire import encode
-from backends.sim.writer import Writer
+from warmgate.backends.sim.errors import SimError
+from warmgate.backends.sim.routes import intake
+from warmgate.backends.sim.wire import encode
+from warmgate.backends.sim.writer import Writer
 
 STORED_RESPONSES = 1024
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backends.sim.routes import images, responses, transcriptions
+from warmgate.backends.sim.routes import images, responses, transcriptions
 
 
 def install(app: web.Application) -> None:

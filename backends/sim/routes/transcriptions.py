@@ -16,10 +16,10 @@ from email.policy import HTTP
 
 from aiohttp import web
 
-from backends.sim.errors import SimError
-from backends.sim.routes import intake
-from backends.sim.wire import encode
-from backends.sim.writer import Writer
+from warmgate.backends.sim.errors import SimError
+from warmgate.backends.sim.routes import intake
+from warmgate.backends.sim.wire import encode
+from warmgate.backends.sim.writer import Writer
 
 FORMATS = ("json", "text", "verbose_json")
 WORDS_PER_SECOND = 2.5

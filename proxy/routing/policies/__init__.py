@@ -9,8 +9,8 @@ import random
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
-from proxy.settings import Policy as PolicyName
-from proxy.settings import RoutingSettings
+from warmgate.proxy.settings import Policy as PolicyName
+from warmgate.proxy.settings import RoutingSettings
 
 
 class RouteHint(NamedTuple):
@@ -39,9 +39,9 @@ class Policy(Protocol):
 
 
 def build_policy(name: PolicyName, settings: RoutingSettings, rng: random.Random) -> Policy:
-    from proxy.routing.policies.cache_aware import CacheAware  # noqa: PLC0415  # cycle-free
-    from proxy.routing.policies.least_outstanding import LeastOutstanding  # noqa: PLC0415
-    from proxy.routing.policies.round_robin import RoundRobin  # noqa: PLC0415
+    from warmgate.proxy.routing.policies.cache_aware import CacheAware  # noqa: PLC0415  # cycle-free
+    from warmgate.proxy.routing.policies.least_outstanding import LeastOutstanding  # noqa: PLC0415
+    from warmgate.proxy.routing.policies.round_robin import RoundRobin  # noqa: PLC0415
 
     if name == "cache_aware":
         return CacheAware(settings)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from proxy.routing.policies import Candidate, RouteHint
-from proxy.routing.prefix_tree import PrefixTree
-from proxy.settings import RoutingSettings
+from warmgate.proxy.routing.policies import Candidate, RouteHint
+from warmgate.proxy.routing.prefix_tree import PrefixTree
+from warmgate.proxy.settings import RoutingSettings
 
 
 class CacheAware:

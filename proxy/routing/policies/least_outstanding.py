@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from proxy.routing.policies import Candidate, RouteHint
+from warmgate.proxy.routing.policies import Candidate, RouteHint
 
 
 class LeastOutstanding:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from proxy.routing.policies import Candidate, RouteHint
+from warmgate.proxy.routing.policies import Candidate, RouteHint
 
 
 class RoundRobin:
