@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import msgspec
 
 from warmgate.proxy.keys.key import Key, QuotaPeriod
-from warmgate.proxy.ledger.database import (
+from warmgate.proxy.store.database import (
     PostgresDatabase,
     SqliteDatabase,
     StoreUrl,

@@ -9,13 +9,6 @@ from __future__ import annotations
 import sqlite3
 
 from warmgate.proxy.ledger import schema
-from warmgate.proxy.ledger.database import (
-    PostgresDatabase,
-    SqliteDatabase,
-    StoreUrl,
-    parse_store_url,
-    transaction,
-)
 from warmgate.proxy.ledger.row import FIELDS, LedgerRow
 from warmgate.proxy.ledger.usage import (
     GroupBy,
@@ -28,6 +21,13 @@ from warmgate.proxy.ledger.usage import (
     row_params,
     rows_sql,
     usage_sql,
+)
+from warmgate.proxy.store.database import (
+    PostgresDatabase,
+    SqliteDatabase,
+    StoreUrl,
+    parse_store_url,
+    transaction,
 )
 
 _PG_ROWS_PER_STATEMENT = 1000  # 21 parameters a row, under PostgreSQL's 32767 per statement

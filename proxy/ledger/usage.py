@@ -6,8 +6,8 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from warmgate.proxy.ledger.database import Dialect
 from warmgate.proxy.ledger.row import FIELDS, LedgerRow
+from warmgate.proxy.store.database import Dialect
 
 GroupBy = Literal["day", "model", "key"]
 

@@ -15,7 +15,7 @@ from warmgate.proxy.routing.backend import Backend, Outcome
 from warmgate.proxy.routing.member import Member
 
 if TYPE_CHECKING:
-    from warmgate.proxy.metrics import Metrics
+    from warmgate.proxy.observability.metrics import Metrics
 
 
 class Lease:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Sequence
 
-from warmgate.proxy.metrics import Family, Sample
+from warmgate.proxy.observability.metrics import Family, Sample
 from warmgate.proxy.routing.backend import Backend
 from warmgate.proxy.routing.breaker import BreakerState, CircuitBreaker
 from warmgate.proxy.settings import HealthSettings

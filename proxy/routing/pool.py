@@ -23,7 +23,7 @@ from typing import NamedTuple
 import httpx
 
 from warmgate.proxy.errors import NoHealthyBackend, ShuttingDown
-from warmgate.proxy.metrics import Family, Metrics
+from warmgate.proxy.observability.metrics import Family, Metrics
 from warmgate.proxy.routing.backend import Backend, Outcome
 from warmgate.proxy.routing.catalog import (
     BackendSpec,

@@ -19,8 +19,8 @@ from warmgate.proxy.ledger import (
     open_ledger_store,
     to_micro_usd,
 )
-from warmgate.proxy.ledger.database import parse_store_url
 from warmgate.proxy.ledger.stores import SqliteLedgerStore
+from warmgate.proxy.store.database import parse_store_url
 
 DAY = 86_400.0
 T0 = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC

@@ -28,8 +28,8 @@ from warmgate.backends.fleet.lineup import Lineup
 from warmgate.backends.fleet.skypilot import SkyPilot
 from warmgate.backends.fleet.sync import Syncer
 from warmgate.backends.sim import SimCluster, SimConfig
-from warmgate.proxy.app import create_app
-from warmgate.proxy.server import base_url, bind
+from warmgate.proxy.http.app import create_app
+from warmgate.proxy.http.server import base_url, bind
 from warmgate.proxy.settings import parse_settings
 
 SGLANG_KEY = "sk-sglang-e2e-canary-4471"

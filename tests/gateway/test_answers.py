@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conformance.validator import assert_valid
-from warmgate.proxy.answers import backend_failure, normalize_body
+from warmgate.proxy.answers.completions import backend_failure, normalize_body
 from warmgate.proxy.errors import (
     BackendError,
     BackendTimeout,

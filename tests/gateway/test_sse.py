@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from warmgate.proxy.answers.sse import SseRelay
 from warmgate.proxy.errors import StreamInterrupted
-from warmgate.proxy.sse import SseRelay
 
 UPSTREAM_ID = "0706c4db77f345c59d975523dd8f54ec"
 OURS = "chatcmpl-ours"

@@ -20,7 +20,10 @@ from tests.routing.stack import (
     running_gateway,
     sim_cluster,
 )
+from warmgate.proxy import wire
+from warmgate.proxy.http import lane
 from warmgate.proxy.settings import HealthSettings
+from warmgate.proxy.upstream import client
 
 pytestmark = pytest.mark.anyio
 
@@ -129,10 +132,11 @@ async def test_the_gateway_holds_a_large_body_once_while_the_request_is_in_fligh
             assert response.status_code == 200
     blocks = gateway_blocks(snapshot, len(body) * 9 // 10)
     # the generation routes read their body in the hot lane, other routes through Litestar
-    receivers = ("proxy/routes/lane.py", "litestar/connection/request.py")
+    receivers = (str(lane.__file__), "litestar/connection/request.py")
     received = [b for b in blocks if any(r in b[-1] for r in receivers)]
-    forwarding = [b for b in blocks if any("proxy/upstream.py" in f for f in b)]
-    decoded = [b for b in blocks if any("proxy/wire/" in f for f in b)]
+    forwarding = [b for b in blocks if any(str(client.__file__) in f for f in b)]
+    wire_folder = str(Path(str(wire.__file__)).parent)
+    decoded = [b for b in blocks if any(f.startswith(wire_folder) for f in b)]
     # one copy of the bytes (as received, forwarded as is), no copy made to forward it; the
     # only other body-sized object is the prompt text that validation decoded
     assert len(received) == 1

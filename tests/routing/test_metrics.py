@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from warmgate.proxy.metrics import Family, Metrics, Sample
+from warmgate.proxy.observability.metrics import Family, Metrics, Sample
 
 LINE = re.compile(
     r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*",?)*\})? '

@@ -10,7 +10,7 @@ import pytest
 
 from tests.routing.conftest import FakeClock
 from warmgate.proxy.errors import ModelNotFound, NoHealthyBackend, ShuttingDown
-from warmgate.proxy.routes.admin_access import admin_authorized
+from warmgate.proxy.http.routes.admin_access import admin_authorized
 from warmgate.proxy.routing import (
     Backend,
     BackendSpec,

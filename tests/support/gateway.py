@@ -16,8 +16,8 @@ from typing import Any
 import uvicorn
 from litestar import Litestar
 
-from warmgate.proxy.app import create_app
-from warmgate.proxy.server import base_url, bind
+from warmgate.proxy.http.app import create_app
+from warmgate.proxy.http.server import base_url, bind
 from warmgate.proxy.settings import Settings
 
 

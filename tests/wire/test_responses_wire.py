@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from warmgate.proxy.bindings import Binding, ResponseBindings
+from warmgate.proxy.answers.responses_api import ResponsesStreamRelay, drop_unset_nulls
 from warmgate.proxy.errors import InvalidRequest, StreamInterrupted
+from warmgate.proxy.routing.bindings import Binding, ResponseBindings
 from warmgate.proxy.wire import rewrite_request
 from warmgate.proxy.wire.images import ImagesAnswerError, images_response
-from warmgate.proxy.wire.responses_stream import ResponsesStreamRelay, drop_unset_nulls
 from warmgate.proxy.wire.surface import decode_images, decode_responses
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from warmgate.proxy.wire.transcripts import (
+from warmgate.proxy.answers.transcripts import (
     TranscriptError,
     normalize_verbose,
     render,

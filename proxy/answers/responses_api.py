@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from warmgate.proxy.answers import CompletionUsage, PromptTokensDetails, in_band_error
+from warmgate.proxy.answers.completions import CompletionUsage, PromptTokensDetails, in_band_error
 from warmgate.proxy.errors import ErrorResponse, GatewayError
 
 FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})

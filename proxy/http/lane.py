@@ -23,8 +23,8 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from warmgate.proxy.errors import GatewayError, PayloadTooLarge
-from warmgate.proxy.relay import Relay
-from warmgate.proxy.responses import JsonResponse
+from warmgate.proxy.pipeline.relay import Relay
+from warmgate.proxy.pipeline.replies import JsonResponse
 
 # Exact paths (as the ASGI scope spells them) → the relay's endpoint names.
 ENDPOINTS = {

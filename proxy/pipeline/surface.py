@@ -14,31 +14,31 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote
 
-from warmgate.proxy.answers import backend_failure
-from warmgate.proxy.bindings import Binding, ResponseBindings
-from warmgate.proxy.errors import BackendError, GatewayError, NotFound
-from warmgate.proxy.exchange import Exchange, LedgerSink, RequestSink, new_request_id
-from warmgate.proxy.keys.ring import KeyRing
-from warmgate.proxy.limits.admission import Limiter
-from warmgate.proxy.metrics import Metrics
-from warmgate.proxy.relay import Relay, _RetryableError
-from warmgate.proxy.responses import JSON as JSON_TYPE
-from warmgate.proxy.responses import JsonResponse
-from warmgate.proxy.routing.backend import Outcome
-from warmgate.proxy.routing.lease import Lease
-from warmgate.proxy.routing.pool import Pool
-from warmgate.proxy.streaming import StreamTranslator
-from warmgate.proxy.upstream import Upstream, UpstreamResponse
-from warmgate.proxy.wire.decoding import RequestView
-from warmgate.proxy.wire.images import ImagesAnswerError, images_response
-from warmgate.proxy.wire.responses_stream import (
+from warmgate.proxy.answers.completions import backend_failure
+from warmgate.proxy.answers.responses_api import (
     ResponsesStreamRelay,
     drop_unset_nulls,
     public_model,
     read_response,
 )
+from warmgate.proxy.answers.transcripts import TranscriptError, render
+from warmgate.proxy.errors import BackendError, GatewayError, NotFound
+from warmgate.proxy.keys.ring import KeyRing
+from warmgate.proxy.limits.admission import Limiter
+from warmgate.proxy.observability.metrics import Metrics
+from warmgate.proxy.pipeline.exchange import Exchange, LedgerSink, RequestSink, new_request_id
+from warmgate.proxy.pipeline.relay import Relay, _RetryableError
+from warmgate.proxy.pipeline.replies import JSON as JSON_TYPE
+from warmgate.proxy.pipeline.replies import JsonResponse
+from warmgate.proxy.pipeline.streaming import StreamTranslator
+from warmgate.proxy.routing.backend import Outcome
+from warmgate.proxy.routing.bindings import Binding, ResponseBindings
+from warmgate.proxy.routing.lease import Lease
+from warmgate.proxy.routing.pool import Pool
+from warmgate.proxy.upstream.client import Upstream, UpstreamResponse
+from warmgate.proxy.wire.decoding import RequestView
+from warmgate.proxy.wire.images import ImagesAnswerError, images_response
 from warmgate.proxy.wire.surface import SurfaceView
-from warmgate.proxy.wire.transcripts import TranscriptError, render
 
 
 def _not_found(response_id: str, param: str) -> NotFound:

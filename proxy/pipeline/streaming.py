@@ -12,13 +12,13 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable
 from typing import Protocol
 
-from warmgate.proxy.answers import CompletionUsage
+from warmgate.proxy.answers.completions import CompletionUsage
 from warmgate.proxy.errors import BackendTimeout, GatewayError, StreamInterrupted
-from warmgate.proxy.exchange import Exchange
 from warmgate.proxy.limits.admission import Admission
+from warmgate.proxy.pipeline.exchange import Exchange
 from warmgate.proxy.routing.backend import Outcome
 from warmgate.proxy.routing.lease import Lease
-from warmgate.proxy.upstream import UpstreamResponse
+from warmgate.proxy.upstream.client import UpstreamResponse
 
 
 class StreamTranslator(Protocol):

@@ -27,7 +27,7 @@ import structlog
 import uvicorn
 from litestar import Litestar
 
-from warmgate.proxy.app import Runtime, create_app
+from warmgate.proxy.http.app import Runtime, create_app
 from warmgate.proxy.keys import Key, generate_key_id, generate_secret, hash_secret, open_key_store
 from warmgate.proxy.settings import (
     DEFAULT_DATA_DIR,

@@ -22,7 +22,8 @@ from functools import partial
 from litestar.types import Receive
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from warmgate.proxy.answers import backend_failure, normalize_body, read_head
+from warmgate.proxy.answers.completions import backend_failure, normalize_body, read_head
+from warmgate.proxy.answers.sse import SseRelay
 from warmgate.proxy.errors import (
     BackendError,
     BackendTimeout,
@@ -32,21 +33,20 @@ from warmgate.proxy.errors import (
     StreamInterrupted,
     UnsupportedMediaType,
 )
-from warmgate.proxy.exchange import Exchange, LedgerSink, RequestSink
 from warmgate.proxy.keys.ring import KeyRing
 from warmgate.proxy.ledger.row import format_usd, to_micro_usd
 from warmgate.proxy.limits.admission import Admission, Limiter
-from warmgate.proxy.metrics import Metrics
-from warmgate.proxy.responses import JSON as JSON_TYPE
-from warmgate.proxy.responses import Answer, DisconnectWatch, EventStream, JsonResponse
+from warmgate.proxy.observability.metrics import Metrics
+from warmgate.proxy.pipeline.exchange import Exchange, LedgerSink, RequestSink
+from warmgate.proxy.pipeline.replies import JSON as JSON_TYPE
+from warmgate.proxy.pipeline.replies import Answer, DisconnectWatch, EventStream, JsonResponse
+from warmgate.proxy.pipeline.streaming import StreamTranslator, relay_stream
 from warmgate.proxy.routing.backend import Outcome
 from warmgate.proxy.routing.catalog import ModelEntry
 from warmgate.proxy.routing.lease import Lease
 from warmgate.proxy.routing.policies import RouteHint
 from warmgate.proxy.routing.pool import Pool
-from warmgate.proxy.sse import SseRelay
-from warmgate.proxy.streaming import StreamTranslator, relay_stream
-from warmgate.proxy.upstream import Upstream, UpstreamResponse
+from warmgate.proxy.upstream.client import Upstream, UpstreamResponse
 from warmgate.proxy.wire.decoding import (
     PREFIX_CHARS,
     RequestView,

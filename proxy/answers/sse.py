@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from warmgate.proxy.answers import (
+from warmgate.proxy.answers.completions import (
     CompletionUsage,
     fix_chunk,
     fix_usage,

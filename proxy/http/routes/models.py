@@ -16,9 +16,9 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.types import ASGIApp
 
 from warmgate.proxy.errors import GatewayError, ModelNotFound
-from warmgate.proxy.exchange import new_request_id
 from warmgate.proxy.keys.ring import KeyRing
-from warmgate.proxy.relay import JSON, Relay
+from warmgate.proxy.pipeline.exchange import new_request_id
+from warmgate.proxy.pipeline.relay import JSON, Relay
 from warmgate.proxy.routing.pool import Pool
 
 OWNER = "warmgate"

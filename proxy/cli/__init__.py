@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 
 # subcommand -> (module, one-line help). Each module exposes `main(argv: Sequence[str]) -> int`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("warmgate.proxy.server", "run the gateway (embedded defaults without --config)"),
+    "serve": ("warmgate.proxy.http.server", "run the gateway (embedded defaults without --config)"),
     "sim": ("warmgate.backends.sim.cli", "run the SGLang simulator (one or more replicas)"),
-    "keys": ("warmgate.proxy.keys.cli", "create, list, update and revoke API keys"),
-    "usage": ("warmgate.proxy.ledger.cli", "print usage from the request ledger"),
+    "keys": ("warmgate.proxy.cli.keys", "create, list, update and revoke API keys"),
+    "usage": ("warmgate.proxy.cli.usage", "print usage from the request ledger"),
     "fleet": (
         "warmgate.backends.fleet.cli",
         "launch, list, sync and tear down SGLang backends (SkyPilot)",
@@ -46,7 +46,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(SUBCOMMANDS[command][0])
     entry: Callable[[Sequence[str]], int] = module.main
     return entry(rest)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -14,10 +14,10 @@ from typing import Any
 
 import msgspec
 
+from warmgate.proxy.cli.usage import add_store_arguments, parse_moment, resolve_store_url
 from warmgate.proxy.keys.issue import KeySpec, KeySpecError, check_update, issue_key, key_view
 from warmgate.proxy.keys.key import Key
 from warmgate.proxy.keys.store import KeyStore, KeyUpdate, open_key_store
-from warmgate.proxy.ledger.cli import add_store_arguments, parse_moment, resolve_store_url
 from warmgate.proxy.settings import SettingsError
 
 NONE = "none"  # `--rpm none` clears a limit

@@ -18,26 +18,26 @@ from typing import BinaryIO
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 
-from warmgate.proxy.error_handlers import EXCEPTION_HANDLERS
+from warmgate.proxy.http.framework_errors import EXCEPTION_HANDLERS
+from warmgate.proxy.http.lane import HotLane
+from warmgate.proxy.http.routes.admin_access import admin_guard, admin_router
+from warmgate.proxy.http.routes.admin_backends import admin_backends_routes
+from warmgate.proxy.http.routes.admin_keys import admin_keys_routes
+from warmgate.proxy.http.routes.models import openai_routes
+from warmgate.proxy.http.routes.ops import ops_routes
+from warmgate.proxy.http.routes.surface import surface_routes
+from warmgate.proxy.http.routes.usage import admin_usage_routes, usage_routes
 from warmgate.proxy.keys import Key, KeyRefresher, KeyRing, OpenKeyRing, hash_secret, open_key_store
 from warmgate.proxy.ledger import open_ledger
 from warmgate.proxy.limits import build_limiter
 from warmgate.proxy.limits.admission import Limiter
-from warmgate.proxy.logs import RequestLog
-from warmgate.proxy.metrics import Metrics
-from warmgate.proxy.relay import Relay
-from warmgate.proxy.routes.admin_access import admin_guard, admin_router
-from warmgate.proxy.routes.admin_backends import admin_backends_routes
-from warmgate.proxy.routes.admin_keys import admin_keys_routes
-from warmgate.proxy.routes.lane import HotLane
-from warmgate.proxy.routes.openai import openai_routes
-from warmgate.proxy.routes.ops import ops_routes
-from warmgate.proxy.routes.surface import surface_routes
-from warmgate.proxy.routes.usage import admin_usage_routes, usage_routes
+from warmgate.proxy.observability.logs import RequestLog
+from warmgate.proxy.observability.metrics import Metrics
+from warmgate.proxy.pipeline.relay import Relay
 from warmgate.proxy.routing.catalog import declare
 from warmgate.proxy.routing.pool import Pool
 from warmgate.proxy.settings import Settings
-from warmgate.proxy.upstream import Upstream
+from warmgate.proxy.upstream.client import Upstream
 
 # Headers the OpenAI SDKs send (browsers need each one allowed by name) and those they may read.
 SDK_REQUEST_HEADERS = [

@@ -12,15 +12,15 @@ from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 
 from warmgate.proxy.errors import ErrorResponse, GatewayError, NoHealthyBackend, ShuttingDown
-from warmgate.proxy.exchange import new_request_id
-from warmgate.proxy.relay import JSON
-from warmgate.proxy.routes.openai import ListModelsResponse, Model
+from warmgate.proxy.http.routes.models import ListModelsResponse, Model
+from warmgate.proxy.pipeline.exchange import new_request_id
+from warmgate.proxy.pipeline.relay import JSON
 from warmgate.proxy.wire.chat import CreateChatCompletionRequest
 from warmgate.proxy.wire.completions import CreateCompletionRequest
 from warmgate.proxy.wire.embeddings import CreateEmbeddingRequest
 
 if TYPE_CHECKING:
-    from warmgate.proxy.app import Runtime
+    from warmgate.proxy.http.app import Runtime
 
 OPENAPI_PATH = "/openapi.json"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"

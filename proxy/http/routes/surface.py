@@ -13,13 +13,13 @@ from litestar import Request, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.types import ASGIApp
 
-from warmgate.proxy.bindings import ResponseBindings
-from warmgate.proxy.routes.openai import request_headers
-from warmgate.proxy.surface import SurfaceRelay
+from warmgate.proxy.http.routes.models import request_headers
+from warmgate.proxy.pipeline.surface import SurfaceRelay
+from warmgate.proxy.routing.bindings import ResponseBindings
 from warmgate.proxy.wire.surface import decode_images, decode_responses, decode_transcriptions
 
 if TYPE_CHECKING:
-    from warmgate.proxy.app import Runtime
+    from warmgate.proxy.http.app import Runtime
 
 AnyRequest = Request[Any, Any, Any]
 # Room for the form's own framing (boundaries, part headers, text fields) around the file.
