@@ -34,6 +34,7 @@ lint: install typecheck-links
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 # The built wheel in a fresh virtualenv outside the checkout, newest dependencies, no extras:
 # `warmgate serve` answers the official SDK.

@@ -1,7 +1,9 @@
 """The gateway's error hierarchy: each class knows its HTTP status, OpenAI `type` and `code`.
 
-One handler renders any of them as OpenAI's body, `{"error": {"message", "type", "param",
-"code"}}`. Messages never carry a secret: neither a user key nor a backend key.
+An error renders itself, here and nowhere else, as OpenAI's body, `{"error": {"message",
+"type", "param", "code"}}` (`to_json`), and as the server-sent event that ends a stream which
+broke off (`to_event`); `pipeline.replies.error_parts` makes either an HTTP answer. Messages
+never carry a secret: neither a user key nor a backend key.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ class GatewayError(Exception):
     def to_json(self) -> bytes:
         return _encoder.encode(self.body())
 
+    def to_event(self) -> bytes:
+        """The error as one `data:` event of a chat or completion stream (the SDKs raise it)."""
+        return b"data: " + self.to_json() + b"\n\n"
+
 
 class InvalidRequest(GatewayError):
     status = 400
@@ -82,6 +88,15 @@ class NotFound(GatewayError):
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+    @classmethod
+    def named(cls, model: str) -> ModelNotFound:
+        """The one answer for a model that does not exist and for one the key may not use, as
+        OpenAI words it: a key learns nothing of models it cannot use, nor of an alias's
+        target."""
+        return cls(
+            f"The model `{model}` does not exist or you do not have access to it.", param="model"
+        )
 
 
 class MethodNotAllowed(GatewayError):

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import msgspec
 
-from warmgate.proxy.answers.completions import CompletionUsage, PromptTokensDetails, in_band_error
+from warmgate.proxy.answers.completions import CompletionUsage, PromptTokensDetails
+from warmgate.proxy.answers.failures import in_band_error
 from warmgate.proxy.errors import ErrorResponse, GatewayError
 
 FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})

@@ -20,11 +20,11 @@ from warmgate.proxy.answers.completions import (
     CompletionUsage,
     fix_chunk,
     fix_usage,
-    in_band_error,
     read_head,
     strip_null_usage,
 )
-from warmgate.proxy.errors import ErrorObject, ErrorResponse, GatewayError
+from warmgate.proxy.answers.failures import in_band_error
+from warmgate.proxy.errors import GatewayError
 
 DONE = b"data: [DONE]\n\n"
 _SEPARATOR = b"\n\n"
@@ -73,15 +73,6 @@ def _fixed_usage_chunk(payload: bytes) -> bytes:
     if isinstance(usage, dict):
         fix_usage(usage)
     return _encoder.encode(chunk)
-
-
-def error_event(error: GatewayError) -> bytes:
-    body = ErrorResponse(
-        ErrorObject(
-            message=error.message, type=error.type, param=error.param, code=error.instance_code
-        )
-    )
-    return b"data: " + _encoder.encode(body) + _SEPARATOR
 
 
 class SseRelay:
@@ -235,7 +226,7 @@ class SseRelay:
         if self.failed:
             return DONE
         self.failed = True
-        return error_event(error) + DONE
+        return error.to_event() + DONE
 
     @property
     def response_id(self) -> str:

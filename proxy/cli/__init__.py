@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 # subcommand -> (module, one-line help). Each module exposes `main(argv: Sequence[str]) -> int`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("warmgate.proxy.http.server", "run the gateway (embedded defaults without --config)"),
+    "serve": ("warmgate.proxy.cli.serve", "run the gateway (embedded defaults without --config)"),
     "sim": ("warmgate.backends.sim.cli", "run the SGLang simulator (one or more replicas)"),
     "keys": ("warmgate.proxy.cli.keys", "create, list, update and revoke API keys"),
     "usage": ("warmgate.proxy.cli.usage", "print usage from the request ledger"),

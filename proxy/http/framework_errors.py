@@ -1,14 +1,14 @@
-"""The one place errors become responses: every error, ours or the framework's, in OpenAI's shape.
+"""Litestar's exception handlers: what the framework raises, answered in OpenAI's shape.
 
-The request pipeline renders its own errors (with the request's id); what reaches these
-handlers is everything else: an unknown route (404), a wrong method (405), an oversized body
-(413), a framework-side client error, or a bug. None of them leaves with Litestar's default
-body, a 422 or a traceback.
+The pipeline answers its own errors; what reaches these handlers is everything else: an
+unknown route (404), a wrong method (405), an oversized body (413), a framework-side client
+error, a `GatewayError` raised by a route, or a bug. Each is answered through
+`pipeline.replies.error_parts`, like every other error: never Litestar's default body, a 422
+or a traceback.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import structlog
@@ -23,18 +23,16 @@ from warmgate.proxy.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from warmgate.proxy.media import JSON
+from warmgate.proxy.pipeline.replies import error_parts
 
 _log = structlog.get_logger("warmgate.errors")
-_JSON = "application/json"
 
 
 def _render(error: GatewayError, status: int | None = None) -> Response[bytes]:
-    headers = {"x-request-id": "req_" + secrets.token_hex(16), **error.headers}
+    error_status, headers, body = error_parts(error)
     return Response(
-        error.to_json(),
-        status_code=status or error.status,
-        media_type=_JSON,
-        headers=headers,
+        body, status_code=status or error_status, media_type=JSON, headers=dict(headers)
     )
 
 

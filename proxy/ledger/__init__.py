@@ -1,6 +1,6 @@
 """The request ledger: one row per request id, exactly once, written in batches off the path."""
 
-from warmgate.proxy.ledger.billing import BilledReason, decide
+from warmgate.proxy.ledger.billing import BilledReason, billing_decision
 from warmgate.proxy.ledger.row import LedgerRow, format_usd, to_micro_usd
 from warmgate.proxy.ledger.stores import open_ledger_store
 from warmgate.proxy.ledger.usage import (
@@ -21,7 +21,7 @@ __all__ = [
     "NullLedgerStore",
     "UsageBucket",
     "UsageFilter",
-    "decide",
+    "billing_decision",
     "format_usd",
     "open_ledger",
     "open_ledger_store",

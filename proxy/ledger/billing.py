@@ -18,10 +18,12 @@ class BilledReason(enum.StrEnum):
     CANCELLED_BEFORE_ANSWER = "cancelled_before_answer"  # the client left before any token
     NO_BACKEND = "no_backend"  # no healthy backend for the model
     BACKEND_ERROR = "backend_error"  # 5xx, refused, timed out, or a stream cut by the backend
+    NOT_BILLABLE = "not_billable"  # bookkeeping, not generation: retrieving a stored response
 
 
-def decide(
+def billing_decision(  # noqa: PLR0911  # one return per outcome reads as the rule
     *,
+    billable: bool = True,
     status: int,
     completed: bool,
     delivered_tokens: int,
@@ -35,7 +37,10 @@ def decide(
     delivered_tokens: tokens (content chunks) of a stream that reached the client.
     cancelled: the client went away before the answer was complete.
     error_code: the gateway's error code when it answered with an error.
+    billable: the endpoint generates (False: retrieving or cancelling a stored response).
     """
+    if not billable:
+        return False, BilledReason.NOT_BILLABLE
     ok = 200 <= status < 300
     if ok and completed and not cancelled:
         return True, BilledReason.COMPLETED

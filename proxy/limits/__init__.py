@@ -1,8 +1,14 @@
-"""Per-key limits: requests per minute, concurrent requests, a request quota, allowed models."""
+"""The admit stage: per-key requests per minute, concurrent requests, a request quota."""
 
 from warmgate.proxy.limits.admission import Admission, Limiter, Unlimited
 from warmgate.proxy.limits.local import LocalLimiter, QuotaSeed
-from warmgate.proxy.limits.policy import Counters, Refusal, decide, go_duration, ratelimit_headers
+from warmgate.proxy.limits.policy import (
+    Counters,
+    Refusal,
+    go_duration,
+    ratelimit_headers,
+    refusal_for,
+)
 from warmgate.proxy.limits.redis_limiter import RedisLimiter
 
 __all__ = [
@@ -14,9 +20,9 @@ __all__ = [
     "Refusal",
     "Unlimited",
     "build_limiter",
-    "decide",
     "go_duration",
     "ratelimit_headers",
+    "refusal_for",
 ]
 
 

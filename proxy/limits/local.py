@@ -10,11 +10,11 @@ from warmgate.proxy.limits.admission import Admission
 from warmgate.proxy.limits.policy import (
     Counters,
     WindowClock,
-    decide,
     has_limits,
     quota_period_bounds,
     ratelimit_headers,
     refusal_error,
+    refusal_for,
     with_default_rpm,
 )
 
@@ -79,9 +79,9 @@ class LocalLimiter:
                 quota_used = 0
         concurrent = self._concurrent.get(key.id, 0)
         counters = Counters(rpm_used=rpm_used, concurrent=concurrent, quota_used=quota_used)
-        refusal = decide(key, model, now, counters)
+        refusal = refusal_for(key, counters)
         if refusal is not None:
-            raise refusal_error(refusal, key, model, windows, counters)
+            raise refusal_error(refusal, key, windows, counters)
         if not has_limits(key):
             return Admission([])
         self._rpm[key.id] = (windows.minute, rpm_used + 1)

@@ -2,7 +2,7 @@
 
 Windows are fixed and aligned to the UTC clock so that every edge sharing Redis agrees on them:
 requests per minute count in the minute `floor(now / 60)`; a quota counts in the UTC day or month.
-A limiter reads the counters, asks `decide`, and counts the request only when it is admitted.
+A limiter reads the counters, asks `refusal_for`, and counts the request only when it is admitted.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from warmgate.proxy.errors import GatewayError, ModelNotFound, QuotaExceeded, RateLimited
+from warmgate.proxy.errors import GatewayError, QuotaExceeded, RateLimited
 from warmgate.proxy.keys.key import Key, QuotaPeriod
 
 MINUTE_S = 60.0
@@ -59,7 +59,6 @@ class WindowClock:
 
 
 class Refusal(enum.Enum):
-    MODEL = "model"
     QUOTA = "quota"
     CONCURRENCY = "concurrency"
     RPM = "rpm"
@@ -111,10 +110,9 @@ def go_duration(seconds: float) -> str:
     return text
 
 
-def decide(key: Key, model: str, now: float, counters: Counters) -> Refusal | None:
-    """None when the request may go ahead; otherwise the first limit it breaks."""
-    if not key.may_use(model):
-        return Refusal.MODEL
+def refusal_for(key: Key, counters: Counters) -> Refusal | None:
+    """None when the request may go ahead; otherwise the first limit it breaks. (Which models
+    a key may use is authorization, checked before any limit, whatever `[limits]` says.)"""
     if key.quota is not None and key.quota_period is not None and counters.quota_used >= key.quota:
         return Refusal.QUOTA
     if key.max_concurrency is not None and counters.concurrent >= key.max_concurrency:
@@ -163,14 +161,8 @@ def ratelimit_headers(key: Key, windows: Windows, counters: Counters) -> Headers
     ]
 
 
-def refusal_error(
-    refusal: Refusal, key: Key, model: str, windows: Windows, counters: Counters
-) -> GatewayError:
-    """The OpenAI-shaped 429 (or 404 for a model the key may not use) with its headers."""
-    if refusal is Refusal.MODEL:
-        return ModelNotFound(
-            f"The model `{model}` does not exist or you do not have access to it.", param="model"
-        )
+def refusal_error(refusal: Refusal, key: Key, windows: Windows, counters: Counters) -> GatewayError:
+    """The OpenAI-shaped 429 with its headers."""
     headers = dict(ratelimit_headers(key, windows, counters))
     if refusal is Refusal.QUOTA:
         reset_s = windows.quota_reset_s

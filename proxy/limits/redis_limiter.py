@@ -28,7 +28,6 @@ from warmgate.proxy.limits.policy import (
     Refusal,
     WindowClock,
     Windows,
-    decide,
     has_limits,
     ratelimit_headers,
     refusal_error,
@@ -130,9 +129,6 @@ class RedisLimiter:
         key = with_default_rpm(key, self._default_rpm)
         now = self._clock()
         windows = self._windows.at(now, key.quota_period)
-        refusal = decide(key, model, now, Counters())
-        if refusal is not None:  # a model the key may not use: no need to ask Redis
-            raise refusal_error(refusal, key, model, windows, Counters())
         if not has_limits(key):
             return Admission([])
         quota, quota_ttl = -1, 60
@@ -161,7 +157,7 @@ class RedisLimiter:
         code, rpm_used, in_flight, quota_used = (int(v) for v in result)
         counters = Counters(rpm_used=rpm_used, concurrent=in_flight, quota_used=quota_used)
         if code:
-            raise refusal_error(_REFUSALS[code], key, model, windows, counters)
+            raise refusal_error(_REFUSALS[code], key, windows, counters)
         if key.max_concurrency is None:
             return Admission(ratelimit_headers(key, windows, counters))
         lease_set = keys[2]

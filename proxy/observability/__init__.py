@@ -1,1 +1,1 @@
-"""TBD"""
+"""What operators see of the gateway: one JSON log line per request and Prometheus metrics."""

@@ -1,7 +1,7 @@
 """Structured logs: one JSON line per request, and the gateway's own events.
 
 A request's line carries its id, key id, model, backend, status, timings and token counts:
-the ledger row's public fields. No secret ever enters one: the row holds no key, only the key's
+the ledger row's public fields. No secret ever enters one: it holds no key, only the key's
 public id. Lifecycle events go through structlog (built per app, no global configuration,
 rendered by msgspec); the per-request line is a `RequestLine` Struct encoded directly, since
 structlog's processor chain costs more than the rest of the line. Lines are buffered and
@@ -20,8 +20,6 @@ from typing import Any, BinaryIO
 
 import msgspec
 import structlog
-
-from warmgate.proxy.ledger.row import LedgerRow
 
 FLUSH_INTERVAL_S = 0.25
 BUFFER_BYTES = 256 * 1024
@@ -128,34 +126,11 @@ class RequestLog:
             await asyncio.sleep(self._interval_s)
             self._buffer.flush()
 
-    def request(self, row: LedgerRow) -> None:
+    def request(self, line: RequestLine) -> None:
         """The request's line. Rendered straight from a Struct with fixed keys into the same
         buffer: structlog's processor chain would cost more than the rest of the line."""
-        if not self._enabled:
-            return
-        self._buffer.msg(
-            _line_encoder.encode(
-                RequestLine(
-                    request_id=row.request_id,
-                    key_id=row.key_id,
-                    model=row.model,
-                    backend=row.backend,
-                    endpoint=row.endpoint,
-                    stream=row.stream,
-                    status=row.status,
-                    error_code=row.error_code,
-                    billed=row.billed,
-                    ttft_ms=None if row.ttft_ms is None else round(row.ttft_ms, 3),
-                    total_ms=round(row.total_ms, 3),
-                    prompt_tokens=row.prompt_tokens,
-                    cached_tokens=row.cached_tokens,
-                    completion_tokens=row.completion_tokens,
-                    retries=row.retries,
-                    cancelled=row.cancelled,
-                    ts=round(row.finished_at, 6),
-                )
-            )
-        )
+        if self._enabled:
+            self._buffer.msg(_line_encoder.encode(line))
 
     def event(self, name: str, **fields: object) -> None:
         """A lifecycle event (started, stopped): written at once, never per request."""
@@ -165,3 +140,24 @@ class RequestLog:
     def warning(self, name: str, **fields: object) -> None:
         self._logger.warning(name, **fields)
         self.flush()
+
+
+def configure_logging() -> None:
+    """JSON lines on stdout for every structlog logger of the process (health verdicts, key
+    refreshes, ...), like the per-request lines. Process-wide, so done here, by the command."""
+    encoder = msgspec.json.Encoder()
+
+    def render(_: Any, __: str, event: MutableMapping[str, Any]) -> bytes:
+        return encoder.encode(event)
+
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            render,
+        ],
+        logger_factory=structlog.BytesLoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        cache_logger_on_first_use=True,
+    )

@@ -6,22 +6,14 @@ the request's single log line. A `finally` may close it again: only the first ca
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Protocol
 
-from warmgate.proxy.ledger.billing import decide
+from warmgate.proxy.ids import new_request_id
+from warmgate.proxy.ledger.billing import billing_decision
 from warmgate.proxy.ledger.row import LedgerRow
-
-# Response ids the way OpenAI shapes them; the same id is the x-request-id and the ledger's key.
-ID_PREFIXES = {"chat.completions": "chatcmpl-", "completions": "cmpl-"}
-OTHER_PREFIX = "req_"
-
-
-def new_request_id(endpoint: str) -> str:
-    # os.urandom is what secrets.token_hex calls, without its three Python frames per request
-    return ID_PREFIXES.get(endpoint, OTHER_PREFIX) + os.urandom(16).hex()
+from warmgate.proxy.observability.logs import RequestLine
 
 
 class LedgerSink(Protocol):
@@ -29,9 +21,9 @@ class LedgerSink(Protocol):
 
 
 class RequestSink(Protocol):
-    """Where the per-request log line goes (`proxy.logs.RequestLog`)."""
+    """Where the per-request log line goes (`proxy.observability.logs.RequestLog`)."""
 
-    def request(self, row: LedgerRow) -> None: ...
+    def request(self, line: RequestLine) -> None: ...
 
 
 class Exchange:
@@ -41,6 +33,7 @@ class Exchange:
         "_monotonic",
         "_started",
         "backend",
+        "billable",
         "cached_tokens",
         "cancelled",
         "completed",
@@ -65,6 +58,8 @@ class Exchange:
         self,
         endpoint: str,
         *,
+        id_prefix: str,
+        billable: bool = True,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -73,8 +68,9 @@ class Exchange:
         self._started = monotonic()
         self._closed = False
         self.started_at = clock()
-        self.request_id = new_request_id(endpoint)
+        self.request_id = new_request_id(id_prefix)
         self.endpoint = endpoint
+        self.billable = billable
         self.key_id: str | None = None
         self.model: str | None = None
         self.backend: str | None = None
@@ -110,13 +106,15 @@ class Exchange:
             if self.first_byte_at is not None
             else None
         )
-        billed, reason = decide(
+        billed, reason = billing_decision(
+            billable=self.billable,
             status=self.status,
             completed=self.completed,
             delivered_tokens=self.delivered_tokens,
             cancelled=self.cancelled,
             error_code=self.error_code,
         )
+        finished_at = self._clock()
         row = LedgerRow(
             request_id=self.request_id,
             key_id=self.key_id,
@@ -125,7 +123,7 @@ class Exchange:
             endpoint=self.endpoint,
             stream=self.stream,
             started_at=self.started_at,
-            finished_at=self._clock(),
+            finished_at=finished_at,
             status=self.status,
             billed=billed,
             billed_reason=str(reason),
@@ -141,5 +139,25 @@ class Exchange:
             error_code=self.error_code,
         )
         ledger.record(row)
-        log.request(row)
+        log.request(
+            RequestLine(
+                request_id=self.request_id,
+                key_id=self.key_id,
+                model=self.model,
+                backend=self.backend,
+                endpoint=self.endpoint,
+                stream=self.stream,
+                status=self.status,
+                error_code=self.error_code,
+                billed=billed,
+                ttft_ms=None if ttft_ms is None else round(ttft_ms, 3),
+                total_ms=round(total_ms, 3),
+                prompt_tokens=self.prompt_tokens,
+                cached_tokens=self.cached_tokens,
+                completion_tokens=self.completion_tokens,
+                retries=self.retries,
+                cancelled=self.cancelled,
+                ts=round(finished_at, 6),
+            )
+        )
         return row

@@ -1,4 +1,4 @@
-"""The request path's answers as bare ASGI apps: headers encoded once, nothing else done.
+"""The gateway's answers as bare ASGI apps: headers encoded once, nothing else done.
 
 Litestar's `Response` resolves cookies, background tasks and media types on every answer; the
 relay knows all of its headers up front, so it hands Litestar these instead (a handler
@@ -16,10 +16,14 @@ from collections.abc import AsyncGenerator, Iterable
 
 from litestar.types import Receive, Scope, Send
 
+from warmgate.proxy.errors import GatewayError
+from warmgate.proxy.ids import new_request_id
+from warmgate.proxy.media import EVENT_STREAM, JSON
+
 # A client that leaves before the backend answers is noticed within this (plus a loop step).
 DISCONNECT_WATCH_DELAY_S = 0.05
-JSON = b"application/json"
-EVENT_STREAM = b"text/event-stream; charset=utf-8"
+_JSON = JSON.encode()
+_EVENT_STREAM = EVENT_STREAM.encode()
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -39,12 +43,14 @@ class JsonResponse:
         *,
         status: int,
         headers: Iterable[tuple[str, str]],
-        content_type: bytes = JSON,
+        content_type: str = JSON,
     ) -> None:
         self._body = body
         self._status = status
         self._headers = encode_headers(headers)
-        self._headers.append((b"content-type", content_type))
+        self._headers.append(
+            (b"content-type", _JSON if content_type is JSON else content_type.encode("latin-1"))
+        )
         self._headers.append((b"content-length", str(len(body)).encode()))
 
     @property
@@ -78,7 +84,7 @@ class EventStream:
     ) -> None:
         self._chunks = chunks
         self._headers = encode_headers(headers)
-        self._headers.append((b"content-type", EVENT_STREAM))
+        self._headers.append((b"content-type", _EVENT_STREAM))
         self._headers.append((b"cache-control", b"no-cache"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -101,6 +107,23 @@ class EventStream:
 
 
 Answer = JsonResponse | EventStream
+
+
+def error_parts(
+    error: GatewayError, request_id: str | None = None, headers: Iterable[tuple[str, str]] = ()
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """(status, headers, body) of the answer to `error`: every error the gateway answers, its
+    own or the framework's, takes this shape, whichever way it is sent."""
+    merged = {"x-request-id": request_id or new_request_id(), **dict(headers), **error.headers}
+    return error.status, list(merged.items()), error.to_json()
+
+
+def error_response(
+    error: GatewayError, request_id: str | None = None, headers: Iterable[tuple[str, str]] = ()
+) -> JsonResponse:
+    """`error` in OpenAI's shape, as an ASGI answer."""
+    status, all_headers, body = error_parts(error, request_id, headers)
+    return JsonResponse(body, status=status, headers=all_headers)
 
 
 class DisconnectWatch:

@@ -1,8 +1,8 @@
 """A backend's stream relayed to the client, and accounted for when it ends, however it ends.
 
-One generator serves every streaming route: the `StreamTranslator` (`proxy.sse.SseRelay` for
-chat and completions, `ResponsesStreamRelay` for the Responses API) turns the backend's bytes
-into the client's events; this module owns what is common: the lease's progress and outcome,
+One generator serves every streaming endpoint: the endpoint's `StreamTranslator`
+(`proxy.answers`) turns the backend's bytes into the client's events; this module owns what is
+common: the lease's progress and outcome,
 the limit slot, the error event for a stream that broke off, and the exchange's accounting.
 """
 
@@ -10,29 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable
-from typing import Protocol
 
-from warmgate.proxy.answers.completions import CompletionUsage
-from warmgate.proxy.errors import BackendTimeout, GatewayError, StreamInterrupted
+from warmgate.proxy.answers.shaping import StreamTranslator
+from warmgate.proxy.errors import BackendTimeout, StreamInterrupted
 from warmgate.proxy.limits.admission import Admission
 from warmgate.proxy.pipeline.exchange import Exchange
 from warmgate.proxy.routing.backend import Outcome
 from warmgate.proxy.routing.lease import Lease
 from warmgate.proxy.upstream.client import UpstreamResponse
-
-
-class StreamTranslator(Protocol):
-    """Feed it the backend's bytes, it returns the client's complete events; after the
-    stream it tells what was seen."""
-
-    usage: CompletionUsage | None
-    token_chunks: int
-    complete: bool
-    failed: bool
-
-    def feed(self, chunk: bytes) -> bytes: ...
-
-    def fail(self, error: GatewayError) -> bytes: ...
 
 
 async def relay_stream(

@@ -93,7 +93,7 @@ class Catalog:
         """The model a request names, by name or alias; ModelNotFound otherwise."""
         entry = self._by_name.get(name)
         if entry is None:
-            raise ModelNotFound(f"The model '{name}' does not exist", param="model")
+            raise ModelNotFound.named(name)
         return entry
 
     def find(self, name: str) -> ModelEntry | None:

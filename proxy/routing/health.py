@@ -19,15 +19,25 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 import httpx
 
 from warmgate.proxy.routing.member import HealthState, Member
 from warmgate.proxy.settings import HealthSettings
 
-if TYPE_CHECKING:
-    from warmgate.proxy.routing.pool import Pool
+
+class ProbedPool(Protocol):
+    """What the checker needs of the pool (`proxy.routing.pool.Pool`): its members, and the
+    one way their health changes."""
+
+    load_fresh_s: float
+
+    def members(self) -> list[Member]: ...
+
+    def set_health(self, member: Member, state: HealthState, *, readmitted: bool) -> None: ...
+
+    def notify(self) -> None: ...
 
 
 class Verdict(enum.Enum):
@@ -45,7 +55,7 @@ class ProbeResult(NamedTuple):
 class HealthChecker:
     def __init__(
         self,
-        pool: Pool,
+        pool: ProbedPool,
         settings: HealthSettings,
         client: httpx.AsyncClient,
         clock: Callable[[], float],

@@ -102,7 +102,7 @@ class Upstream:
     async def post(
         self,
         url: str,
-        body: bytes,
+        body: bytes | bytearray,
         *,
         api_key: str | None,
         request_id: str,

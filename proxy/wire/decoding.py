@@ -8,12 +8,15 @@ once here; a decode never re-encodes the body.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
 
 import msgspec
 
 from warmgate.proxy.errors import InvalidRequest
-from warmgate.proxy.wire.audio import CreateTranscriptionRequest
+from warmgate.proxy.wire.audio import (
+    MAX_AUDIO_BYTES,
+    decode_transcription,
+)
 from warmgate.proxy.wire.chat import (
     ChatCompletionMessageToolCall,
     ChatCompletionNamedToolChoice,
@@ -28,72 +31,19 @@ from warmgate.proxy.wire.chat import (
 from warmgate.proxy.wire.completions import CreateCompletionRequest, prompt_form
 from warmgate.proxy.wire.embeddings import CreateEmbeddingRequest
 from warmgate.proxy.wire.fields import ChatCompletionStreamOptions
-from warmgate.proxy.wire.images import CreateImageRequest
+from warmgate.proxy.wire.images import decode_image_request
 from warmgate.proxy.wire.rejection import rejection
-from warmgate.proxy.wire.responses import CreateResponse
-from warmgate.proxy.wire.rewriter import INCLUDE_USAGE, insert_member, rewrite_request
+from warmgate.proxy.wire.responses import decode_response_request
+from warmgate.proxy.wire.views import (
+    PREFIX_CHARS,
+    RESPONSE_ID_PREFIX,
+    Endpoint,
+    RequestView,
+)
 
-# How much prompt text the router sees: enough to tell shared system prompts and
-# conversations apart, small enough to keep routing state bounded.
-PREFIX_CHARS = 4096
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
 TOKENS_PER_IMAGE = 85
-
-Endpoint = Literal[
-    "chat.completions",
-    "completions",
-    "embeddings",
-    "responses",
-    "images.generations",
-    "audio.transcriptions",
-]
-# Streams whose usage arrives only when `stream_options.include_usage` asks for it.
-USAGE_STREAMS = frozenset({"chat.completions", "completions"})
-WireRequest = (
-    CreateChatCompletionRequest
-    | CreateCompletionRequest
-    | CreateEmbeddingRequest
-    | CreateResponse
-    | CreateImageRequest
-    | CreateTranscriptionRequest
-)
-
-
-class RequestView(msgspec.Struct, frozen=True, kw_only=True):
-    """What the gateway needs from a validated request; `request` holds the decoded whole."""
-
-    endpoint: Endpoint
-    model: str
-    stream: bool
-    # The client asked for the final usage chunk (stream_options.include_usage: true).
-    include_usage: bool
-    n: int
-    # Prompt text (messages' text joined by spaces), at most PREFIX_CHARS, for routing.
-    prefix: str
-    prompt_tokens_estimate: int
-    # Embeddings only: the encoding the client asked for ("float" when it did not say).
-    encoding_format: Literal["float", "base64"] | None
-    request: WireRequest
-    # The body has no `stream_options` member at all (so one can be added without a scan).
-    stream_options_absent: bool = False
-
-    def upstream_body(self, body: bytes | bytearray, served_model: str) -> bytes:
-        """The bytes to send upstream: `body` itself unless the model name or usage must change.
-
-        Streams always ask the backend for usage so every stream can be accounted; the relay
-        drops the usage chunk again when `include_usage` is False.
-        """
-        if isinstance(body, bytearray):  # only the multipart routes buffer into their own
-            body = bytes(body)
-        model = served_model if served_model != self.model else None
-        force_usage = self.stream and not self.include_usage and self.endpoint in USAGE_STREAMS
-        if model is None and not force_usage:
-            return body
-        if model is None and self.stream_options_absent:
-            return insert_member(body, b'"stream_options":' + INCLUDE_USAGE)
-        return rewrite_request(body, model=model, include_usage=force_usage)
-
 
 _chat = msgspec.json.Decoder(CreateChatCompletionRequest)
 _completion = msgspec.json.Decoder(CreateCompletionRequest)
@@ -180,7 +130,9 @@ def _tool_checks(request: CreateChatCompletionRequest) -> None:
             )
 
 
-def decode_chat_completion(body: bytes, *, prefix_chars: int = PREFIX_CHARS) -> RequestView:
+def decode_chat_completion(
+    body: bytes | bytearray, *, prefix_chars: int = PREFIX_CHARS
+) -> RequestView:
     """Validate a `POST /v1/chat/completions` body; raise InvalidRequest naming the field."""
     try:
         request = _chat.decode(body)
@@ -252,7 +204,7 @@ def _prompt_shape(
     return texts, sum(len(text) // CHARS_PER_TOKEN + 1 for text in texts)
 
 
-def decode_completion(body: bytes, *, prefix_chars: int = PREFIX_CHARS) -> RequestView:
+def decode_completion(body: bytes | bytearray, *, prefix_chars: int = PREFIX_CHARS) -> RequestView:
     """Validate a `POST /v1/completions` body; raise InvalidRequest naming the field."""
     try:
         request = _completion.decode(body)
@@ -278,7 +230,7 @@ def decode_completion(body: bytes, *, prefix_chars: int = PREFIX_CHARS) -> Reque
     )
 
 
-def decode_embedding(body: bytes, *, prefix_chars: int = PREFIX_CHARS) -> RequestView:
+def decode_embedding(body: bytes | bytearray, *, prefix_chars: int = PREFIX_CHARS) -> RequestView:
     """Validate a `POST /v1/embeddings` body; raise InvalidRequest naming the field."""
     try:
         request = _embedding.decode(body)
@@ -294,5 +246,90 @@ def decode_embedding(body: bytes, *, prefix_chars: int = PREFIX_CHARS) -> Reques
         prefix=_prefix(texts, prefix_chars),
         prompt_tokens_estimate=estimate,
         encoding_format=request.encoding_format,
+        request=request,
+    )
+
+
+def response_id(value: str, param: str) -> str:
+    """A stored response's id as the client sent it, refused with OpenAI's 400 when it cannot
+    be one (only a well-formed id unknown to the gateway is a 404)."""
+    if not value.startswith(RESPONSE_ID_PREFIX):
+        shown = value if len(value) <= 64 else value[:64] + "..."
+        raise InvalidRequest(
+            f"Invalid '{param}': '{shown}'. Expected an ID that begins with "
+            f"'{RESPONSE_ID_PREFIX}'.",
+            param=param,
+            code="invalid_value",
+        )
+    return value
+
+
+def decode_responses(body: bytes | bytearray, *, prefix_chars: int = PREFIX_CHARS) -> RequestView:
+    """Validate a `POST /v1/responses` body."""
+    request, prefix, estimate = decode_response_request(bytes(body))
+    previous = request.previous_response_id
+    return RequestView(
+        endpoint="responses",
+        model=request.model,
+        stream=request.stream is True,
+        include_usage=False,
+        n=1,
+        prefix=prefix[:prefix_chars],
+        prompt_tokens_estimate=estimate,
+        encoding_format=None,
+        request=request,
+        response_ref=None if previous is None else response_id(previous, "previous_response_id"),
+    )
+
+
+def decode_stored_response(endpoint: Endpoint, path_params: Mapping[str, str]) -> RequestView:
+    """`GET /v1/responses/{response_id}` or its `/cancel`: the id from the path; the model is
+    the one the response was created under, found from its binding."""
+    return RequestView(
+        endpoint=endpoint,
+        model="",
+        stream=False,
+        include_usage=False,
+        n=1,
+        prefix="",
+        prompt_tokens_estimate=0,
+        encoding_format=None,
+        request=None,
+        response_ref=response_id(path_params.get("response_id", ""), "response_id"),
+        response_ref_param="response_id",
+    )
+
+
+def decode_images(body: bytes | bytearray, *, prefix_chars: int = PREFIX_CHARS) -> RequestView:
+    """Validate a `POST /v1/images/generations` body."""
+    request, model = decode_image_request(bytes(body))
+    return RequestView(
+        endpoint="images.generations",
+        model=model,
+        stream=False,
+        include_usage=False,
+        n=request.n or 1,
+        prefix=request.prompt[:prefix_chars],
+        prompt_tokens_estimate=len(request.prompt) // CHARS_PER_TOKEN + 1,
+        encoding_format=None,
+        request=request,
+    )
+
+
+def decode_transcriptions(
+    body: bytes | bytearray, content_type: str | None, *, max_file_bytes: int = MAX_AUDIO_BYTES
+) -> RequestView:
+    """Validate a `POST /v1/audio/transcriptions` multipart form, in place."""
+    request = decode_transcription(body, content_type, max_file_bytes=max_file_bytes)
+    return RequestView(
+        endpoint="audio.transcriptions",
+        model=request.model,
+        stream=False,
+        include_usage=False,
+        n=1,
+        prefix="",
+        # A weight for routing: about a token per 1 KB of compressed audio.
+        prompt_tokens_estimate=request.file.size // 1024 + 1,
+        encoding_format=None,
         request=request,
     )

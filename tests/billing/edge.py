@@ -38,6 +38,7 @@ def edge_settings(
     redis_url: str | None = None,
     keys: list[dict[str, Any]] | None = None,
     flush_interval_ms: int = 20,
+    limits_enabled: bool = True,
 ) -> Settings:
     models: list[dict[str, Any]] = [
         {
@@ -62,7 +63,7 @@ def edge_settings(
         "routing": {"load_poll_interval_s": 0, "policy": "round_robin"},
         "upstream": {"max_attempts": 1},
         "auth": {"admin_key_env": "WG_ADMIN_KEY", "refresh_interval_s": 3600},
-        "limits": {"redis_url": redis_url},
+        "limits": {"redis_url": redis_url, "enabled": limits_enabled},
         "ledger": {"url": ledger_url, "flush_interval_ms": flush_interval_ms},
         "models": models,
         "keys": keys or [],

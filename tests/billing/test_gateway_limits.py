@@ -304,3 +304,32 @@ def test_with_keys_limits_and_ledger_switched_off_the_relay_serves_without_a_key
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
     assert "warmgate_keys" in tables
     assert "warmgate_ledger" not in tables  # the ledger never opened its database
+
+
+@pytest.mark.parametrize("limits_enabled", [True, False])
+def test_a_key_limited_to_one_model_gets_the_unknown_model_404_for_any_other(
+    demo_sim: Any, tmp_path: Path, limits_enabled: bool
+) -> None:
+    settings = edge_settings(
+        f"sqlite:///{tmp_path / 'ledger.db'}", list(demo_sim.urls), limits_enabled=limits_enabled
+    )
+    requests: list[tuple[str, dict[str, Any]]] = [
+        ("/chat/completions", {"messages": MESSAGES, "max_tokens": 2}),
+        ("/completions", {"prompt": "Once", "max_tokens": 2}),
+        ("/embeddings", {"input": "hello"}),
+        ("/responses", {"input": "Hi", "max_output_tokens": 16}),
+    ]
+    with running_edge(settings) as edge:
+        _, secret = edge.create_key(allowed_models=["demo"])
+        headers = {"Authorization": f"Bearer {secret}"}
+        with httpx2.Client(base_url=edge.base_url, headers=headers, timeout=30) as http:
+            for path, fields in requests:
+                allowed = http.post(path, json={"model": "demo", **fields})
+                forbidden = http.post(path, json={"model": "other", **fields})
+                unknown = http.post(path, json={"model": "no-such-model", **fields})
+                assert allowed.status_code == 200, (path, allowed.text)
+                assert forbidden.status_code == unknown.status_code == 404, path
+                # `other` serves `demo` under another name: the answer names neither the
+                # target nor the fact that it exists.
+                assert forbidden.content == unknown.content.replace(b"no-such-model", b"other")
+                assert forbidden.json()["error"]["code"] == "model_not_found"

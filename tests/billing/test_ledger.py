@@ -13,7 +13,7 @@ from warmgate.proxy.ledger import (
     Ledger,
     LedgerRow,
     UsageFilter,
-    decide,
+    billing_decision,
     format_usd,
     open_ledger,
     open_ledger_store,
@@ -93,7 +93,7 @@ def make_row(request_id: str, **fields: object) -> LedgerRow:
 def test_the_billing_rule_bills_only_answers_the_backend_produced(
     kwargs: dict[str, object], expected: tuple[bool, BilledReason]
 ) -> None:
-    assert decide(**kwargs) == expected  # type: ignore[arg-type]
+    assert billing_decision(**kwargs) == expected  # type: ignore[arg-type]
 
 
 def test_prices_are_exact_integer_micro_usd() -> None:

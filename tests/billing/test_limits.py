@@ -10,11 +10,17 @@ import pytest
 
 from tests.billing.conftest import REDIS_URL, FakeClock
 from tests.billing.test_ledger import make_row
-from warmgate.proxy.errors import GatewayError, ModelNotFound, QuotaExceeded, RateLimited
+from warmgate.proxy.errors import GatewayError, QuotaExceeded, RateLimited
 from warmgate.proxy.keys import Key
 from warmgate.proxy.ledger import open_ledger
 from warmgate.proxy.limits import Admission, Limiter, LocalLimiter, go_duration
-from warmgate.proxy.limits.policy import Counters, Refusal, decide, minute_window, quota_window
+from warmgate.proxy.limits.policy import (
+    Counters,
+    Refusal,
+    minute_window,
+    quota_window,
+    refusal_for,
+)
 from warmgate.proxy.limits.redis_limiter import RedisLimiter
 
 # 1_795_000_000 is 20 s into a minute window: move to the start of the next one.
@@ -33,17 +39,15 @@ def test_the_rules_pick_the_first_limit_broken() -> None:
     key = Key(
         id="k",
         name="k",
-        allowed_models=frozenset({"demo"}),
         rpm=2,
         max_concurrency=1,
         quota=5,
         quota_period="day",
     )
-    assert decide(key, "other", 0, Counters()) is Refusal.MODEL
-    assert decide(key, "demo", 0, Counters()) is None
-    assert decide(key, "demo", 0, Counters(quota_used=5)) is Refusal.QUOTA
-    assert decide(key, "demo", 0, Counters(concurrent=1)) is Refusal.CONCURRENCY
-    assert decide(key, "demo", 0, Counters(rpm_used=2)) is Refusal.RPM
+    assert refusal_for(key, Counters()) is None
+    assert refusal_for(key, Counters(quota_used=5)) is Refusal.QUOTA
+    assert refusal_for(key, Counters(concurrent=1)) is Refusal.CONCURRENCY
+    assert refusal_for(key, Counters(rpm_used=2)) is Refusal.RPM
 
 
 def test_windows_are_aligned_to_the_utc_clock() -> None:
@@ -171,15 +175,6 @@ async def test_a_spent_quota_answers_insufficient_quota_until_the_period_ends(
     assert error.headers["x-should-retry"] == "false"
     clock.advance(quota_window(clock.now, "day")[1])
     await limiter.admit(key, "demo")
-
-
-@pytest.mark.anyio
-async def test_a_model_outside_the_keys_list_is_not_found(clock: FakeClock) -> None:
-    key = Key(id="k", name="k", allowed_models=frozenset({"demo"}))
-    with pytest.raises(ModelNotFound) as raised:
-        await LocalLimiter(clock=clock).admit(key, "secret-model")
-    assert raised.value.status == 404
-    assert raised.value.param == "model"
 
 
 @pytest.mark.anyio

@@ -18,7 +18,7 @@ from tests.conformance.validator import (
     sse_data,
 )
 from warmgate.proxy import errors
-from warmgate.proxy.wire import floats_to_base64
+from warmgate.proxy.answers.base64_vectors import floats_to_base64
 
 
 def chat_completion(**changes: Any) -> dict[str, Any]:

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from tests.conformance.validator import assert_valid
-from warmgate.proxy.answers.completions import backend_failure, normalize_body
+from warmgate.proxy.answers.completions import normalize_body
+from warmgate.proxy.answers.failures import backend_failure
 from warmgate.proxy.errors import (
     BackendError,
     BackendTimeout,

@@ -19,9 +19,10 @@ from openai import AsyncOpenAI
 
 from tests.support.gateway import uvicorn_config
 from warmgate.backends.sim import SimCluster, SimConfig
-from warmgate.proxy.http.app import Runtime, create_app
+from warmgate.proxy.http.app import create_app
 from warmgate.proxy.http.server import base_url, bind
 from warmgate.proxy.routing.pool import Pool
+from warmgate.proxy.runtime import Runtime
 from warmgate.proxy.settings import (
     AuthSettings,
     BackendSettings,

@@ -9,13 +9,9 @@ from typing import Any
 
 import pytest
 
+from warmgate.proxy.answers.base64_vectors import encode_embeddings_base64, floats_to_base64
 from warmgate.proxy.errors import InvalidRequest
-from warmgate.proxy.wire import (
-    decode_completion,
-    decode_embedding,
-    encode_embeddings_base64,
-    floats_to_base64,
-)
+from warmgate.proxy.wire import decode_completion, decode_embedding
 
 
 def completion(**fields: Any) -> bytes:

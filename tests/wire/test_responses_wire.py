@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
+from warmgate.proxy.answers.generated_images import ImagesAnswerError, images_response
 from warmgate.proxy.answers.responses_api import ResponsesStreamRelay, drop_unset_nulls
 from warmgate.proxy.errors import InvalidRequest, StreamInterrupted
 from warmgate.proxy.routing.bindings import Binding, ResponseBindings
 from warmgate.proxy.wire import rewrite_request
-from warmgate.proxy.wire.images import ImagesAnswerError, images_response
-from warmgate.proxy.wire.surface import decode_images, decode_responses
+from warmgate.proxy.wire.decoding import decode_images, decode_responses
+from warmgate.proxy.wire.views import images_upstream_body
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 
@@ -102,8 +103,8 @@ def test_a_responses_request_view_carries_routing_text_and_previous_id() -> None
                   {"type": "function_call_output", "call_id": "c", "output": "42"}],
         "store": True, "custom_extra": {"kept": True},
     }).encode())  # fmt: skip
-    assert (view.endpoint, view.path, view.previous_response_id) == (
-        "responses", "/v1/responses", "resp_1")  # fmt: skip
+    assert (view.endpoint, view.response_ref, view.response_ref_param) == (
+        "responses", "resp_1", "previous_response_id")  # fmt: skip
     assert view.prefix == "Be brief. Hi"
 
 
@@ -116,12 +117,11 @@ def test_background_without_store_is_rejected() -> None:
 def test_an_image_request_asks_the_backend_for_base64_under_its_served_name() -> None:
     body = b'{"prompt": "a fox", "model": "painter", "size": "256x256"}'
     view = decode_images(body)
-    assert view.response_format == "url"
     expected = {"response_format": "b64_json", "prompt": "a fox", "model": "sd3",
                 "size": "256x256"}  # fmt: skip
-    assert json.loads(view.upstream_body(body, "sd3")) == expected
+    assert json.loads(images_upstream_body(view, body, "sd3")) == expected
     asked = b'{"prompt": "a fox", "model": "sd3", "response_format": "b64_json"}'
-    assert decode_images(asked).upstream_body(asked, "sd3") is asked
+    assert images_upstream_body(decode_images(asked), asked, "sd3") is asked
 
 
 def test_the_rewriter_sets_any_top_level_field() -> None:
