@@ -1,13 +1,16 @@
 """Gateway settings: a TOML file read into msgspec Structs, or the embedded defaults.
 
-Every section is a Struct of its own; the helper that owns a section adds its fields there.
+Every section is a Struct of its own, and every field's default is the one documented in
+docs/configuration.md (a test keeps the two in step).
 Secrets never appear in the file: fields ending in `_env` name the environment variable that
 holds one, and only the process that needs a secret reads it.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -67,7 +70,7 @@ class UpstreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class RoutingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """How a request picks a backend among the healthy ones serving its model (H5's section)."""
+    """How a request picks a backend among the healthy ones serving its model."""
 
     # The policy of every model that does not name its own.
     policy: Policy = "cache_aware"
@@ -91,7 +94,7 @@ class RoutingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Active probes, the passive circuit breaker and slow start (H5's section)."""
+    """Active probes, the passive circuit breaker and slow start."""
 
     # Active probes; `enabled = false` treats every backend as healthy until it fails.
     enabled: bool = True
@@ -117,7 +120,7 @@ class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """API keys and admin access (H4's section)."""
+    """API keys and admin access."""
 
     # Off: every request is served as the anonymous key (benchmarks of the bare relay only).
     enabled: bool = True
@@ -128,7 +131,7 @@ class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class StaticKeySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A key declared in the file (H4's section); its secret comes from the environment."""
+    """A key declared in the file; its secret comes from the environment."""
 
     name: str
     secret_env: str
@@ -140,22 +143,28 @@ class StaticKeySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
 
 
 class LimitsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Per-key limits store (H4's section): in process, or Redis for a fleet of edges."""
+    """Per-key limits store: in process, or Redis for a fleet of edges."""
 
     # Off: no per-key limit is enforced and no x-ratelimit-* header is sent.
     enabled: bool = True
+    # Redis shared by every edge, as a URL; or the name of the environment variable holding
+    # it (`redis_url_env`), so that no password sits in the file. At most one of the two.
     redis_url: str | None = None
+    redis_url_env: str | None = None
     # The requests per minute of every key with neither an rpm nor a quota (its answers carry
     # the x-ratelimit-* headers of that window); 0: such keys are unlimited, without headers.
     default_rpm: Annotated[int, msgspec.Meta(ge=0)] = 6000
 
 
 class LedgerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The request ledger (H4's section). `url` unset means a SQLite file under `data_dir`."""
+    """The request ledger. `url` unset means a SQLite file under `data_dir`."""
 
     # Off: no row is written (benchmarks of the bare relay only).
     enabled: bool = True
+    # The store of keys and ledger: `sqlite:///path` or `postgresql://...`; or the name of
+    # the environment variable holding it (`url_env`), so that no password sits in the file.
     url: str | None = None
+    url_env: str | None = None
     flush_interval_ms: int = 100
     batch_rows: int = 500
 
@@ -167,8 +176,10 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Audio uploads (POST /v1/audio/transcriptions): OpenAI's limit is 25 MB per file.
     max_audio_bytes: int = 25 * 1024 * 1024
     cors_allow_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
-    # One JSON line per request on stdout.
+    # One JSON line per request on stdout (at log level info or debug).
     access_log: bool = True
+    # The least severe log line written: lifecycle events are info, trouble warning or error.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     # On SIGTERM: /ready answers 503 and new requests are refused at once; requests in flight
     # (a stream may still be generating) get this long to finish before the process exits.
     drain_timeout_s: NonNegativeSeconds = 30.0
@@ -200,16 +211,54 @@ class SettingsError(Exception):
     """The configuration file cannot be read or does not fit the schema."""
 
 
-def load_settings(path: str | Path) -> Settings:
-    """Read a TOML file; errors name the offending field (`$.models[0].backends[1].url`)."""
+def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read a TOML file; errors name the offending field (`$.models[0].backends[1].url`).
+
+    A relative `data_dir` is taken relative to the file's folder (the default included), so
+    that a file means the same state wherever the command runs; URLs named by `*_env` fields
+    are read from `environ` (the process environment by default)."""
     try:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"cannot read {path}: {exc}") from exc
-    return parse_settings(raw, source=str(path))
+    settings = parse_settings(raw, source=str(path))
+    data_dir = Path(path).parent / settings.data_dir
+    settings = msgspec.structs.replace(settings, data_dir=str(data_dir))
+    return resolve_env_urls(settings, os.environ if environ is None else environ, source=str(path))
 
 
-def parse_settings(raw: dict[str, object], *, source: str = "settings") -> Settings:
+def resolve_env_urls(
+    settings: Settings, environ: Mapping[str, str], *, source: str = "settings"
+) -> Settings:
+    """The settings with `[ledger] url` and `[limits] redis_url` read from the environment
+    variables their `*_env` fields name."""
+    ledger, limits = settings.ledger, settings.limits
+    try:
+        ledger_url = _env_url(ledger.url, ledger.url_env, "ledger", "url", environ)
+        redis_url = _env_url(limits.redis_url, limits.redis_url_env, "limits", "redis_url", environ)
+        return msgspec.structs.replace(
+            settings,
+            ledger=msgspec.structs.replace(ledger, url=ledger_url, url_env=None),
+            limits=msgspec.structs.replace(limits, redis_url=redis_url, redis_url_env=None),
+        )
+    except ValueError as exc:
+        raise SettingsError(f"{source}: {exc}") from exc
+
+
+def _env_url(
+    url: str | None, variable: str | None, section: str, field: str, environ: Mapping[str, str]
+) -> str | None:
+    if variable is None:
+        return url
+    if url is not None:
+        raise ValueError(f"[{section}] sets both {field} and {field}_env: keep one")
+    value = environ.get(variable)
+    if not value:
+        raise ValueError(f"environment variable {variable} ([{section}] {field}_env) is not set")
+    return value
+
+
+def parse_settings(raw: Mapping[str, object], *, source: str = "settings") -> Settings:
     try:
         settings = msgspec.convert(raw, Settings)
     except msgspec.ValidationError as exc:

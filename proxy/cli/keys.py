@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-from collections.abc import Sequence
+import os
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
-from warmgate.proxy.cli.usage import add_store_arguments, parse_moment, resolve_store_url
-from warmgate.proxy.keys.issue import KeySpec, KeySpecError, check_update, issue_key, key_view
+from warmgate.proxy.cli.options import (
+    RUNTIME,
+    CommandError,
+    config_settings,
+    run_reported,
+    store_options,
+    store_url,
+)
+from warmgate.proxy.cli.usage import parse_moment
+from warmgate.proxy.keys.issue import KeySpec, check_update, issue_key, key_view
 from warmgate.proxy.keys.key import Key
 from warmgate.proxy.keys.store import KeyStore, KeyUpdate, open_key_store
-from warmgate.proxy.settings import SettingsError
+
+PROG = "warmgate keys"
 
 NONE = "none"  # `--rpm none` clears a limit
 
@@ -44,8 +53,10 @@ def parse_models(value: str) -> list[str] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="warmgate keys", description=__doc__)
-    add_store_arguments(parser)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    store_options(parser, top_level=True)
+    where = argparse.ArgumentParser(add_help=False)
+    store_options(where, top_level=False)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def limits(sub: argparse.ArgumentParser, unset: object) -> None:
@@ -57,15 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--quota", help="request quota: N/day or N/month (or 'none')")
         sub.add_argument("--expires", help="expiry: YYYY-MM-DD, ISO 8601 or unix s ('none')")
 
-    create = commands.add_parser("create", help="create a key; prints its secret once")
+    create = commands.add_parser(
+        "create", parents=[where], help="create a key; prints its secret once"
+    )
     create.add_argument("--name", required=True)
     limits(create, None)
-    commands.add_parser("list", help="list keys (never their secrets)")
-    update = commands.add_parser("update", help="change a key's name or limits")
+    commands.add_parser("list", parents=[where], help="list keys (never their secrets)")
+    update = commands.add_parser("update", parents=[where], help="change a key's name or limits")
     update.add_argument("key_id")
     update.add_argument("--name", default=msgspec.UNSET)
     limits(update, msgspec.UNSET)
-    revoke = commands.add_parser("revoke", help="revoke a key (every edge within seconds)")
+    revoke = commands.add_parser(
+        "revoke", parents=[where], help="revoke a key (every edge within seconds)"
+    )
     revoke.add_argument("key_id")
     return parser
 
@@ -107,23 +122,27 @@ def render(keys: Sequence[Key]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
-async def run(store: KeyStore, args: argparse.Namespace) -> int:
-    await store.start()
+async def run(
+    store: KeyStore, args: argparse.Namespace, known_models: Collection[str] | None
+) -> int:
+    # Only `create` may make a new store; listing, updating or revoking need an existing one.
+    await store.start(create=args.command == "create")
     try:
-        return await _dispatch(store, args)
+        return await _dispatch(store, args, known_models)
     finally:
         await store.close()
 
 
-async def _dispatch(store: KeyStore, args: argparse.Namespace) -> int:
+async def _dispatch(
+    store: KeyStore, args: argparse.Namespace, known_models: Collection[str] | None
+) -> int:
     if args.command == "list":
         print(render([key for _, key in await store.load()]))
         return 0
     if args.command == "revoke":
         revoked = await store.revoke(args.key_id)
         if revoked is None:
-            print(f"warmgate keys: no key {args.key_id}", file=sys.stderr)
-            return 1
+            raise CommandError(f"no key {args.key_id}", RUNTIME)
         print(f"revoked {revoked.id} ({revoked.name})")
         return 0
     fields: dict[str, Any] = {
@@ -135,28 +154,32 @@ async def _dispatch(store: KeyStore, args: argparse.Namespace) -> int:
         **_expiry(args.expires),
     }
     if args.command == "create":
-        key, secret = await issue_key(store, msgspec.convert(fields, KeySpec))
+        spec = msgspec.convert(fields, KeySpec)
+        key, secret = await issue_key(store, spec, known_models=known_models)
         print(f"created {key.id} ({key.name}). The secret is shown only now:\n{secret}")
         return 0
     changes = {name: value for name, value in fields.items() if value is not msgspec.UNSET}
     update = msgspec.convert(changes, KeyUpdate)
     current = await store.get(args.key_id)
     if current is None:
-        print(f"warmgate keys: no key {args.key_id}", file=sys.stderr)
-        return 1
+        raise CommandError(f"no key {args.key_id}", RUNTIME)
     check_update(current, update)
     updated = await store.update(args.key_id, update)
-    assert updated is not None
+    if updated is None:  # revoked and removed between the two reads
+        raise CommandError(f"no key {args.key_id}", RUNTIME)
     print(render([updated]))
     return 0
 
 
-def main(argv: Sequence[str]) -> int:
-    parser = build_parser()
-    args = parser.parse_args(list(argv))
-    try:
-        store = open_key_store(resolve_store_url(args))
-        return asyncio.run(run(store, args))
-    except (SettingsError, KeySpecError, ValueError, msgspec.ValidationError) as exc:
-        print(f"warmgate keys: {exc}", file=sys.stderr)
-        return 2
+def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv))
+    env = os.environ if environ is None else environ
+
+    def body() -> int:
+        settings = config_settings(args, env)
+        # With a config, a new key may name only the models that config serves.
+        models = [m.name for m in settings.models] if settings and settings.models else None
+        store = open_key_store(store_url(args, env))
+        return asyncio.run(run(store, args, models))
+
+    return run_reported(PROG, body)

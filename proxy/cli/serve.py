@@ -10,19 +10,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import re
-import sys
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from warmgate.proxy.cli import options
 from warmgate.proxy.http.app import create_app
 from warmgate.proxy.http.server import base_url, bind, serve
 from warmgate.proxy.keys import Key, generate_key_id, generate_secret, hash_secret, open_key_store
-from warmgate.proxy.observability.logs import configure_logging
+from warmgate.proxy.observability.logs import configure_logging, log_level
 from warmgate.proxy.settings import (
     DEFAULT_DATA_DIR,
     EMBEDDED_MODEL,
@@ -32,15 +32,14 @@ from warmgate.proxy.settings import (
     load_settings,
 )
 
+PROG = "warmgate serve"
 KEY_FILE = "api-key"
 EMBEDDED_KEY_NAME = "embedded-default"
-# `scheme://user:password@`: shown as `scheme://***@` in any error line.
-CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="warmgate serve",
+        prog=PROG,
         description="Run the gateway. Without --config: a built-in simulator serving model "
         f"'{EMBEDDED_MODEL}', SQLite state under --data-dir, and a printed API key.",
     )
@@ -48,6 +47,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--host", help="listen address (default: the file's, else 127.0.0.1)")
     parser.add_argument("--port", type=int, help="listen port (default: the file's, else 8080)")
     parser.add_argument("--data-dir", help=f"state directory (default: {DEFAULT_DATA_DIR})")
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        help="the least severe log line written (default: the file's, else info)",
+    )
     return parser.parse_args(list(argv))
 
 
@@ -93,13 +97,16 @@ def start_simulator() -> tuple[list[str], Callable[[], None]]:
     return list(cluster.urls), cluster.stop
 
 
-def prepare(args: argparse.Namespace) -> Settings:
+def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """The settings from the file (or the embedded defaults) and the command line."""
-    settings = load_settings(args.config) if args.config else embedded_settings([])
+    settings = load_settings(args.config, environ) if args.config else embedded_settings([])
     given = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
     overrides = {name: value for name, value in given.items() if value is not None}
     if overrides:
         settings = msgspec.structs.replace(settings, **overrides)
+    if args.log_level is not None:
+        server = msgspec.structs.replace(settings.server, log_level=args.log_level)
+        settings = msgspec.structs.replace(settings, server=server)
     try:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -109,22 +116,20 @@ def prepare(args: argparse.Namespace) -> Settings:
 
 def fail(message: str, status: int) -> int:
     """Print one line (no traceback, no credentials) and give the exit status."""
-    shown = CREDENTIALS.sub(r"\1***@", message)
-    print(f"warmgate serve: {shown}", file=sys.stderr)
-    return status
+    return options.fail(PROG, message, status)
 
 
-def main(argv: Sequence[str]) -> int:
+def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging()
     try:
-        settings = prepare(args)
+        settings = prepare(args, os.environ if environ is None else environ)
     except SettingsError as exc:
-        return fail(str(exc), 2)
+        return fail(str(exc), options.USAGE)
+    configure_logging(log_level(settings.server.log_level))
     try:
         sock = bind(settings.host, settings.port)
     except OSError as exc:
-        return fail(f"cannot listen on {settings.host}:{settings.port}: {exc}", 1)
+        return fail(f"cannot listen on {settings.host}:{settings.port}: {exc}", options.RUNTIME)
     stop_simulator: Callable[[], None] | None = None
     try:
         url = base_url(sock)
@@ -144,16 +149,12 @@ def main(argv: Sequence[str]) -> int:
         try:
             app = create_app(settings, on_started=on_started)
         except ValueError as exc:  # what the settings declare cannot be built
-            return fail(f"{args.config or 'settings'}: {exc}", 2)
+            return fail(f"{args.config or 'settings'}: {exc}", options.USAGE)
         failure = serve(app, sock)
         if failure is not None:
-            return fail(f"cannot start: {failure}", 1)
+            return fail(f"cannot start: {failure}", options.RUNTIME)
     finally:
         sock.close()
         if stop_simulator is not None:
             stop_simulator()
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

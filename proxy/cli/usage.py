@@ -5,40 +5,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import sys
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 
+from warmgate.proxy.cli.options import run_reported, store_options, store_url
 from warmgate.proxy.ledger.row import format_usd
 from warmgate.proxy.ledger.stores import open_ledger_store
 from warmgate.proxy.ledger.usage import GroupBy, UsageBucket, UsageFilter
-from warmgate.proxy.settings import Settings, SettingsError, load_settings
+
+PROG = "warmgate usage"
 
 COLUMNS = ("group", "requests", "billed", "cost_usd", "prompt", "cached", "completion")
 
 
-def add_store_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="TOML settings file (its [ledger] url is used)")
-    parser.add_argument("--db", help="store URL: sqlite:///path or postgresql://...")
-    parser.add_argument("--data-dir", help="the data directory of a gateway run without --config")
-
-
-def resolve_store_url(args: argparse.Namespace) -> str:
-    """--db, else the config's ledger URL, else the embedded gateway's SQLite file."""
-    if args.db:
-        return str(args.db)
-    if args.config:
-        return load_settings(args.config).ledger_url
-    if args.data_dir:
-        return Settings(data_dir=args.data_dir).ledger_url
-    return Settings().ledger_url
-
-
 def parse_moment(value: str) -> float:
-    """Unix seconds, a date (UTC midnight) or an ISO 8601 time."""
+    """Unix seconds, a date (UTC midnight) or an ISO 8601 time; ValueError otherwise."""
     try:
         return float(value)
     except ValueError:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        try:
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a time: give unix seconds, YYYY-MM-DD or ISO 8601"
+            ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.UTC)
         return moment.timestamp()
@@ -69,31 +59,31 @@ def render(buckets: Sequence[UsageBucket]) -> str:
 
 async def query(url: str, where: UsageFilter, group_by: GroupBy | None) -> list[UsageBucket]:
     store = open_ledger_store(url)
-    await store.start()
+    await store.start(create=False)  # reading never creates an empty ledger
     try:
         return await store.usage(where, group_by)
     finally:
         await store.close()
 
 
-def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="warmgate usage", description=__doc__)
-    add_store_arguments(parser)
+def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    store_options(parser, top_level=True)
     parser.add_argument("--key", help="only this key id")
     parser.add_argument("--since", help="from this time (unix s, YYYY-MM-DD or ISO 8601)")
     parser.add_argument("--until", help="before this time")
     parser.add_argument("--by", choices=("model", "day", "key"), help="group rows")
     args = parser.parse_args(list(argv))
-    try:
-        url = resolve_store_url(args)
+    env = os.environ if environ is None else environ
+
+    def body() -> int:
+        url = store_url(args, env)
         where = UsageFilter(
             key_id=args.key,
             start=parse_moment(args.since) if args.since else None,
             end=parse_moment(args.until) if args.until else None,
         )
-    except (SettingsError, ValueError) as exc:
-        print(f"warmgate usage: {exc}", file=sys.stderr)
-        return 2
-    buckets = asyncio.run(query(url, where, args.by))
-    print(render(buckets))
-    return 0
+        print(render(asyncio.run(query(url, where, args.by))))
+        return 0
+
+    return run_reported(PROG, body)

@@ -24,7 +24,7 @@ from warmgate.proxy.http.routes.models import model_routes
 from warmgate.proxy.http.routes.openapi import openapi_routes
 from warmgate.proxy.http.routes.ops import ops_routes
 from warmgate.proxy.http.routes.usage import admin_usage_routes, usage_routes
-from warmgate.proxy.observability.logs import RequestLog
+from warmgate.proxy.observability.logs import RequestLog, log_level
 from warmgate.proxy.runtime import Runtime
 from warmgate.proxy.settings import Settings
 
@@ -83,7 +83,11 @@ def create_app(
     """The gateway app; `on_started` runs once every resource is up (the CLI prints there)."""
     runtime = Runtime(
         settings,
-        log=RequestLog(log_sink, enabled=settings.server.access_log),
+        log=RequestLog(
+            log_sink,
+            enabled=settings.server.access_log,
+            level=log_level(settings.server.log_level),
+        ),
         environ=os.environ if environ is None else environ,
         on_started=on_started,
     )
@@ -106,7 +110,11 @@ def create_app(
                 [
                     *admin_backends_routes(runtime.pool),
                     *admin_usage_routes(runtime.ledger),
-                    *admin_keys_routes(runtime.key_store, runtime.key_refresher),
+                    *admin_keys_routes(
+                        runtime.key_store,
+                        runtime.key_refresher,
+                        known_models=lambda: [entry.name for entry in runtime.pool.models()],
+                    ),
                 ],
             ),
         ],

@@ -6,7 +6,7 @@ The secret exists only in the value `issue_key` returns: the caller shows it onc
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Annotated, Any
 
 import msgspec
@@ -42,6 +42,24 @@ def check_spec(quota: int | None, quota_period: str | None) -> None:
         raise KeySpecError("quota and quota_period are set together", "quota_period")
 
 
+def check_new_key(
+    spec: KeySpec, *, now: float, known_models: Collection[str] | None = None
+) -> None:
+    """The rules a new key must keep: a quota with its period, an expiry still ahead, and
+    (when the gateway's models are known) only models that exist."""
+    check_spec(spec.quota, spec.quota_period)
+    if spec.expires_at is not None and spec.expires_at <= now:
+        raise KeySpecError("expires_at is in the past: the key would never work", "expires_at")
+    if known_models is not None and spec.allowed_models is not None:
+        unknown = sorted(set(spec.allowed_models) - set(known_models))
+        if unknown:
+            raise KeySpecError(
+                f"unknown model(s) {', '.join(unknown)}: the gateway serves "
+                f"{', '.join(sorted(known_models)) or 'none'}",
+                "allowed_models",
+            )
+
+
 def check_update(current: Key, update: KeyUpdate) -> None:
     quota = current.quota if update.quota is msgspec.UNSET else update.quota
     period = current.quota_period if update.quota_period is msgspec.UNSET else update.quota_period
@@ -49,10 +67,14 @@ def check_update(current: Key, update: KeyUpdate) -> None:
 
 
 async def issue_key(
-    store: KeyStore, spec: KeySpec, *, clock: Callable[[], float] = time.time
+    store: KeyStore,
+    spec: KeySpec,
+    *,
+    clock: Callable[[], float] = time.time,
+    known_models: Collection[str] | None = None,
 ) -> tuple[Key, str]:
     """Store a new key (its hash only); the Key and its secret, to be shown once."""
-    check_spec(spec.quota, spec.quota_period)
+    check_new_key(spec, now=clock(), known_models=known_models)
     secret = generate_secret()
     key = Key(
         id=generate_key_id(),

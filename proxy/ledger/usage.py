@@ -42,7 +42,7 @@ def admitted_sql(dialect: Dialect) -> str:
 
 
 class LedgerStore(Protocol):
-    async def start(self) -> None: ...
+    async def start(self, *, create: bool = True) -> None: ...
     async def close(self) -> None: ...
     async def insert(self, rows: list[LedgerRow]) -> int: ...
     async def get(self, request_id: str) -> LedgerRow | None: ...
@@ -130,7 +130,7 @@ def row_params(row: LedgerRow) -> tuple[object, ...]:
 class NullLedgerStore:
     """The store of a ledger switched off (`[ledger] enabled = false`): keeps nothing."""
 
-    async def start(self) -> None:
+    async def start(self, *, create: bool = True) -> None:
         return None
 
     async def close(self) -> None:

@@ -89,9 +89,11 @@ class RequestLog:
         sink: BinaryIO | None = None,
         *,
         enabled: bool = True,
+        level: int = logging.INFO,
         flush_interval_s: float = FLUSH_INTERVAL_S,
     ) -> None:
-        self._enabled = enabled
+        # Request lines are info: a quieter level turns them off with the rest.
+        self._enabled = enabled and level <= logging.INFO
         self._interval_s = flush_interval_s
         self._buffer = LineBuffer(sink if sink is not None else sys.stdout.buffer)
         self._logger: Any = structlog.wrap_logger(
@@ -102,7 +104,7 @@ class RequestLog:
                 structlog.processors.format_exc_info,
                 _render,
             ],
-            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+            wrapper_class=structlog.make_filtering_bound_logger(level),
             cache_logger_on_first_use=True,
         )
         self._flusher: asyncio.Task[None] | None = None
@@ -142,7 +144,12 @@ class RequestLog:
         self.flush()
 
 
-def configure_logging() -> None:
+def log_level(name: str) -> int:
+    """`info` -> logging.INFO, and so on."""
+    return logging.getLevelNamesMapping()[name.upper()]
+
+
+def configure_logging(level: int = logging.INFO) -> None:
     """JSON lines on stdout for every structlog logger of the process (health verdicts, key
     refreshes, ...), like the per-request lines. Process-wide, so done here, by the command."""
     encoder = msgspec.json.Encoder()
@@ -158,6 +165,6 @@ def configure_logging() -> None:
             render,
         ],
         logger_factory=structlog.BytesLoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )

@@ -23,6 +23,10 @@ Dialect = Literal["sqlite", "postgresql"]
 T = TypeVar("T")
 
 
+class StoreMissing(Exception):  # noqa: N818  # named for what happened, like the HTTP errors
+    """A store opened for reading only does not exist (no file, no database, no tables)."""
+
+
 class StoreUrl(msgspec.Struct, frozen=True):
     dialect: Dialect
     target: str  # SQLite: the file path; PostgreSQL: the asyncpg DSN
@@ -117,6 +121,31 @@ async def migrate_postgres(conn: Any, component: str, steps: Sequence[str]) -> i
     return len(steps)
 
 
+def is_file(path: str) -> bool:
+    return Path(path).is_file()
+
+
+def sqlite_version(conn: sqlite3.Connection, component: str) -> int:
+    """The schema version of `component` in this file; 0 when it has none."""
+    try:
+        row = conn.execute(
+            "SELECT version FROM warmgate_schema WHERE component = ?", (component,)
+        ).fetchone()
+    except sqlite3.OperationalError:  # no warmgate_schema table: not a Warmgate store
+        return 0
+    return int(row[0]) if row else 0
+
+
+async def postgres_version(conn: Any, component: str) -> int:
+    """The same for PostgreSQL."""
+    if await conn.fetchval("SELECT to_regclass('warmgate_schema')") is None:
+        return 0
+    version = await conn.fetchval(
+        "SELECT version FROM warmgate_schema WHERE component = $1", component
+    )
+    return int(version or 0)
+
+
 def _split(script: str) -> list[str]:
     return [part.strip() for part in script.split(";") if part.strip()]
 
@@ -132,11 +161,17 @@ class SqliteDatabase:
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
 
-    async def start(self) -> None:
+    async def start(self, *, create: bool = True) -> None:
+        """Open and migrate; with `create=False` (a command that only reads) the store must
+        already exist: StoreMissing rather than an empty new file."""
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"warmgate-{self._component}"
         )
+        if not create and not await self._call(lambda: bool(self._path) and is_file(self._path)):
+            raise StoreMissing(f"no {self._component} store at {self._path or ':memory:'}")
         self._conn = await self._call(lambda: connect_sqlite(self._path))
+        if not create and not await self.run(lambda conn: sqlite_version(conn, self._component)):
+            raise StoreMissing(f"{self._path} holds no {self._component} store")
         await self.run(lambda conn: migrate_sqlite(conn, self._component, self._steps))
 
     async def close(self) -> None:
@@ -171,13 +206,18 @@ class PostgresDatabase:
         self._max_connections = max_connections
         self._pool: Any = None
 
-    async def start(self) -> None:
+    async def start(self, *, create: bool = True) -> None:
+        """Connect and migrate; with `create=False` (a command that only reads) the database
+        must already hold this component's tables: StoreMissing rather than new empty ones."""
         import asyncpg  # noqa: PLC0415 only fleets with PostgreSQL load the driver
 
         self._pool = await asyncpg.create_pool(
             self._dsn, min_size=1, max_size=self._max_connections
         )
         async with self._pool.acquire() as conn:
+            if not create and not await postgres_version(conn, self._component):
+                await self.close()
+                raise StoreMissing(f"the database holds no {self._component} store")
             await migrate_postgres(conn, self._component, self._steps)
 
     async def close(self) -> None:

@@ -7,7 +7,7 @@ pick it up within their refresh interval.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 import msgspec
@@ -44,9 +44,11 @@ def admin_keys_routes(
     store: KeyStore,
     refresher: KeyRefresher,
     *,
+    known_models: Callable[[], Collection[str]] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> list[HTTPRouteHandler]:
-    """Mounted behind the admin guard (`proxy.routes.admin_access`)."""
+    """Mounted behind the admin guard (`admin_access`); `known_models` are the models a new
+    key may name."""
 
     async def existing(key_id: str) -> None:
         if await store.get(key_id) is None:
@@ -56,7 +58,8 @@ def admin_keys_routes(
     async def create(request: AnyRequest) -> Response[bytes]:
         spec = _decode(await request.body(), KeySpec)
         try:
-            key, secret = await issue_key(store, spec, clock=clock)
+            models = known_models() if known_models is not None else None
+            key, secret = await issue_key(store, spec, clock=clock, known_models=models)
         except KeySpecError as exc:
             raise InvalidRequest(str(exc), param=exc.param) from None
         await refresher.refresh()
