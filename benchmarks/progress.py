@@ -1,9 +1,14 @@
-"""A one-line progress bar on stderr for long runs (no dependency; silent when stderr is no TTY)."""
+"""Progress of a run on stderr: cells done out of all with an ETA, and a per-request bar.
+
+The cell counter prints one line per cell, always; the request bar redraws one terminal line
+and stays silent when stderr is no terminal. No dependency.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 
@@ -68,3 +73,67 @@ class Progress:
             self.draw(time.monotonic())
             self.stream.write("\n")
             self.stream.flush()
+
+
+def clock_text(seconds: float) -> str:
+    """`1:05` for 65 s, `1:02:03` past an hour."""
+    whole = max(int(seconds + 0.5), 0)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class CellCounter:
+    """One line per measured cell on stderr, `cell k/N`, with the time so far and an ETA.
+
+    Printed whether or not stderr is a terminal, so a run's log shows how far it got. Cells
+    may weigh more than one another (a 128k-token prompt costs more than a 1k one): the ETA is
+    the time so far scaled by the weight still to run over the weight done.
+    """
+
+    def __init__(
+        self,
+        benchmark: str,
+        weights: Sequence[float],
+        *,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.benchmark = benchmark
+        self.weights = [max(w, 0.0) for w in weights]
+        self.stream = stream if stream is not None else sys.stderr
+        self.clock = clock
+        self.started = clock()
+        self.done = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.weights)
+
+    def eta_s(self) -> float | None:
+        """Seconds still to run, from the pace so far; None before the first cell is done."""
+        done_weight = sum(self.weights[: self.done])
+        if self.done == 0 or done_weight <= 0:
+            return None
+        left_weight = sum(self.weights[self.done :])
+        return (self.clock() - self.started) * left_weight / done_weight
+
+    def start(self, label: str) -> None:
+        """Announces the next cell; call `finish` when it is measured."""
+        eta = self.eta_s()
+        self.stream.write(
+            f"[{self.benchmark}] cell {self.done + 1}/{self.total}  {label}  "
+            f"elapsed {clock_text(self.clock() - self.started)}  "
+            f"ETA {'-' if eta is None else clock_text(eta)}\n"
+        )
+        self.stream.flush()
+
+    def finish(self) -> None:
+        self.done = min(self.done + 1, self.total)
+
+    def close(self) -> None:
+        self.stream.write(
+            f"[{self.benchmark}] {self.done}/{self.total} cells in "
+            f"{clock_text(self.clock() - self.started)}\n"
+        )
+        self.stream.flush()
