@@ -1,4 +1,9 @@
-"""Writing results: JSON, markdown tables (embedded in the README) and PNG plots."""
+"""Writing results: the JSON document, its markdown report and its PNG plot, and their paths.
+
+Every benchmark writes `<name>.json` (every measurement, kept locally), `<name>.md` (the
+report: figures and goals, then the tables) and `<name>.png` (the plot) to one folder, and
+prints the three paths last. benchmarks/README.md shows the `.md` and `.png` of full runs.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import os
 import platform
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,23 +52,60 @@ def write_json(path: Path, data: Any) -> None:
     path.write_bytes(msgspec.json.format(msgspec.json.encode(data), indent=1) + b"\n")
 
 
+def number_text(value: float) -> str:
+    """Three significant figures or so: `1,234`, `12.3`, `0.79`."""
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     def cell(value: object) -> str:
         if value is None:
             return "-"
         if isinstance(value, float):
-            if math.isnan(value):
-                return "-"
-            if abs(value) >= 100:
-                return f"{value:,.0f}"
-            if abs(value) >= 10:
-                return f"{value:.1f}"
-            return f"{value:.2f}"
+            return "-" if math.isnan(value) else number_text(value)
         return str(value)
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def shown_path(path: Path) -> str:
+    """`path` relative to the working directory when it lies below it, as a user would type it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def relative_link(target: Path, start: Path) -> str:
+    """A markdown link from a file in `start` to `target`, with forward slashes."""
+    return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
+
+
+def write_results(
+    out: Path,
+    name: str,
+    doc: Mapping[str, Any],
+    render: Callable[[Mapping[str, Any]], str],
+    draw: Callable[[Mapping[str, Any], Path], None],
+) -> list[Path]:
+    """Writes `<name>.json`, `.md` and `.png` under `out` and returns their paths."""
+    paths = [out / f"{name}.json", out / f"{name}.md", out / f"{name}.png"]
+    write_json(paths[0], doc)
+    paths[1].write_text(render(doc))
+    draw(doc, paths[2])
+    return paths
+
+
+def print_written(paths: Sequence[Path]) -> None:
+    print("Wrote:")
+    for path in paths:
+        print(f"  {shown_path(path)}")
 
 
 def pyplot() -> Any:
