@@ -2,15 +2,20 @@
 
 The benchmarks start real processes (the canned upstream, the simulator, the bare relay,
 `warmgate serve`) on loopback ports and drive them with the load generator in its own process.
+Each run counts its cells on stderr, prints the paths it wrote last, marks a quick run's
+verdicts as indicative, and gives each figure's spread over rounds.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from benchmarks import long_context, overhead, routing
+import pytest
+
+from benchmarks import long_context, overhead, overhead_results, routing
 from benchmarks.loadgen import Workload, chat_body, run_subprocess
 from benchmarks.processes import free_port
 from benchmarks.upstreams import canned_process
@@ -21,6 +26,28 @@ def read_result(out: Path, name: str) -> dict[str, Any]:
         assert (out / f"{name}{suffix}").stat().st_size > 0
     result: dict[str, Any] = json.loads((out / f"{name}.json").read_text())
     return result
+
+
+def check_run_output(capsys: pytest.CaptureFixture[str], out: Path, name: str) -> None:
+    """The cell counter reached N of N, and the last lines name the three files written."""
+    captured = capsys.readouterr()
+    counted = re.findall(r"cell (\d+)/(\d+) ", captured.err)
+    assert counted, captured.err
+    assert [int(k) for k, _ in counted] == list(range(1, int(counted[0][1]) + 1))
+    assert re.search(rf"{int(counted[0][1])}/{int(counted[0][1])} cells in \d+:\d\d", captured.err)
+    last = captured.out.rstrip().splitlines()[-4:]
+    assert last == ["Wrote:", *(f"  {out / name}{suffix}" for suffix in (".json", ".md", ".png"))]
+
+
+def check_quick_verdicts(result: dict[str, Any], out: Path, name: str) -> None:
+    """Every figure with a goal reads "(indicative)", and its median lies within its spread."""
+    report = (out / f"{name}.md").read_text()
+    assert report.startswith("**Quick run: the verdicts are indicative.**")
+    for found in result["goals"]:
+        assert found["min"] <= found["measured"] <= found["max"]
+        if found["met"] is not None:
+            verdict = "yes" if found["met"] else "**no**"
+            assert f"| {verdict} (indicative) |" in report
 
 
 def test_load_generator_measures_streams_and_plain_answers_from_the_canned_upstream(
@@ -41,17 +68,30 @@ def test_load_generator_measures_streams_and_plain_answers_from_the_canned_upstr
     assert result["itl_ms"]["count"] == 10 * 19
 
 
-def test_overhead_quick_run_writes_rows_for_every_target_and_mode(tmp_path: Path) -> None:
-    args = ["--quick", "--targets", "direct,bare,warmgate", "--concurrency", "2"]
-    args += ["--duration", "0.3", "--warmup", "5", "--inflight", "10", "--hold-ms", "200"]
-    args += ["--out", str(tmp_path), "--name", "smoke"]
+def test_overhead_quick_run_writes_rows_for_every_target_and_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--quick", "--targets", "direct,bare,warmgate", "--concurrency", "1"]
+    args += ["--rounds", "2", "--duration", "0.3", "--warmup", "5", "--inflight", "10"]
+    args += ["--hold-ms", "200", "--out", str(tmp_path), "--name", "smoke"]
     assert overhead.main(args) == 0
+    check_run_output(capsys, tmp_path, "smoke")
     result = read_result(tmp_path, "smoke")
     cells = {(row["target"], row["mode"]) for row in result["rows"]}
-    assert cells == {(t, m) for t in ("direct", "bare", "warmgate") for m in overhead.MODES}
+    assert cells == {(t, m) for t in ("direct", "bare", "warmgate") for m in overhead_results.MODES}
     assert all(row["errors"] == 0 and row["req_per_s"] > 0 for row in result["rows"])
+    assert all(row["rounds"] == 2 for row in result["rows"])
     gateway_rows = [row for row in result["rows"] if row["target"] == "warmgate"]
     assert all(row["server_cpu_ms_per_req"] > 0 for row in gateway_rows)
+    for row in gateway_rows:
+        low, high = row["spread"]["req_per_s"]
+        assert low <= row["req_per_s"] <= high
+    assert {f["goal"] for f in result["goals"]} >= {
+        "Warmgate added p50 (ms), c=1, non-stream",
+        "Warmgate added p50 (ms), c=1, stream",
+        "Warmgate req/s ÷ bare relay's, c=1, stream",
+    }
+    check_quick_verdicts(result, tmp_path, "smoke")
     assert result["memory"]["targets"]["warmgate"]["ok"] == 10
     assert result["server_cpus"] is None or result["server_cpus"] != result["load_cpus"]
 
