@@ -10,8 +10,11 @@ Default backend: simulated SGLang replicas with their latency model (`warmgate s
 a real SGLang server or fleet endpoint with `--base-url URL --api-key KEY --model NAME`: the
 direct requests go there, and a local Warmgate is configured in front of the same URL.
 
-    python -m benchmarks.long_context            # full: 5 lengths x c=1,4
+    python -m benchmarks.long_context            # full: 5 lengths x c=1,4, 2 rounds
     python -m benchmarks.long_context --quick    # < 2 min: 1k, 8k, 32k at time scale 0.1
+
+Writes benchmarks/results/long_context.{json,md,png} (quick: long_context-quick.*); the rows,
+figures, report and plot are computed in benchmarks/long_context_results.py.
 """
 
 from __future__ import annotations
@@ -29,16 +32,15 @@ from typing import Any
 
 import msgspec
 
-from benchmarks import report
+from benchmarks import long_context_results, report
 from benchmarks.gateway import BENCH_KEY, warmgate_process
 from benchmarks.loadgen import Workload, run_subprocess
+from benchmarks.long_context_results import TARGETS, Cell
 from benchmarks.processes import chat_probe, free_port, free_port_range, http_ok
-from benchmarks.stats import Outcome, summarize
+from benchmarks.progress import CellCounter
+from benchmarks.stats import Outcome
 from benchmarks.upstreams import canned_process, replica_urls, sim_process
 from benchmarks.workloads import long_prompt_body
-
-TARGETS = ("direct", "warmgate")
-Cell = tuple[str, int, int]  # target, prompt tokens, concurrency
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -47,7 +49,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lengths", help="prompt tokens, comma-separated")
     parser.add_argument("--concurrency", help="comma-separated (default 1,4; quick 1,2)")
     parser.add_argument("--requests", type=int, help="requests per target per cell and round")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 2, quick 1)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 2, quick 3)")
     parser.add_argument("--max-tokens", type=int, help="output tokens (default 64, quick 16)")
     parser.add_argument(
         "--time-scale", type=float, help="simulator delays x (default 1, quick 0.1)"
@@ -101,7 +103,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         quick=args.quick,
         lengths=[int(x) for x in (args.lengths or default_lengths).split(",")],
         concurrencies=[int(x) for x in (args.concurrency or default_concurrency).split(",")],
-        rounds=args.rounds or (1 if args.quick else 2),
+        rounds=args.rounds or (3 if args.quick else 2),
         max_tokens=args.max_tokens or (16 if args.quick else 64),
         requests=args.requests,
         model=args.model or "demo",
@@ -153,6 +155,17 @@ def wait_ready(gateway_url: str, plan: Plan) -> None:
         time.sleep(0.5)
 
 
+def cell_counter(plan: Plan) -> CellCounter:
+    """One cell per prompt length, concurrency, round and target, weighted by the tokens it
+    sends (prefill dominates), plus a fixed cost per batch."""
+    weights = []
+    for length in plan.lengths:
+        for concurrency in plan.concurrencies:
+            count = requests_for(length, concurrency, plan.quick, plan.requests)
+            weights += [count * (length + 2000)] * (plan.rounds * len(TARGETS))
+    return CellCounter("long_context", weights)
+
+
 def measure(
     urls: dict[str, tuple[str, str | None]], plan: Plan, workdir: Path
 ) -> tuple[dict[Cell, list[Outcome]], dict[Cell, float]]:
@@ -163,6 +176,7 @@ def measure(
         run_subprocess(
             url, key, warm, workdir=workdir, concurrency=2, requests=4, cpus=plan.load_cpus
         )
+    counter = cell_counter(plan)
     seed = 0
     for length in plan.lengths:
         for concurrency in plan.concurrencies:
@@ -170,6 +184,8 @@ def measure(
             for round_ in range(plan.rounds):
                 order = TARGETS if round_ % 2 == 0 else TARGETS[::-1]
                 for target in order:
+                    label = f"{target} {length:,} tokens c={concurrency} round {round_ + 1}"
+                    counter.start(label)
                     url, key = urls[target]
                     if target == "warmgate":
                         wait_ready(url, plan)
@@ -180,13 +196,13 @@ def measure(
                     result = run_subprocess(
                         url, key, Workload(bodies=bodies), workdir=workdir,
                         concurrency=concurrency, requests=count, raw=True, cpus=plan.load_cpus,
-                        label=f"{target} {length // 1024}k c={concurrency} r{round_ + 1}",
-                        timeout_s=3600,
+                        label=label, timeout_s=3600,
                     )  # fmt: skip
-                    cell = (target, length, concurrency)
-                    got = msgspec.convert(result["outcomes"], list[Outcome])
-                    outcomes.setdefault(cell, []).extend(got)
-                    walls[cell] = walls.get(cell, 0.0) + result["wall_s"]
+                    cell = (target, length, concurrency, round_)
+                    outcomes[cell] = msgspec.convert(result["outcomes"], list[Outcome])
+                    walls[cell] = result["wall_s"]
+                    counter.finish()
+    counter.close()
     return outcomes, walls
 
 
@@ -195,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = make_plan(args)
     name = args.name or ("long_context-quick" if args.quick else "long_context")
     workdir = Path(tempfile.mkdtemp(prefix="warmgate-long-context-"))
-    print(f"long_context: logs in {workdir}", file=sys.stderr)
+    print(f"[long_context] logs in {workdir}", file=sys.stderr)
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         backends, backend_desc = start_backends(args, plan, workdir, stack)
@@ -212,9 +228,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         urls = {"direct": (backends[0], args.api_key), "warmgate": (gateway_url, BENCH_KEY)}
         outcomes, walls = measure(urls, plan, workdir)
-    rows = summarize_cells(outcomes, walls, plan.lengths, plan.concurrencies)
+    rows = long_context_results.summarize_cells(
+        outcomes, walls, plan.lengths, plan.concurrencies, plan.rounds
+    )
     result_doc: dict[str, Any] = {
         "benchmark": "long_context",
+        "name": name,
+        "quick": bool(args.quick),
         "command": report.command_line("long_context", argv),
         "machine": report.machine(),
         "backend": backend_desc,
@@ -226,128 +246,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rows": rows,
         "gateway_not_ready_before_batch": plan.ejections,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    report.write_json(args.out / f"{name}.json", result_doc)
-    (args.out / f"{name}.md").write_text(render(result_doc))
-    plot(result_doc, args.out / f"{name}.png")
-    print(render(result_doc))
+    result_doc = long_context_results.rebuild(result_doc)
+    written = report.write_results(
+        args.out, name, result_doc, long_context_results.render, long_context_results.plot
+    )
+    print(long_context_results.render(result_doc))
     if not args.keep_logs:
         shutil.rmtree(workdir, ignore_errors=True)
+    report.print_written(written)
     return 0
-
-
-def summarize_cells(
-    outcomes: dict[Cell, list[Outcome]],
-    walls: dict[Cell, float],
-    lengths: Sequence[int],
-    concurrencies: Sequence[int],
-) -> list[dict[str, Any]]:
-    rows = []
-    for length in lengths:
-        for concurrency in concurrencies:
-            row: dict[str, Any] = {"length": length, "concurrency": concurrency}
-            for target in TARGETS:
-                cell = (target, length, concurrency)
-                summary = summarize(outcomes.get(cell, []), walls.get(cell, 0.0))
-                row[target] = {k: summary[k] for k in (
-                    "requests", "ok", "errors", "prompt_tokens", "ttft_ms", "itl_ms", "tpot_ms",
-                    "e2e_ms", "output_tok_per_s")}  # fmt: skip
-                ok = max(summary["ok"], 1)
-                row[target]["mean_prompt_tokens"] = round(summary["prompt_tokens"] / ok)
-            for pct in ("mean", "p50", "p90", "p99"):
-                direct = row["direct"]["ttft_ms"].get(pct)
-                gateway = row["warmgate"]["ttft_ms"].get(pct)
-                added = gateway - direct if direct is not None and gateway is not None else None
-                row[f"added_ttft_{pct}_ms"] = None if added is None else round(added, 3)
-            rows.append(row)
-    return rows
-
-
-def added_mean(row: dict[str, Any]) -> float | None:
-    """Mean TTFT through Warmgate minus direct. At c > 1 the batch's requests queue behind each
-    other's prefill, so single percentiles jump by whole prefill times with arrival order; the
-    mean over the batch does not depend on that order."""
-    direct, gateway = row["direct"]["ttft_ms"].get("mean"), row["warmgate"]["ttft_ms"].get("mean")
-    if direct is None or gateway is None:
-        return None
-    return round(float(gateway) - float(direct), 3)
-
-
-def render(result: dict[str, Any]) -> str:
-    lines = [f"Command: `{result['command']}`", ""]
-    load = ", ".join(f"{x:.2f}" for x in result["machine"]["load_average_at_start"])
-    lines.append(
-        f"Backend: {result['backend']}; Warmgate (every feature on) pinned to CPU "
-        f"{result['server_cpus']}, load generator and simulator to CPU {result['load_cpus']}; "
-        f"{result['max_tokens']} output tokens; {result['rounds']} interleaved round(s); "
-        f"load average at start {load}."
-    )
-    lines.append("")
-    headers = ["prompt tokens", "counted by backend", "c", "TTFT p50 direct",
-               "TTFT p50 Warmgate", "added mean", "added p50", "added p99",
-               "ITL p50 direct / Warmgate", "TPOT p50 direct / Warmgate",
-               "E2E p50 direct / Warmgate", "errors"]  # fmt: skip
-    table = []
-    counted_by_backend = not result["backend"].startswith("canned")
-    for r in result["rows"]:
-        d, w = r["direct"], r["warmgate"]
-
-        def pair(metric: str, d: dict[str, Any] = d, w: dict[str, Any] = w) -> str:
-            a, b = d[metric].get("p50"), w[metric].get("p50")
-            return f"{a:.1f} / {b:.1f}" if a is not None and b is not None else "-"
-
-        errors = sum(d["errors"].values()) + sum(w["errors"].values())
-        table.append([
-            f"{r['length']:,}", f"{d['mean_prompt_tokens']:,}" if counted_by_backend else "-",
-            r["concurrency"],
-            d["ttft_ms"].get("p50"), w["ttft_ms"].get("p50"), added_mean(r),
-            r["added_ttft_p50_ms"], r["added_ttft_p99_ms"], pair("itl_ms"), pair("tpot_ms"),
-            pair("e2e_ms"), errors,
-        ])  # fmt: skip
-    lines += [
-        "All times in ms. At c > 1 requests queue behind each other's prefill, so percentiles "
-        "of a few requests move by whole prefill times with arrival order: read `added mean` "
-        "there.",
-        "",
-        report.markdown_table(headers, table),
-    ]
-    ejections = result.get("gateway_not_ready_before_batch")
-    if ejections:
-        lines += [
-            "",
-            f"- Before {ejections} Warmgate batch(es) the gateway had ejected the backend: its "
-            "`/health_generate` probe waited behind the direct batch's long prefill while the "
-            "gateway itself had nothing in flight. The benchmark waited for `/ready` each time.",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def plot(result: dict[str, Any], path: Path) -> None:
-    plt = report.pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    concurrencies = sorted({r["concurrency"] for r in result["rows"]})
-    for c in concurrencies:
-        rows = [r for r in result["rows"] if r["concurrency"] == c]
-        xs = [r["length"] for r in rows]
-        for target, style in (("direct", "o--"), ("warmgate", "s-")):
-            ys = [r[target]["ttft_ms"].get("p50") for r in rows]
-            left.plot(xs, ys, style, label=f"{target} c={c}")
-        right.plot(xs, [r["added_ttft_p50_ms"] for r in rows], "s-", label=f"c={c}")
-    left.set_xscale("log")
-    left.set_yscale("log")
-    left.set_xlabel("prompt tokens")
-    left.set_ylabel("TTFT p50 (ms)")
-    left.set_title("Time to first token")
-    left.legend(fontsize=8)
-    right.axhline(0, color="grey", linewidth=0.5)
-    right.set_xscale("log")
-    right.set_xlabel("prompt tokens")
-    right.set_ylabel("TTFT Warmgate adds, p50 (ms)")
-    right.set_title("Added TTFT")
-    right.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import long_context, overhead, overhead_results, routing
+from benchmarks import long_context, long_context_results, overhead, overhead_results, routing
 from benchmarks.loadgen import Workload, chat_body, run_subprocess
 from benchmarks.processes import free_port
 from benchmarks.upstreams import canned_process
@@ -96,17 +96,27 @@ def test_overhead_quick_run_writes_rows_for_every_target_and_mode(
     assert result["server_cpus"] is None or result["server_cpus"] != result["load_cpus"]
 
 
-def test_long_context_quick_run_reports_added_ttft_per_length(tmp_path: Path) -> None:
+def test_long_context_quick_run_reports_added_ttft_per_length(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ["--quick", "--lengths", "256,2048", "--concurrency", "1", "--requests", "1"]
-    args += ["--time-scale", "0", "--max-tokens", "4", "--out", str(tmp_path), "--name", "smoke"]
+    args += ["--rounds", "2", "--time-scale", "0", "--max-tokens", "4"]
+    args += ["--out", str(tmp_path), "--name", "smoke"]
     assert long_context.main(args) == 0
+    check_run_output(capsys, tmp_path, "smoke")
     result = read_result(tmp_path, "smoke")
     assert [row["length"] for row in result["rows"]] == [256, 2048]
     for row in result["rows"]:
-        for target in long_context.TARGETS:
-            assert row[target]["ok"] == 1
+        for target in long_context_results.TARGETS:
+            assert row[target]["ok"] == 2  # one request per round
             assert row[target]["mean_prompt_tokens"] >= row["length"] * 0.9
         assert row["added_ttft_p50_ms"] is not None
+        assert len(row["rounds"]) == 2
+    assert [f["goal"] for f in result["goals"]] == [
+        "TTFT Warmgate adds, p50 (ms), 256 prompt tokens, c=1",
+        "TTFT Warmgate adds, p50 (ms), 2,048 prompt tokens, c=1",
+    ]
+    check_quick_verdicts(result, tmp_path, "smoke")
 
 
 def test_routing_quick_run_reports_hit_rates_from_the_replicas_usage(tmp_path: Path) -> None:
