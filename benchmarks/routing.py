@@ -11,6 +11,11 @@ another, each starting from empty caches: TTFT p50/p99, throughput, and the cach
 
     python -m benchmarks.routing            # full: 16 groups x 4 conversations x 4 turns
     python -m benchmarks.routing --quick    # < 2 min
+
+Each of `--rounds` rounds (default 3) plays the workload through every policy, in an order
+rotated from round to round. Writes benchmarks/results/routing.{json,md,png} (quick:
+routing-quick.*); the rows, figures, report and plot are computed in
+benchmarks/routing_results.py.
 """
 
 from __future__ import annotations
@@ -28,22 +33,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks import report, routing_results
 from benchmarks.gateway import BENCH_KEY, warmgate_process
 from benchmarks.loadgen import Conversation, Workload, run_subprocess
 from benchmarks.peers import PEERS
 from benchmarks.processes import ServerProcess, chat_probe, free_port, free_port_range
+from benchmarks.progress import CellCounter
+from benchmarks.routing_results import LABELS, POLICIES
 from benchmarks.upstreams import replica_urls, sim_process
 from benchmarks.workloads import shared_prefix_conversations
 
 MODEL = "demo"
-POLICIES = ("cache_aware", "least_outstanding", "round_robin", "sglang-router")
-LABELS = {
-    "cache_aware": "Warmgate cache_aware",
-    "least_outstanding": "Warmgate least_outstanding",
-    "round_robin": "Warmgate round_robin",
-    "sglang-router": "SGLang router 0.3.2 (cache_aware)",
-}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -51,6 +51,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short run: < 2 minutes")
     parser.add_argument("--policies", help=f"comma-separated subset of {','.join(POLICIES)}")
     parser.add_argument("--peers", action="store_true", help="install sglang-router if missing")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over every policy")
     parser.add_argument("--replicas", type=int, default=4)
     parser.add_argument("--groups", type=int, help="shared system prompts (default 16, quick 8)")
     parser.add_argument("--per-group", type=int, help="conversations per group (default 4)")
@@ -168,10 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             PEERS["sglang-router"].install()
         else:
             policies.remove("sglang-router")
-            notes.append(
-                f"SGLang router skipped: not installed in {PEERS['sglang-router'].venv_dir} "
-                "(rerun with --peers to install it)"
-            )
+            notes.append("SGLang router skipped: not installed (rerun with --peers to install it)")
     conversations = shared_prefix_conversations(
         MODEL, groups=groups, conversations_per_group=per_group, turns=turns,
         system_tokens=system_tokens, question_tokens=args.question_tokens,
@@ -179,9 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     name = args.name or ("routing-quick" if quick else "routing")
     workdir = Path(tempfile.mkdtemp(prefix="warmgate-routing-"))
-    print(f"routing: logs in {workdir}", file=sys.stderr)
+    print(f"[routing] logs in {workdir}", file=sys.stderr)
     started = time.monotonic()
-    results = []
+    runs: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         port = free_port_range(args.replicas)
         sim = sim_process(
@@ -192,12 +190,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         backends = replica_urls(port, args.replicas)
         for url in backends:
             sim.wait_until(url + "/health", timeout_s=60)
-        for policy in policies:
-            result = run_policy(
-                policy, backends, conversations, concurrency=concurrency, workdir=workdir,
-                cpus=(server_cpus, load_cpus),
-            )  # fmt: skip
-            results.append(result)
+        counter = CellCounter("routing", [1.0] * (args.rounds * len(policies)))
+        for round_ in range(args.rounds):
+            shift = round_ % len(policies)
+            for policy in policies[shift:] + policies[:shift]:
+                counter.start(f"{LABELS[policy]} round {round_ + 1}")
+                result = run_policy(
+                    policy, backends, conversations, concurrency=concurrency, workdir=workdir,
+                    cpus=(server_cpus, load_cpus),
+                )  # fmt: skip
+                runs.append(dict(result, round=round_))
+                counter.finish()
+        counter.close()
     workload = {
         "groups": groups,
         "conversations_per_group": per_group,
@@ -212,96 +216,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     doc: dict[str, Any] = {
         "benchmark": "routing",
+        "name": name,
+        "quick": bool(quick),
         "command": report.command_line("routing", argv),
         "machine": report.machine(),
         "workload": workload,
         "server_cpus": server_cpus,
         "load_cpus": load_cpus,
+        "rounds": args.rounds,
         "wall_s": round(time.monotonic() - started, 1),
-        "results": results,
-        "goals": goals(results),
         "notes": notes,
+        "runs": runs,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    report.write_json(args.out / f"{name}.json", doc)
-    (args.out / f"{name}.md").write_text(render(doc))
-    plot(doc, args.out / f"{name}.png")
-    print(render(doc))
+    doc = routing_results.rebuild(doc)
+    written = report.write_results(
+        args.out, name, doc, routing_results.render, routing_results.plot
+    )
+    print(routing_results.render(doc))
     if not args.keep_logs:
         shutil.rmtree(workdir, ignore_errors=True)
+    report.print_written(written)
     return 0
-
-
-def goals(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    by = {r["policy"]: r for r in results}
-    found = []
-    aware, rr, router = by.get("cache_aware"), by.get("round_robin"), by.get("sglang-router")
-    if aware and rr and rr["ttft_ms"].get("p50"):
-        ratio = aware["ttft_ms"]["p50"] / rr["ttft_ms"]["p50"]
-        found.append({"goal": "cache_aware TTFT p50 / round_robin's (≤ 0.5)",
-                      "measured": round(ratio, 3), "met": ratio <= 0.5})  # fmt: skip
-    if aware and router and router["cache_hit_rate"] is not None:
-        mine, theirs = aware["cache_hit_rate"] or 0.0, router["cache_hit_rate"]
-        found.append({"goal": f"cache_aware hit rate ≥ SGLang router's ({theirs:.3f})",
-                      "measured": round(mine, 3), "met": mine >= theirs})  # fmt: skip
-    return found
-
-
-def render(doc: dict[str, Any]) -> str:
-    w = doc["workload"]
-    load = ", ".join(f"{x:.2f}" for x in doc["machine"]["load_average_at_start"])
-    lines = [
-        f"Command: `{doc['command']}`",
-        "",
-        f"Workload: {w['groups']} groups x {w['conversations_per_group']} conversations x "
-        f"{w['turns']} turns, {w['system_tokens']}-token shared system prompt, "
-        f"{w['question_tokens']}-token questions, {w['max_tokens']} output tokens, "
-        f"{w['concurrency']} conversations at once; {w['replicas']} simulated replicas with "
-        f"{w['kv_tokens_per_replica']:,} KV tokens each, time scale {w['time_scale']}. Gateway "
-        f"pinned to CPU {doc['server_cpus']}, load generator and simulator to CPU "
-        f"{doc['load_cpus']}; load average at start {load}.",
-        "",
-    ]
-    headers = ["policy", "TTFT p50 ms", "TTFT p99 ms", "E2E p50 ms", "req/s", "output tok/s",
-               "cache-hit rate", "requests per replica", "errors"]  # fmt: skip
-    table = [
-        [LABELS[r["policy"]], r["ttft_ms"].get("p50"), r["ttft_ms"].get("p99"),
-         r["e2e_ms"].get("p50"), r["req_per_s"], r["output_tok_per_s"], r["cache_hit_rate"],
-         " / ".join(str(n) for n in r["requests_per_replica"]), sum(r["errors"].values())]
-        for r in doc["results"]
-    ]  # fmt: skip
-    lines += [report.markdown_table(headers, table), ""]
-    if doc["goals"]:
-        table = [[g["goal"], g["measured"], "yes" if g["met"] else "**no**"] for g in doc["goals"]]
-        lines += ["**Goals**", "", report.markdown_table(["goal", "measured", "met"], table), ""]
-    lines += [f"- {note}" for note in doc["notes"]]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def plot(doc: dict[str, Any], path: Path) -> None:
-    plt = report.pyplot()
-    results = doc["results"]
-    labels = [LABELS[r["policy"]].replace(" (", "\n(").replace(" ", "\n", 1) for r in results]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    xs = range(len(results))
-    left.bar([x - 0.2 for x in xs], [r["ttft_ms"].get("p50") or 0 for r in results], 0.4,
-             label="p50")  # fmt: skip
-    left.bar([x + 0.2 for x in xs], [r["ttft_ms"].get("p99") or 0 for r in results], 0.4,
-             label="p99")  # fmt: skip
-    left.set_xticks(list(xs))
-    left.set_xticklabels(labels, fontsize=7)
-    left.set_ylabel("TTFT (ms)")
-    left.set_title("Time to first token")
-    left.legend()
-    right.bar(list(xs), [r["cache_hit_rate"] or 0 for r in results])
-    right.set_xticks(list(xs))
-    right.set_xticklabels(labels, fontsize=7)
-    right.set_ylim(0, 1)
-    right.set_ylabel("cached / prompt tokens")
-    right.set_title("Prefix-cache hit rate")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -119,15 +119,23 @@ def test_long_context_quick_run_reports_added_ttft_per_length(
     check_quick_verdicts(result, tmp_path, "smoke")
 
 
-def test_routing_quick_run_reports_hit_rates_from_the_replicas_usage(tmp_path: Path) -> None:
-    args = ["--quick", "--policies", "cache_aware,round_robin", "--groups", "2"]
+def test_routing_quick_run_reports_hit_rates_from_the_replicas_usage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--quick", "--policies", "cache_aware,round_robin", "--groups", "2", "--rounds", "2"]
     args += ["--per-group", "2", "--turns", "2", "--system-tokens", "256", "--concurrency", "2"]
     args += ["--time-scale", "0", "--out", str(tmp_path), "--name", "smoke"]
     assert routing.main(args) == 0
+    check_run_output(capsys, tmp_path, "smoke")
     result = read_result(tmp_path, "smoke")
     assert [r["policy"] for r in result["results"]] == ["cache_aware", "round_robin"]
+    # Round 2 starts with the other policy: the order rotates.
+    assert [(r["round"], r["policy"]) for r in result["runs"]] == [
+        (0, "cache_aware"), (0, "round_robin"), (1, "round_robin"), (1, "cache_aware"),
+    ]  # fmt: skip
     for r in result["results"]:
-        assert r["ok"] == 2 * 2 * 2
+        assert r["ok"] == 2 * 2 * 2 * 2  # groups x conversations x turns x rounds
         assert sum(r["requests_per_replica"]) >= r["ok"]
         # Second turns resend the first turn's history: some prompt tokens must be cached.
         assert 0 < r["cache_hit_rate"] < 1
+    check_quick_verdicts(result, tmp_path, "smoke")
