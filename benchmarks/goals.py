@@ -95,7 +95,7 @@ def table(found: Sequence[Mapping[str, Any]], quick: bool) -> str:
         ]
         for f in found
     ]
-    headers = ["figure", "median", "spread (min to max)", "goal", "met"]
+    headers = ["figure", "measured", "spread (min to max)", "goal", "met"]
     return report.markdown_table(headers, rows)
 
 

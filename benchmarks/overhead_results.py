@@ -77,7 +77,10 @@ class Cells:
         return self.runs.get((target, mode, concurrency), {})
 
     def added(self, target: str, mode: str, concurrency: int, pct: str) -> dict[int, float]:
-        """Per round: this target's latency percentile minus direct's in the same round."""
+        """Per round: this target's latency percentile minus direct's in the same round
+        (nothing for direct itself, the baseline)."""
+        if target == "direct":
+            return {}
         metric = latency_metric(mode)
         direct = self.rounds("direct", mode, concurrency)
         found: dict[int, float] = {}

@@ -178,7 +178,8 @@ def plot(doc: Mapping[str, Any], path: Path) -> None:
         if i:
             ax.tick_params(axis="y", labelleft=False)
     caption = [
-        f"Each bar: the median over {doc['rounds']} round(s); whiskers: min to max. Linear axes.",
+        charts.rounds_caption(doc["rounds"]),
+        "Each round starts from empty caches. Linear axes.",
         charts.CUT_CAPTION if cut else "",
     ]
     if doc.get("quick"):
