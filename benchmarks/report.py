@@ -92,13 +92,15 @@ def write_results(
     name: str,
     doc: Mapping[str, Any],
     render: Callable[[Mapping[str, Any]], str],
-    draw: Callable[[Mapping[str, Any], Path], None],
+    draw: Callable[[Mapping[str, Any], Path], None] | None = None,
 ) -> list[Path]:
-    """Writes `<name>.json`, `.md` and `.png` under `out` and returns their paths."""
-    paths = [out / f"{name}.json", out / f"{name}.md", out / f"{name}.png"]
+    """Writes `<name>.json`, `.md` and (given `draw`) `.png` under `out`; returns their paths."""
+    paths = [out / f"{name}.json", out / f"{name}.md"]
     write_json(paths[0], doc)
     paths[1].write_text(render(doc))
-    draw(doc, paths[2])
+    if draw is not None:
+        paths.append(out / f"{name}.png")
+        draw(doc, paths[2])
     return paths
 
 

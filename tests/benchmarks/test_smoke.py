@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from benchmarks import long_context, long_context_results, overhead, overhead_results, routing
+from benchmarks import (
+    long_context,
+    long_context_results,
+    overhead,
+    overhead_results,
+    routing,
+    wire_decode,
+)
 from benchmarks.loadgen import Workload, chat_body, run_subprocess
 from benchmarks.processes import free_port
 from benchmarks.upstreams import canned_process
@@ -28,15 +35,17 @@ def read_result(out: Path, name: str) -> dict[str, Any]:
     return result
 
 
-def check_run_output(capsys: pytest.CaptureFixture[str], out: Path, name: str) -> None:
-    """The cell counter reached N of N, and the last lines name the three files written."""
+def check_run_output(
+    capsys: pytest.CaptureFixture[str], out: Path, name: str, suffixes: str = ".json .md .png"
+) -> None:
+    """The cell counter reached N of N, and the last lines name the files written."""
     captured = capsys.readouterr()
     counted = re.findall(r"cell (\d+)/(\d+) ", captured.err)
     assert counted, captured.err
     assert [int(k) for k, _ in counted] == list(range(1, int(counted[0][1]) + 1))
     assert re.search(rf"{int(counted[0][1])}/{int(counted[0][1])} cells in \d+:\d\d", captured.err)
-    last = captured.out.rstrip().splitlines()[-4:]
-    assert last == ["Wrote:", *(f"  {out / name}{suffix}" for suffix in (".json", ".md", ".png"))]
+    written = [f"  {out / name}{suffix}" for suffix in suffixes.split()]
+    assert captured.out.rstrip().splitlines()[-len(written) - 1 :] == ["Wrote:", *written]
 
 
 def check_quick_verdicts(result: dict[str, Any], out: Path, name: str) -> None:
@@ -139,3 +148,19 @@ def test_routing_quick_run_reports_hit_rates_from_the_replicas_usage(
         # Second turns resend the first turn's history: some prompt tokens must be cached.
         assert 0 < r["cache_hit_rate"] < 1
     check_quick_verdicts(result, tmp_path, "smoke")
+
+
+def test_wire_decode_quick_run_measures_each_operation_on_each_body(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert wire_decode.main(["--quick", "--out", str(tmp_path), "--name", "smoke"]) == 0
+    check_run_output(capsys, tmp_path, "smoke", ".json .md")
+    result = json.loads((tmp_path / "smoke.json").read_text())
+    assert [(r["body"], r["operation"]) for r in result["rows"]] == [
+        (body, operation)
+        for body in ("typical", "long")
+        for operation in ("decode + validate", "upstream body", "rewrite: include_usage",
+                          "rewrite: model + include_usage")
+    ]  # fmt: skip
+    assert all(r["us_per_call"] > 0 for r in result["rows"])
+    assert (tmp_path / "smoke.md").read_text().startswith("**Quick run: indicative.**")
