@@ -1,141 +1,139 @@
-"""The README's benchmark figures, built from benchmarks/results/*.json.
+"""benchmarks/README.md's figures, rebuilt from the reports in benchmarks/results/.
 
-    python -m benchmarks.summary                 # print the markdown
-    python -m benchmarks.summary --write-readme  # replace the marked block in README.md
+    python -m benchmarks.summary                 # print the README as it would be rebuilt
+    python -m benchmarks.summary --write-readme  # rewrite its results blocks in place
+    python -m benchmarks.summary --check         # exit 1 when a block differs from its report
+    python -m benchmarks.summary --redraw        # redraw each .md and .png from its .json
 
-Every figure names the command that produced it (stored in its result file).
+The README is written by hand except between marker pairs such as
+
+    <!-- results: overhead (python -m benchmarks.summary --write-readme) -->
+    <!-- end results: overhead -->
+
+where the summary puts the report `results/overhead.md` (figures and goals, the plot, the
+tables; each names the command that produced it). `--redraw` rebuilds reports and plots from
+the result documents (`results/<name>.json`, kept locally, not committed) without measuring
+again, for when the way they are drawn changes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
-from benchmarks.gateway import REPO_ROOT
+from benchmarks import long_context_results, overhead_results, report, routing_results, wire_decode
 
-BEGIN = "<!-- benchmarks:begin (python -m benchmarks.summary --write-readme) -->"
-END = "<!-- benchmarks:end -->"
-SECTIONS = (
-    ("overhead", "Gateway overhead (canned upstream)"),
-    ("overhead-features", "Keys, limits and ledger on vs off (canned upstream, 5 rounds)"),
-    ("overhead-sim", "Gateway overhead (simulator at --time-scale 0)"),
-    ("long_context", "Long prompts through the simulator's latency model"),
-    ("long_context-canned", "Long prompts, the gateway's own cost (canned upstream)"),
-    ("routing", "Routing quality on the shared-prefix workload"),
+README = Path(__file__).resolve().parent / "README.md"
+BLOCK = re.compile(
+    r"(?P<begin><!-- results: (?P<name>[\w.-]+) \(python -m benchmarks\.summary "
+    r"--write-readme\) -->\n)(?P<body>.*?)(?P<end><!-- end results: (?P=name) -->)",
+    re.DOTALL,
 )
 
 
-def load(results: Path, name: str) -> dict[str, Any] | None:
-    path = results / f"{name}.json"
+class Drawing:
+    """How one benchmark's result document becomes its report and (if it has one) plot."""
+
+    def __init__(
+        self,
+        rebuild: Callable[[Mapping[str, Any]], dict[str, Any]],
+        render: Callable[[Mapping[str, Any]], str],
+        plot: Callable[[Mapping[str, Any], Path], None] | None,
+    ) -> None:
+        self.rebuild = rebuild
+        self.render = render
+        self.plot = plot
+
+
+DRAWINGS = {
+    "overhead": Drawing(overhead_results.rebuild, overhead_results.render, overhead_results.plot),
+    "long_context": Drawing(
+        long_context_results.rebuild, long_context_results.render, long_context_results.plot
+    ),
+    "routing": Drawing(routing_results.rebuild, routing_results.render, routing_results.plot),
+    "wire_decode": Drawing(dict, wire_decode.render, None),
+}
+
+
+def block_body(results: Path, name: str, readme: Path) -> str:
+    """What goes between a block's markers: the report, its plot linked from the README."""
+    path = results / f"{name}.md"
     if not path.exists():
-        return None
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+        return f"No results yet: `{name}.md` is missing from the results folder.\n"
+    folder = report.relative_link(results, readme.parent)
+    text = path.read_text()
+    return text.replace(f"]({name}.png)", f"]({folder}/{name}.png)")
 
 
-def overhead_rows(doc: dict[str, Any], source: str) -> list[list[object]]:
-    def row(target: str, mode: str, concurrency: int) -> dict[str, Any] | None:
-        for r in doc["rows"]:
-            if (r["target"], r["mode"], r["concurrency"]) == (target, mode, concurrency):
-                return dict(r)
-        return None
+def rebuilt(readme_text: str, results: Path, readme: Path) -> str:
+    def fill(match: re.Match[str]) -> str:
+        body = block_body(results, match["name"], readme)
+        return match["begin"] + "\n" + body.rstrip() + "\n\n" + match["end"]
 
-    out: list[list[object]] = []
-    top = max(doc["concurrencies"])
-    command = f"`{doc['command']}`"
-    for mode in doc["modes"]:
-        wg1, wg, bare = row("warmgate", mode, 1), row("warmgate", mode, top), row("bare", mode, top)
-        if wg1:
-            out.append([f"Warmgate added p50, c=1, {mode} ({source})",
-                        f"{wg1['added_p50_ms']:.2f} ms", "≤ 1 ms", command])  # fmt: skip
-        if wg and bare:
-            ratio = wg["req_per_s"] / bare["req_per_s"]
-            out.append([f"Warmgate req/s ÷ bare relay's, c={top}, {mode} ({source})",
-                        f"{wg['req_per_s']:.0f} / {bare['req_per_s']:.0f} = {ratio:.2f}",
-                        "≥ 0.8", command])  # fmt: skip
-            out.append([f"server CPU per request, c={top}, {mode}: Warmgate / bare ({source})",
-                        f"{wg['server_cpu_ms_per_req']:.2f} / {bare['server_cpu_ms_per_req']:.2f}"
-                        " ms", "-", command])  # fmt: skip
-        off = row("warmgate-off", mode, top)
-        if wg and off:
-            cpu_on, cpu_off = wg["server_cpu_ms_per_req"], off["server_cpu_ms_per_req"]
-            out.append([f"keys+limits+ledger on ÷ off, req/s, c={top}, {mode}",
-                        f"{wg['req_per_s'] / off['req_per_s']:.2f} (CPU/req "
-                        f"{cpu_on:.2f} vs {cpu_off:.2f} ms)", "≥ 0.9", command])  # fmt: skip
-    return out
+    return BLOCK.sub(fill, readme_text)
 
 
-def headline(results: Path) -> list[list[object]]:
-    rows: list[list[object]] = []
-    sources = (("overhead", "canned"), ("overhead-features", "canned, 5 rounds"),
-               ("overhead-sim", "sim"))  # fmt: skip
-    for name, source in sources:
-        doc = load(results, name)
-        if doc:
-            rows += overhead_rows(doc, source)
-            for goal in doc.get("goals", []):
-                if (
-                    "LiteLLM" in goal["goal"]
-                    or "SGLang router" in goal["goal"]
-                    or "MB" in goal["goal"]
-                ):
-                    rows.append([goal["goal"], goal["measured"], "met" if goal["met"] else
-                                 "**not met**", f"`{doc['command']}`"])  # fmt: skip
-    for name in ("long_context", "long_context-canned"):
-        doc = load(results, name)
-        if not doc:
-            continue
-        for r in doc["rows"]:
-            if r["concurrency"] == 1 and r["length"] >= 100_000:
-                rows.append([f"TTFT Warmgate adds at {r['length']:,} prompt tokens, c=1, p50 "
-                             f"({'canned' if 'canned' in name else 'sim'})",
-                             f"{r['added_ttft_p50_ms']} ms", "≤ 5 ms",
-                             f"`{doc['command']}`"])  # fmt: skip
-    doc = load(results, "routing")
-    if doc:
-        for goal in doc["goals"]:
-            rows.append([goal["goal"], goal["measured"], "met" if goal["met"] else "**not met**",
-                         f"`{doc['command']}`"])  # fmt: skip
-    return rows
-
-
-def build(results: Path) -> str:
-    parts = [BEGIN, "", "**Headline figures** (each from the command beside it)", ""]
-    parts.append(
-        report.markdown_table(["figure", "measured", "goal", "command"], headline(results))
-    )
-    parts.append("")
-    for name, title in SECTIONS:
-        table = results / f"{name}.md"
-        if table.exists():
-            parts += [f"#### {title}", "", table.read_text().rstrip(), "",
-                      f"![{title}](benchmarks/results/{name}.png)", ""]  # fmt: skip
-    parts.append(END)
-    return "\n".join(parts)
-
-
-def write_readme(readme: Path, block: str) -> None:
-    text = readme.read_text()
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < 0:
-        raise SystemExit(f"{readme}: markers {BEGIN!r} ... {END!r} not found")
-    readme.write_text(text[:start] + block + text[end + len(END) :])
+def redraw(results: Path) -> list[Path]:
+    """Rewrites `<name>.md` and `<name>.png` from each `<name>.json` a benchmark wrote (the
+    JSON itself is left as measured)."""
+    written: list[Path] = []
+    for path in sorted(results.glob("*.json")):
+        doc = json.loads(path.read_text())
+        kind = doc.get("benchmark") if isinstance(doc, dict) else None
+        drawing = DRAWINGS.get(kind) if isinstance(kind, str) else None
+        if drawing is None:
+            continue  # not a result document of the benchmarks drawn here
+        doc.setdefault("name", path.stem)
+        doc = drawing.rebuild(doc)
+        report_path = path.with_suffix(".md")
+        report_path.write_text(drawing.render(doc))
+        written.append(report_path)
+        if drawing.plot is not None:
+            drawing.plot(doc, path.with_suffix(".png"))
+            written.append(path.with_suffix(".png"))
+    return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.summary", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.summary",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--results", type=Path, default=report.RESULTS_DIR)
-    parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--readme", type=Path, default=README)
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--write-readme", action="store_true", help="rewrite the README")
+    action.add_argument("--check", action="store_true", help="exit 1 if the README is stale")
+    parser.add_argument("--redraw", action="store_true", help="redraw reports from their JSON")
     args = parser.parse_args(argv)
-    block = build(args.results)
-    if args.write_readme:
-        write_readme(REPO_ROOT / "README.md", block)
-    else:
-        print(block)
+    written: list[Path] = []
+    if args.redraw:
+        written += redraw(args.results)
+    text = args.readme.read_text()
+    fresh = rebuilt(text, args.results, args.readme)
+    if args.check:
+        if fresh != text:
+            print(
+                f"{report.shown_path(args.readme)} differs from the reports in "
+                f"{report.shown_path(args.results)}: run python -m benchmarks.summary "
+                "--write-readme",
+                file=sys.stderr,
+            )
+            return 1
+    elif args.write_readme:
+        if fresh != text:
+            args.readme.write_text(fresh)
+        written.append(args.readme)
+    elif not args.redraw:
+        print(fresh, end="")
+    if written:
+        report.print_written(written)
     return 0
 
 

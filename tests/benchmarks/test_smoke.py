@@ -3,7 +3,8 @@
 The benchmarks start real processes (the canned upstream, the simulator, the bare relay,
 `warmgate serve`) on loopback ports and drive them with the load generator in its own process.
 Each run counts its cells on stderr, prints the paths it wrote last, marks a quick run's
-verdicts as indicative, and gives each figure's spread over rounds.
+verdicts as indicative, and gives each figure's spread over rounds; redrawing the report from
+the run's JSON gives the same report.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from benchmarks import (
     overhead,
     overhead_results,
     routing,
+    summary,
     wire_decode,
 )
 from benchmarks.loadgen import Workload, chat_body, run_subprocess
@@ -57,6 +59,13 @@ def check_quick_verdicts(result: dict[str, Any], out: Path, name: str) -> None:
         if found["met"] is not None:
             verdict = "yes" if found["met"] else "**no**"
             assert f"| {verdict} (indicative) |" in report
+
+
+def check_redraw_matches(out: Path, name: str) -> None:
+    """Redrawing from the JSON alone gives the report the run wrote."""
+    written = (out / f"{name}.md").read_text()
+    assert out / f"{name}.md" in summary.redraw(out)
+    assert (out / f"{name}.md").read_text() == written
 
 
 def test_load_generator_measures_streams_and_plain_answers_from_the_canned_upstream(
@@ -103,6 +112,7 @@ def test_overhead_quick_run_writes_rows_for_every_target_and_mode(
     check_quick_verdicts(result, tmp_path, "smoke")
     assert result["memory"]["targets"]["warmgate"]["ok"] == 10
     assert result["server_cpus"] is None or result["server_cpus"] != result["load_cpus"]
+    check_redraw_matches(tmp_path, "smoke")
 
 
 def test_long_context_quick_run_reports_added_ttft_per_length(
@@ -126,6 +136,7 @@ def test_long_context_quick_run_reports_added_ttft_per_length(
         "TTFT Warmgate adds, p50 (ms), 2,048 prompt tokens, c=1",
     ]
     check_quick_verdicts(result, tmp_path, "smoke")
+    check_redraw_matches(tmp_path, "smoke")
 
 
 def test_routing_quick_run_reports_hit_rates_from_the_replicas_usage(
@@ -148,6 +159,7 @@ def test_routing_quick_run_reports_hit_rates_from_the_replicas_usage(
         # Second turns resend the first turn's history: some prompt tokens must be cached.
         assert 0 < r["cache_hit_rate"] < 1
     check_quick_verdicts(result, tmp_path, "smoke")
+    check_redraw_matches(tmp_path, "smoke")
 
 
 def test_wire_decode_quick_run_measures_each_operation_on_each_body(
@@ -164,3 +176,4 @@ def test_wire_decode_quick_run_measures_each_operation_on_each_body(
     ]  # fmt: skip
     assert all(r["us_per_call"] > 0 for r in result["rows"])
     assert (tmp_path / "smoke.md").read_text().startswith("**Quick run: indicative.**")
+    check_redraw_matches(tmp_path, "smoke")
