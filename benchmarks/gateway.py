@@ -3,7 +3,7 @@
 "Every feature on" means what a production edge does per request: key authentication, per-key
 limits (checked and counted, set high enough never to refuse), the ledger (SQLite, batched),
 routing with health probes, and the one JSON log line per request (written to a file). "Off"
-turns keys, limits and the ledger off, for the cost of those three alone (issue 5).
+turns keys, limits and the ledger off, for the cost of those three alone.
 """
 
 from __future__ import annotations
