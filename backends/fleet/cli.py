@@ -1,12 +1,18 @@
-"""`warmgate fleet ...`: launch, list, sync and tear down the SGLang backends (SkyPilot 0.14).
+"""`warmgate fleet ...`: launch, plan, list, sync, cost and tear down the SGLang backends.
 
-    warmgate fleet up MODEL [--serve | --cluster] [--infra CLOUD/REGION] [--replicas N]
-    warmgate fleet status
+    warmgate fleet up MODEL [--serve | --cluster] [--region R] [--infra CLOUD[/REGION]]
+                            [--replicas N]
+    warmgate fleet update MODEL [--region R] [--key-env NAME] [--blue-green]
+    warmgate fleet plan [MODEL ...] [--infra CLOUD[/REGION]]
+    warmgate fleet status [--out backends.json]
     warmgate fleet down (MODEL ... | --all)
     warmgate fleet sync [--out backends.json] [--watch SECONDS] [--keep MODEL=N] [--no-relaunch]
+                        [--force] [--max-drop SHARE] [--controller-host HOST]
+    warmgate fleet cost [--days N] [--db URL | --config FILE | --data-dir DIR]
 
-MODEL is the stem of a task file in `--models-dir` (default `sky/models`). The secrets a task
-declares (HF_TOKEN, SGLANG_API_KEY) are read from the environment, like `--secret NAME`.
+MODEL is the stem of a task file in `--models-dir` (default: the task files shipped with
+warmgate). The secrets a task declares (HF_TOKEN, SGLANG_API_KEY) are read from the environment,
+like `--secret NAME`. Errors print one line: exit status 2 for a wrong command line, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -15,15 +21,26 @@ import argparse
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
-from warmgate.backends.fleet.discovery import field, status_name
+from warmgate.backends.fleet import cost as cost_report
+from warmgate.backends.fleet import plan as fleet_plan
+from warmgate.backends.fleet.discovery import field
 from warmgate.backends.fleet.document import DocumentError
+from warmgate.backends.fleet.keeper import HealthProbe, Keeper
+from warmgate.backends.fleet.ledger_source import (
+    LedgerError,
+    add_store_arguments,
+    model_usage,
+    store_url,
+)
 from warmgate.backends.fleet.lineup import Lineup, LineupError
+from warmgate.backends.fleet.listing import status_rows
 from warmgate.backends.fleet.naming import (
     cluster_name,
     parse_cluster_name,
@@ -31,7 +48,7 @@ from warmgate.backends.fleet.naming import (
     service_name,
 )
 from warmgate.backends.fleet.skypilot import FleetError, SkyPilot
-from warmgate.backends.fleet.sync import Keeper, Syncer
+from warmgate.backends.fleet.sync import DEFAULT_MAX_DROP_SHARE, SKYSERVE_DRAIN_S, Syncer
 
 # The task files ship with the package: `sky/` of the checkout is `warmgate/sky/` once installed,
 # two folders above this module in both.
@@ -39,6 +56,16 @@ TASKS_DIR = Path(__file__).resolve().parents[2] / "sky"
 DEFAULT_MODELS_DIR = TASKS_DIR / "models"
 DEFAULT_OUT = Path("backends.json")
 DEFAULT_API_KEY_ENV = "SGLANG_API_KEY"
+PROG = "warmgate fleet"
+
+
+class UsageError(Exception):
+    """The command line is wrong (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
 
 
 @dataclass
@@ -56,7 +83,7 @@ class Context:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="warmgate fleet", description=__doc__.split("\n")[0])
+    root = _Parser(prog=PROG, description=__doc__.split("\n")[0])
     root.add_argument(
         "--models-dir",
         type=Path,
@@ -73,14 +100,15 @@ def parser() -> argparse.ArgumentParser:
         dest="serve",
         action="store_true",
         default=True,
-        help="a SkyServe service: self-healing replicas (default)",
+        help="a SkyServe service wg-MODEL[-REGION]: self-healing replicas (default)",
     )
     mode.add_argument(
         "--cluster",
         dest="serve",
         action="store_false",
-        help="plain clusters wg-<model>-c1..cN (keep them with sync --watch)",
+        help="plain clusters wg-MODEL-c1..cN (keep them with sync --watch)",
     )
+    up.add_argument("--region", help="the region to run in; a service's name carries it")
     up.add_argument("--infra", help="where to run: CLOUD or CLOUD/REGION (overrides the file)")
     up.add_argument(
         "--replicas",
@@ -89,9 +117,24 @@ def parser() -> argparse.ArgumentParser:
         help="minimum replicas (--serve) or number of clusters (--cluster)",
     )
 
-    commands.add_parser("status", help="list the fleet's clusters, services and replicas")
+    update = commands.add_parser("update", help="roll a new version of a model's service")
+    update.add_argument("model")
+    update.add_argument("--region", help="the service of this region (wg-MODEL-REGION)")
+    update.add_argument("--key-env", help="launch the new replicas with the key in this variable")
+    update.add_argument(
+        "--blue-green",
+        action="store_true",
+        help="switch once the new replicas are up (default: rolling)",
+    )
 
-    down = commands.add_parser("down", help="tear down a model's clusters and service")
+    plan = commands.add_parser("plan", help="the optimizer's choice per model and its cost")
+    plan.add_argument("models", nargs="*")
+    plan.add_argument("--infra", help="restrict to CLOUD or CLOUD/REGION")
+
+    status = commands.add_parser("status", help="the fleet's clusters, services and last sync")
+    status.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the backends document")
+
+    down = commands.add_parser("down", help="tear down a model's clusters and services")
     down.add_argument("models", nargs="*")
     down.add_argument("--all", action="store_true", help="every model of the lineup")
 
@@ -110,6 +153,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="MODEL=N",
         help="with --watch: clusters wg-MODEL-c1..cN must exist (repeatable)",
     )
+    sync.add_argument("--infra", help="with --keep: where to launch a cluster never seen")
     sync.add_argument(
         "--no-relaunch",
         dest="relaunch",
@@ -119,8 +163,28 @@ def parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--api-key-env",
         default=DEFAULT_API_KEY_ENV,
-        help="env var that holds the backends' key on the edge (a name, not a key)",
+        help="env var that holds the backends' key on the edge (a name, not a key);"
+        " a backend labelled warmgate-key-env names its own",
     )
+    sync.add_argument(
+        "--force",
+        action="store_true",
+        help="write the document even if it drops more than --max-drop",
+    )
+    sync.add_argument(
+        "--max-drop",
+        type=float,
+        default=DEFAULT_MAX_DROP_SHARE,
+        metavar="SHARE",
+        help="refuse a pass that drops more than this share of the backends",
+    )
+    sync.add_argument(
+        "--controller-host", help="address edges reach the SkyServe controllers at (a forward)"
+    )
+
+    cost = commands.add_parser("cost", help="GPU-hours and cost per model against the ledger")
+    cost.add_argument("--days", type=int, default=30, help="the window, in days (default 30)")
+    add_store_arguments(cost)
     return root
 
 
@@ -133,44 +197,73 @@ def main(argv: Sequence[str]) -> int:
 
 
 def run(argv: Sequence[str], context: Context) -> int:
-    args = parser().parse_args(list(argv))
+    try:
+        args = parser().parse_args(list(argv))
+    except UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
     try:
         lineup = Lineup.from_directory(args.models_dir, context.sky.read_config)
-        if args.command == "up":
-            return up(args, lineup, context)
-        if args.command == "status":
-            return status(lineup, context)
-        if args.command == "down":
-            return down(args, lineup, context)
-        return sync(args, lineup, context)
-    except (FleetError, LineupError, DocumentError) as exc:
-        print(f"warmgate fleet: {exc}", file=sys.stderr)
+        return COMMANDS[args.command](args, lineup, context)
+    except UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    except (FleetError, LineupError, DocumentError, LedgerError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:
-        if not skypilot_error(exc):
-            raise
-        print(f"warmgate fleet: SkyPilot: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - SkyPilot's errors end the command in one line
+        print(f"{PROG}: {one_line(exc)}", file=sys.stderr)
         return 1
 
 
-def skypilot_error(exc: Exception) -> bool:
-    """An error a SkyPilot request raised (its own exception types, an unreachable API server,
-    a cloud refusal): the command ends with its message, not a traceback."""
-    return type(exc).__module__.split(".")[0] == "sky" or isinstance(exc, RuntimeError | OSError)
+def one_line(exc: BaseException) -> str:
+    """A SkyPilot error (its own types, an unreachable API server, a cloud refusal) as one
+    line: its type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else ""
+    kind = type(exc).__name__
+    return (
+        f"SkyPilot: {kind}: {first}"
+        if type(exc).__module__.startswith("sky")
+        else f"{kind}: {first}"
+    )
+
+
+def infra_for(region: str | None, infra: str | None) -> str | None:
+    """`--region` and `--infra` as one SkyPilot infra string."""
+    if region is None:
+        return infra
+    if infra is None:
+        return f"*/{region}"
+    cloud, _, infra_region = infra.partition("/")
+    if infra_region and infra_region.split("/")[0] != region:
+        raise UsageError(f"--region {region} and --infra {infra} name different regions")
+    return f"{cloud}/{region}"
+
+
+def region_of(region: str | None, infra: str | None) -> str | None:
+    if region is not None:
+        return region
+    parts = (infra or "").split("/")
+    return parts[1] if len(parts) > 1 and parts[1] not in {"", "*"} else None
 
 
 def up(args: argparse.Namespace, lineup: Lineup, context: Context) -> int:
     model = lineup.get(args.model)
     if args.replicas < 1:
-        raise FleetError("--replicas must be at least 1: the fleet never scales to zero")
+        raise UsageError("--replicas must be at least 1: the fleet never scales to zero")
+    infra = infra_for(args.region, args.infra)
     if args.serve:
+        try:
+            name = service_name(model.key, region_of(args.region, args.infra))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         task = context.sky.task(
-            model, environ=context.environ, infra=args.infra, min_replicas=args.replicas
+            model, environ=context.environ, infra=infra, min_replicas=args.replicas
         )
-        endpoint = context.sky.serve_up(task, service_name(model.key))
+        endpoint = context.sky.serve_up(task, name)
         print(
-            f"{service_name(model.key)}: load balancer {endpoint} (edges use the replicas; "
-            "run `warmgate fleet sync`)",
+            f"{name}: load balancer {endpoint} (edges use the replicas; run `warmgate fleet sync`)",
             file=context.stdout,
         )
         return 0
@@ -181,69 +274,60 @@ def up(args: argparse.Namespace, lineup: Lineup, context: Context) -> int:
         if name in present:
             print(f"{name}: exists, left as it is", file=context.stdout)
             continue
-        task = context.sky.task(model, environ=context.environ, infra=args.infra)
+        task = context.sky.task(model, environ=context.environ, infra=infra)
         requests.append((name, context.sky.launch(task, name, wait=False)))
+    failed = None
     for name, request_id in requests:
-        context.sky.wait(request_id)
+        try:
+            context.sky.wait(request_id)
+        except Exception as exc:  # noqa: BLE001 - a refusal ends up: one line, no half fleet
+            failed = failed or (name, exc)
+            continue
         print(f"{name}: launched", file=context.stdout)
+    if failed is None:
+        return 0
+    # Launched without retries: a quota or capacity refusal comes back at once. Tear down what
+    # this command started rather than leave a partial fleet running.
+    for name, _ in requests:
+        context.sky.down(name)
+        print(f"{name}: down (the launch of {failed[0]} failed)", file=context.stdout)
+    raise FleetError(f"{failed[0]}: {one_line(failed[1])}")
+
+
+def update(args: argparse.Namespace, lineup: Lineup, context: Context) -> int:
+    model = lineup.get(args.model)
+    try:
+        name = service_name(model.key, args.region)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    task = context.sky.task(
+        model, environ=context.environ, infra=infra_for(args.region, None), key_env=args.key_env
+    )
+    context.sky.serve_update(task, name, rolling=not args.blue_green)
+    mode = "blue-green" if args.blue_green else "rolling"
+    print(
+        f"{name}: {mode} update started (`warmgate fleet status` shows the versions)",
+        file=context.stdout,
+    )
     return 0
 
 
-def status(lineup: Lineup, context: Context) -> int:
-    rows = []
-    for record in context.sky.clusters(refresh=True):
-        name = str(field(record, "name"))
-        parsed = parse_cluster_name(name, lineup.keys())
-        if parsed is None:
-            continue
-        url = context.sky.endpoint(name, lineup.get(parsed.model_key).port) or "-"
-        rows.append(
-            (
-                "cluster",
-                name,
-                parsed.model_key,
-                status_name(field(record, "status")),
-                field(record, "region") or "-",
-                url,
-            )
-        )
-    for service in context.sky.services():
-        name = str(service.get("name"))
-        key = parse_service_name(name, lineup.keys())
-        if key is None:
-            continue
-        rows.append(
-            (
-                "service",
-                name,
-                key,
-                status_name(service.get("status")),
-                "-",
-                service.get("endpoint") or "-",
-            )
-        )
-        for replica in service.get("replica_info") or ():
-            rows.append(
-                (
-                    "replica",
-                    f"{name}/{replica.get('replica_id')}",
-                    key,
-                    status_name(replica.get("status")),
-                    replica.get("region") or "-",
-                    replica.get("endpoint") or "-",
-                )
-            )
-    header = ("KIND", "NAME", "MODEL", "STATUS", "REGION", "URL")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        line = "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
-        print(line.rstrip(), file=context.stdout)
+def plan(args: argparse.Namespace, lineup: Lineup, context: Context) -> int:
+    models = [lineup.get(m) for m in args.models] if args.models else list(lineup)
+    choices = [fleet_plan.choose(context.sky, model, args.infra) for model in models]
+    print(fleet_plan.render(choices), file=context.stdout)
+    return 0
+
+
+def status(args: argparse.Namespace, lineup: Lineup, context: Context) -> int:
+    for line in status_rows(context.sky, lineup, args.out):
+        print(line, file=context.stdout)
     return 0
 
 
 def down(args: argparse.Namespace, lineup: Lineup, context: Context) -> int:
     if args.all == bool(args.models):
-        raise FleetError("name the models to tear down, or pass --all")
+        raise UsageError("name the models to tear down, or pass --all")
     keys = set(lineup.keys()) if args.all else {lineup.get(m).key for m in args.models}
     for record in context.sky.clusters():
         name = str(field(record, "name"))
@@ -253,27 +337,68 @@ def down(args: argparse.Namespace, lineup: Lineup, context: Context) -> int:
             print(f"{name}: down", file=context.stdout)
     for service in context.sky.services():
         name = str(service.get("name"))
-        if parse_service_name(name, lineup.keys()) in keys:
+        parsed_service = parse_service_name(name, lineup.keys())
+        if parsed_service is not None and parsed_service.model_key in keys:
             context.sky.serve_down(name)
             print(f"{name}: down", file=context.stdout)
     return 0
 
 
 def sync(args: argparse.Namespace, lineup: Lineup, context: Context) -> int:
+    if not 0 <= args.max_drop <= 1:
+        raise UsageError("--max-drop takes a share between 0 and 1")
     keeper = None
     if args.watch is not None and args.relaunch:
-        keeper = Keeper(context.sky, lineup, context.environ, keep=parse_keep(args.keep))
+        keeper = Keeper(
+            context.sky,
+            lineup,
+            context.environ,
+            keep=parse_keep(args.keep),
+            infra=args.infra,
+            probe=HealthProbe(),
+        )
     elif args.keep:
-        raise FleetError("--keep needs --watch (and no --no-relaunch)")
-    syncer = Syncer(context.sky, lineup, args.out, args.api_key_env, context.now, keeper)
+        raise UsageError("--keep needs --watch (and no --no-relaunch)")
+    syncer = Syncer(
+        context.sky,
+        lineup,
+        args.out,
+        args.api_key_env,
+        context.now,
+        keeper,
+        max_drop_share=args.max_drop,
+        force=args.force,
+        controller_host=args.controller_host,
+    )
     if args.watch is None:
         document = syncer.run_once()
         written = "unchanged" if document is None else f"version {document.version}"
         print(f"{args.out}: {written}", file=context.stdout)
         return 0
-    if args.watch <= 0:
-        raise FleetError("--watch takes a positive number of seconds")
+    if not 0 < args.watch < SKYSERVE_DRAIN_S / 2:
+        raise UsageError(
+            f"--watch takes a number of seconds below {SKYSERVE_DRAIN_S / 2:.0f}: SkyServe drains "
+            f"a replica it scales down for {SKYSERVE_DRAIN_S:.0f} s, edges must drop it sooner"
+        )
     syncer.watch(args.watch, context.stop)
+    return 0
+
+
+def cost(args: argparse.Namespace, lineup: Lineup, context: Context) -> int:
+    if args.days < 1:
+        raise UsageError("--days must be at least 1")
+    now_s = context.now().timestamp() if context.clock is not None else time.time()
+    start_s = cost_report.window_start(now_s, args.days)
+    usage = model_usage(store_url(args), start_s, now_s)
+    rows = cost_report.costs(
+        lineup,
+        context.sky.cost_report(args.days),
+        context.sky.services(),
+        usage,
+        window_start_s=start_s,
+        now_s=now_s,
+    )
+    print(cost_report.render(rows, args.days), file=context.stdout)
     return 0
 
 
@@ -282,6 +407,17 @@ def parse_keep(specs: Sequence[str]) -> dict[str, int]:
     for spec in specs:
         key, _, count = spec.partition("=")
         if not count.isascii() or not count.isdigit() or int(count) < 1:
-            raise FleetError(f"--keep {spec!r}: expected MODEL=N with N >= 1")
+            raise UsageError(f"--keep {spec!r}: expected MODEL=N with N >= 1")
         keep[key] = int(count)
     return keep
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Lineup, Context], int]] = {
+    "up": up,
+    "update": update,
+    "plan": plan,
+    "status": status,
+    "down": down,
+    "sync": sync,
+    "cost": cost,
+}

@@ -1,9 +1,11 @@
 """From what SkyPilot reports to backends: UP plain clusters and READY SkyServe replicas.
 
-The inputs are SkyPilot's own results as `sky.get` returns them: `StatusResponse` records
-(`sky.status`), `{port: "host:port"}` maps (`sky.endpoints`) and the service dicts of
-`sky.serve.status` with their `replica_info`. Replicas are addressed directly (their own
-URLs), never through the SkyServe load balancer: the edge does its own balancing and health.
+Only what SkyServe's own load balancer would send traffic to is published: READY replicas of
+the service's active versions. The inputs are SkyPilot's own results as `sky.get` returns
+them: `StatusResponse` records (`sky.status`), `{port: "host:port"}` maps (`sky.endpoints`)
+and the service dicts of `sky.serve.status` with their `replica_info`. Replicas are addressed
+directly (their own URLs), never through the SkyServe load balancer: the edge does its own
+balancing and health.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import enum
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from warmgate.backends.fleet.document import FleetBackend
 from warmgate.backends.fleet.lineup import Lineup
-from warmgate.backends.fleet.naming import parse_cluster_name, parse_service_name
+from warmgate.backends.fleet.naming import KEY_ENV_LABEL, parse_cluster_name, parse_service_name
 
 CLUSTER_UP = "UP"
 REPLICA_READY = "READY"
@@ -67,6 +70,17 @@ def _count(count: Any) -> str:
     return str(int(count)) if isinstance(count, float) and count.is_integer() else str(count)
 
 
+def key_env(labels: Any, default: str | None) -> str | None:
+    """The variable that holds a backend's key on the edge: its `warmgate-key-env` label
+    (`sglang_api_key_2` -> `SGLANG_API_KEY_2`; labels are lowercase on some clouds), else
+    `default`. A replica carries the name of the key it was launched with, so replicas of two
+    key generations can serve side by side while a key is rotated."""
+    value = labels.get(KEY_ENV_LABEL) if isinstance(labels, Mapping) else None
+    if isinstance(value, str) and value:
+        return value.upper().replace("-", "_")
+    return default
+
+
 def cluster_backends(
     records: Iterable[Any], endpoint_of: EndpointOf, lineup: Lineup, api_key_env: str | None
 ) -> list[FleetBackend]:
@@ -85,9 +99,9 @@ def cluster_backends(
             FleetBackend(
                 model=task.served_name,
                 url=http_url(endpoint),
-                api_key_env=api_key_env,
+                api_key_env=key_env(field(record, "labels"), api_key_env),
                 cloud=_text(field(record, "cloud")),
-                region=_text(field(record, "region")),
+                region=_region(field(record, "region")),
                 accelerators=per_node(
                     accelerators_label(field(record, "accelerators")), field(record, "nodes")
                 ),
@@ -100,30 +114,63 @@ def cluster_backends(
 def replica_backends(
     services: Iterable[Mapping[str, Any]], lineup: Lineup, api_key_env: str | None
 ) -> list[FleetBackend]:
-    """One backend per READY replica of a service named `wg-<model>`."""
+    """One backend per READY replica of an active version of a service `wg-<model>[-<region>]`.
+
+    SkyServe's own load balancer sends traffic only to READY replicas whose version is in the
+    service's `active_versions` (`get_active_replica_urls`); edges get the same set. A replica
+    SkyServe scales down turns SHUTTING_DOWN and is drained for 120 s before it goes, so it leaves
+    the document on the first sync after the decision.
+    """
     backends = []
     for service in services:
         name = str(service.get("name"))
-        key = parse_service_name(name, lineup.keys())
-        if key is None or status_name(service.get("status")) == SERVICE_SHUTTING_DOWN:
+        parsed = parse_service_name(name, lineup.keys())
+        if parsed is None or status_name(service.get("status")) == SERVICE_SHUTTING_DOWN:
             continue
-        task = lineup.get(key)
+        task = lineup.get(parsed.model_key)
+        active = set(service.get("active_versions") or ())
         for replica in service.get("replica_info") or ():
             endpoint = replica.get("endpoint")
             if status_name(replica.get("status")) != REPLICA_READY or not endpoint:
                 continue
+            if replica.get("version") not in active:
+                continue
+            launched = getattr(replica.get("handle"), "launched_resources", None)
             backends.append(
                 FleetBackend(
                     model=task.served_name,
                     url=http_url(str(endpoint)),
-                    api_key_env=api_key_env,
+                    api_key_env=key_env(getattr(launched, "labels", None), api_key_env),
                     cloud=_text(replica.get("cloud")),
-                    region=_text(replica.get("region")),
+                    region=_region(replica.get("region")) or parsed.region,
                     accelerators=_replica_accelerators(replica),
                     source=f"sky-serve:{name}/{replica.get('replica_id')}",
+                    service=name,
                 )
             )
     return backends
+
+
+def controller_urls(
+    services: Iterable[Mapping[str, Any]], lineup: Lineup, host: str | None = None
+) -> dict[str, str]:
+    """Service -> the URL of its SkyServe controller, where edges report their requests.
+
+    SkyPilot reports the controller's port (`controller_port`) and the load balancer's endpoint,
+    which runs on the same machine. `host` replaces that machine's address: outside Kubernetes
+    SkyServe 0.14 binds its controller to 127.0.0.1, so edges reach it through a forward.
+    """
+    urls = {}
+    for service in services:
+        name = str(service.get("name"))
+        port = service.get("controller_port")
+        endpoint = service.get("endpoint")
+        if parse_service_name(name, lineup.keys()) is None or not isinstance(port, int):
+            continue
+        address = host or (urlsplit(http_url(str(endpoint))).hostname if endpoint else None)
+        if address:
+            urls[name] = f"http://{address}:{port}"
+    return urls
 
 
 def per_node(label: str | None, nodes: Any) -> str | None:
@@ -147,3 +194,9 @@ def _replica_accelerators(replica: Mapping[str, Any]) -> str | None:
 
 def _text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
+
+
+def _region(value: Any) -> str | None:
+    """Regions as the names carry them (lowercase), so routing compares like with like."""
+    text = _text(value)
+    return None if text is None else text.lower()

@@ -3,10 +3,16 @@
     {"version": 3, "generated_at": "2026-11-28T12:00:00Z",
      "backends": [{"model": "qwen3-32b", "url": "http://203.0.113.7:30000",
                    "api_key_env": "SGLANG_API_KEY", "cloud": "Lambda", "region": "us-east-1",
-                   "accelerators": "H100:2", "source": "sky-serve:wg-qwen3-32b/1"}]}
+                   "accelerators": "H100:2", "service": "wg-qwen3-32b-us-east-1",
+                   "source": "sky-serve:wg-qwen3-32b-us-east-1/1"}],
+     "controllers": {"wg-qwen3-32b-us-east-1": "http://198.51.100.1:20001"}}
 
-Never a secret: `api_key_env` names the environment variable that holds the backends' key on
-the edge. The version goes up by one whenever the set of backends changes, and an unchanged
+Never a secret: `api_key_env` names the environment variable that holds that backend's key on
+the edge (replicas launched with another key name another variable, which is how a key is
+rotated). `service` names the SkyServe service a replica belongs to and `controllers` maps each
+service to its controller, where edges report the requests they send it (SkyServe's load-balancer
+sync), so that SkyServe's autoscaler counts traffic that never passes its load balancer.
+The version goes up by one whenever the set of backends changes, and an unchanged
 set is not rewritten, so edges reload only on a real change. Writes are atomic (a temporary
 file in the same directory, flushed, then renamed over the old one): an edge never reads half
 a document.
@@ -35,12 +41,16 @@ class FleetBackend(msgspec.Struct, frozen=True, kw_only=True, order=True):
     accelerators: str | None
     # Where it came from: `sky-cluster:<cluster>` or `sky-serve:<service>/<replica id>`.
     source: str
+    # The SkyServe service of a replica (None for a plain cluster).
+    service: str | None = None
 
 
 class FleetDocument(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     generated_at: str
     backends: tuple[FleetBackend, ...]
+    # SkyServe service -> its controller's URL (the load-balancer sync endpoint's base).
+    controllers: dict[str, str] = {}
 
 
 _encoder = msgspec.json.Encoder(order="deterministic")
@@ -68,15 +78,24 @@ def read_document(path: Path) -> FleetDocument | None:
 
 
 def next_document(
-    previous: FleetDocument | None, backends: list[FleetBackend], now: datetime
+    previous: FleetDocument | None,
+    backends: list[FleetBackend],
+    now: datetime,
+    controllers: dict[str, str] | None = None,
 ) -> FleetDocument | None:
     """The document to write for `backends`, or None when `previous` already says the same."""
     ordered = tuple(sorted(set(backends)))
-    if previous is not None and previous.backends == ordered:
+    controllers = dict(sorted((controllers or {}).items()))
+    if previous is not None and (previous.backends, previous.controllers) == (
+        ordered,
+        controllers,
+    ):
         return None
     version = 1 if previous is None else previous.version + 1
     stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return FleetDocument(version=version, generated_at=stamp, backends=ordered)
+    return FleetDocument(
+        version=version, generated_at=stamp, backends=ordered, controllers=controllers
+    )
 
 
 def write_document(path: Path, document: FleetDocument) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 SERVED_NAME_ENV = "SERVED_MODEL_NAME"
+# The secret every model task passes to SGLang as `--api-key`.
+API_KEY_SECRET = "SGLANG_API_KEY"  # noqa: S105 - the secret's name, not its value
 
 ReadConfig = Callable[[Path], Mapping[str, Any]]
 

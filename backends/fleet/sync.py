@@ -1,23 +1,31 @@
-"""`fleet sync`: SkyPilot's view of the fleet -> the backends document, and keeping it warm.
+"""`fleet sync`: SkyPilot's view of the fleet -> the backends document, never for the worse.
 
-One pass lists UP plain clusters (`sky.status` + `sky.endpoints`) and READY SkyServe replicas
-(`sky.serve.status`) that follow the naming convention, and writes the document when the set
-of backends changed. With `--watch`, a `Keeper` also re-launches plain clusters that went
-missing or were stopped: SkyServe heals its own replicas, a plain cluster has nobody else.
+One pass lists UP plain clusters (`sky.status` + `sky.endpoints`) and the READY replicas of the
+active versions of SkyServe services (`sky.serve.status`) that follow the naming convention,
+and writes the document when that set changed. A pass never makes the document worse than the
+last good one:
+
+- a failed SkyPilot call (API server down, serve controller INIT or unreachable) writes
+  nothing; the edges keep the backends they have;
+- a pass that would shrink the document by more than `max_drop_share` of its backends at once
+  is refused unless `force` (a blip that reads as "everything is gone" must not empty edges);
+
+and either is recorded beside the document (`sync_state`) and logged. With `--watch`, a
+`Keeper` also keeps plain clusters warm (see `keeper`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import structlog
 
-from warmgate.backends.fleet.discovery import cluster_backends, replica_backends, status_name
-from warmgate.backends.fleet.discovery import field as record_field
+from warmgate.backends.fleet.discovery import cluster_backends, controller_urls, replica_backends
 from warmgate.backends.fleet.document import (
     FleetBackend,
     FleetDocument,
@@ -25,96 +33,32 @@ from warmgate.backends.fleet.document import (
     read_document,
     write_document,
 )
+from warmgate.backends.fleet.keeper import Keeper
 from warmgate.backends.fleet.lineup import Lineup
-from warmgate.backends.fleet.naming import ClusterName, parse_cluster_name
 from warmgate.backends.fleet.skypilot import FleetError, SkyPilot
+from warmgate.backends.fleet.sync_state import SyncState, write_state
 
 log = structlog.get_logger("warmgate.fleet")
 
 Clock = Callable[[], datetime]
 
-# Statuses of a plain cluster that the keeper leaves alone: running, or being launched.
-_LEAVE_ALONE = frozenset({"UP", "INIT"})
+# A pass may shrink the document by at most this share of its backends unless forced.
+DEFAULT_MAX_DROP_SHARE = 0.25
+# SkyServe drains a replica it scales down for this long before tearing it down
+# (`_DEFAULT_DRAIN_SECONDS` in sky/serve/replica_managers.py): a watch must sync well within it
+# so that the replica leaves the edges' documents before it goes.
+SKYSERVE_DRAIN_S = 120.0
 
 
-def discover(
-    sky: SkyPilot, lineup: Lineup, records: list[object], api_key_env: str | None
-) -> list[FleetBackend]:
-    """Backends from `sky.status` records (endpoints looked up per UP cluster) and services."""
-    backends = cluster_backends(records, sky.endpoint, lineup, api_key_env)
-    backends += replica_backends(sky.services(), lineup, api_key_env)
-    return backends
+class SyncRefusedError(FleetError):
+    """The pass kept the last good document; the message says why."""
 
 
-def publish(path: Path, backends: list[FleetBackend], clock: Clock) -> FleetDocument | None:
-    """Write the document for `backends` unless the one at `path` already says the same;
-    returns the document written, or None."""
-    document = next_document(read_document(path), backends, clock())
-    if document is None:
-        return None
-    write_document(path, document)
-    log.info(
-        "backends_document_written",
-        path=str(path),
-        version=document.version,
-        backends=len(document.backends),
-    )
-    return document
-
-
-@dataclass
-class Keeper:
-    """Re-launches the plain clusters that should be UP and are not.
-
-    Wanted: the clusters named by `keep` (model key -> count: `wg-<key>-c1..cN`) and every
-    convention-named cluster seen UP since the keeper started. A cluster that is missing or
-    STOPPED is launched again; INIT (being launched) is left alone, and so is a cluster whose
-    re-launch request is still running on the API server.
-    """
-
-    sky: SkyPilot
-    lineup: Lineup
-    environ: Mapping[str, str]
-    keep: Mapping[str, int] = field(default_factory=dict)
-    wanted: set[ClusterName] = field(init=False)
-    pending: dict[ClusterName, str] = field(init=False, default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for key in self.keep:
-            self.lineup.get(key)
-        self.wanted = {
-            ClusterName(key, index)
-            for key, count in self.keep.items()
-            for index in range(1, count + 1)
-        }
-
-    def tend(self, records: list[object]) -> list[str]:
-        """One round over `sky.status` records; returns the clusters (re-)launched."""
-        statuses: dict[ClusterName, str] = {}
-        for record in records:
-            parsed = parse_cluster_name(str(record_field(record, "name")), self.lineup.keys())
-            if parsed is not None:
-                statuses[parsed] = status_name(record_field(record, "status"))
-        self.wanted |= {name for name, status in statuses.items() if status == "UP"}
-        launched = []
-        for name in sorted(self.wanted, key=str):
-            if statuses.get(name) in _LEAVE_ALONE:
-                if statuses.get(name) == "UP":
-                    self.pending.pop(name, None)
-                continue
-            request_id = self.pending.get(name)
-            if request_id is not None and not self.sky.request_finished(request_id):
-                continue
-            model = self.lineup.get(name.model_key)
-            try:
-                task = self.sky.task(model, environ=self.environ)
-            except FleetError as exc:
-                log.error("relaunch_impossible", cluster=str(name), error=str(exc))
-                continue
-            self.pending[name] = self.sky.launch(task, str(name), wait=False)
-            log.warning("cluster_relaunched", cluster=str(name), was=statuses.get(name, "missing"))
-            launched.append(str(name))
-        return launched
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    backends: list[FleetBackend]
+    controllers: dict[str, str]
+    records: list[object]
 
 
 @dataclass
@@ -127,22 +71,91 @@ class Syncer:
     api_key_env: str | None
     clock: Clock
     keeper: Keeper | None = None
+    max_drop_share: float = DEFAULT_MAX_DROP_SHARE
+    force: bool = False
+    # Replaces the controllers' address in the document (a forward to SkyServe's controller).
+    controller_host: str | None = None
+
+    def discover(self) -> Discovery:
+        records = self.sky.clusters(refresh=self.keeper is not None)
+        backends = cluster_backends(records, self.sky.endpoint, self.lineup, self.api_key_env)
+        services = self.sky.services()
+        backends += replica_backends(services, self.lineup, self.api_key_env)
+        controllers = controller_urls(services, self.lineup, self.controller_host)
+        return Discovery(backends, controllers, records)
 
     def run_once(self) -> FleetDocument | None:
-        records = self.sky.clusters(refresh=self.keeper is not None)
-        backends = discover(self.sky, self.lineup, records, self.api_key_env)
-        document = publish(self.out, backends, self.clock)
+        """Returns the document written, or None when it was already current. Raises
+        `SyncRefusedError` when the last good document was kept (recorded and logged first)."""
+        previous = read_document(self.out)
+        try:
+            found = self.discover()
+        except Exception as exc:  # noqa: BLE001 - whatever SkyPilot raised, keep the document
+            self._refuse(previous, f"SkyPilot: {type(exc).__name__}: {exc}", exc)
+        self._check_drop(previous, found.backends)
+        document = next_document(previous, found.backends, self.clock(), found.controllers)
+        if document is not None:
+            write_document(self.out, document)
+            log.info(
+                "backends_document_written",
+                path=str(self.out),
+                version=document.version,
+                backends=len(document.backends),
+            )
+        current = document or previous
+        self._record(current, problem=None)
         if self.keeper is not None:
-            self.keeper.tend(records)
+            self.keeper.tend(found.records, found.backends)
         return document
 
+    def _check_drop(self, previous: FleetDocument | None, backends: list[FleetBackend]) -> None:
+        if previous is None or self.force or not previous.backends:
+            return
+        before, after = len(previous.backends), len(set(backends))
+        dropped = (before - after) / before
+        if dropped > self.max_drop_share:
+            self._refuse(
+                previous,
+                f"refused to drop {before - after} of {before} backends in one pass "
+                f"(more than {self.max_drop_share:.0%}); run `warmgate fleet sync --force` "
+                "if they are really gone",
+                None,
+            )
+
+    def _refuse(
+        self, previous: FleetDocument | None, problem: str, cause: Exception | None
+    ) -> NoReturn:
+        self._record(previous, problem=problem)
+        log.error(
+            "backends_document_kept",
+            path=str(self.out),
+            version=None if previous is None else previous.version,
+            problem=problem,
+        )
+        raise SyncRefusedError(f"{self.out}: kept as it was: {problem}") from cause
+
+    def _record(self, document: FleetDocument | None, *, problem: str | None) -> None:
+        stamp = self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        write_state(
+            self.out,
+            SyncState(
+                checked_at=stamp,
+                current=problem is None,
+                document_version=None if document is None else document.version,
+                backends=0 if document is None else len(document.backends),
+                problem=problem,
+            ),
+        )
+
     def watch(self, interval_s: float, stop: threading.Event) -> None:
-        """Sync every `interval_s` until `stop` is set. A failed pass (API server restarting,
-        network) is logged and the next one runs on time: the watch must outlive it."""
+        """Sync every `interval_s` until `stop` is set. A pass that kept the document is logged
+        (by `run_once`) and the next one runs on time: the watch must outlive it."""
         while True:
             try:
                 self.run_once()
-            except Exception as exc:  # noqa: BLE001 - any failed pass must not end the watch
+            except SyncRefusedError:
+                pass  # recorded and logged; the next pass tries again
+            except Exception as exc:  # noqa: BLE001 - the watch outlives any failed pass
                 log.error("sync_failed", error_type=type(exc).__name__, error=str(exc))
             if stop.wait(interval_s):
                 return

@@ -25,8 +25,11 @@ def cluster_payload(
     status: str = "UP",
     *,
     region: str = "us-east-1",
+    cloud: str = "Lambda",
     accelerators: str | None = "{'H100': 2}",
     nodes: int = 1,
+    user_name: str = "ops",
+    labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One record of `POST /status` as the API server returns it."""
     return {
@@ -40,39 +43,88 @@ def cluster_payload(
         "cluster_hash": uuid.uuid5(uuid.NAMESPACE_DNS, name).hex,
         "cluster_ever_up": True,
         "user_hash": "a1b2c3d4",
-        "user_name": "ops",
+        "user_name": user_name,
         "workspace": "default",
         "is_managed": False,
         "nodes": nodes,
-        "cloud": "Lambda",
+        "cloud": cloud,
         "region": region,
         "accelerators": accelerators,
-        "resources_str": f"{nodes}x Lambda({accelerators})",
+        "resources_str": f"{nodes}x {cloud}({accelerators})",
+        "labels": labels,
     }
 
 
 def replica_payload(
-    replica_id: int, status: str, endpoint: str | None, *, gpus: str = "H100:2", nodes: int = 1
+    replica_id: int,
+    status: str,
+    endpoint: str | None,
+    *,
+    gpus: str = "H100:2",
+    nodes: int = 1,
+    version: int = 1,
+    region: str | None = "us-east-1",
+    labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """One `replica_info` entry; with `labels`, the replica's handle as the API server sends it
+    (`CloudVmRayResourceHandle.to_dict()`, which SkyPilot's decoder turns back into a handle)."""
+    handle = None
+    if labels is not None:
+        handle = {
+            "cluster_name": f"replica-cluster-{replica_id}",
+            "launched_nodes": nodes,
+            "launched_resources": {
+                "infra": f"lambda/{region}",
+                "accelerators": gpus,
+                "labels": labels,
+            },
+        }
     return {
         "replica_id": replica_id,
         "name": f"replica-cluster-{replica_id}",
         "status": status,
-        "version": 1,
+        "version": version,
         "replica_info_version": 1,
         "endpoint": endpoint,
         "is_spot": False,
         "launched_at": 1_764_300_000,
-        "handle": None,
+        "handle": handle,
         "cloud": "Lambda",
-        "region": "us-east-1",
+        "region": region,
         "resources_str": f"{nodes}x(gpus={gpus}, cpus=52, mem=450, gpu_2x_h100_sxm5, disk=256)",
         "infra": "Lambda (us-east-1)",
     }
 
 
+def cost_payload(
+    name: str, *, duration_s: int, accelerators: str, cost_usd: float, nodes: int = 1
+) -> dict[str, Any]:
+    """One record of `POST /cost_report` as the API server returns it."""
+    return {
+        "name": name,
+        "launched_at": 1_764_300_000,
+        "duration": duration_s,
+        "last_use": f"sky launch -c {name}",
+        "num_nodes": nodes,
+        "resources": {"infra": "lambda/us-east-1", "accelerators": accelerators},
+        "cluster_hash": uuid.uuid5(uuid.NAMESPACE_DNS, name).hex,
+        "usage_intervals": [[1_764_300_000, 1_764_300_000 + duration_s]],
+        "total_cost": cost_usd,
+        "status": None,
+        "user_hash": "a1b2c3d4",
+        "user_name": "ops",
+        "workspace": "default",
+    }
+
+
 def service_payload(
-    name: str, status: str, endpoint: str, replicas: list[dict[str, Any]]
+    name: str,
+    status: str,
+    endpoint: str,
+    replicas: list[dict[str, Any]],
+    *,
+    active_versions: list[int] | None = None,
+    controller_port: int = 20001,
 ) -> dict[str, Any]:
     """One record of `POST /serve/status` as the API server returns it."""
     return {
@@ -80,14 +132,14 @@ def service_payload(
         "controller_job_id": 1,
         "uptime": 3600,
         "status": status,
-        "controller_port": 30001,
+        "controller_port": controller_port,
         "load_balancer_port": 30002,
         "endpoint": endpoint,
         "policy": "Autoscaling from 1 to 4 replicas (target QPS per replica: 4.0)",
         "requested_resources_str": "1x[H100:2, A100-80GB:2]",
         "load_balancing_policy": "least_load",
         "tls_encrypted": False,
-        "active_versions": [1],
+        "active_versions": [1] if active_versions is None else active_versions,
         "replica_info": replicas,
     }
 
@@ -103,12 +155,20 @@ class SkyPilotDouble:
     status_error: Exception | None = None
     # Raised by every `serve.status` call while set.
     serve_status_error: Exception | None = None
+    # What `cost_report` answers (records as the API server sends them).
+    costs: list[dict[str, Any]] = field(default_factory=list)
+    # Raised by `launch` requests of these clusters (a quota or capacity refusal).
+    launch_errors: dict[str, Exception] = field(default_factory=dict)
     # Set once `status` has been called this many times (ends a --watch loop).
     stop_after_status_calls: int | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     launched: list[tuple[str, Any]] = field(default_factory=list)
     served: list[tuple[str, Any]] = field(default_factory=list)
     downed: list[str] = field(default_factory=list)
+    updated: list[tuple[str, Any, Any]] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    executed: list[tuple[str, Any]] = field(default_factory=list)
+    status_all_users: list[bool] = field(default_factory=list)
     request_states: dict[str, str] = field(default_factory=dict)
     status_calls: int = 0
     _results: dict[str, Any] = field(default_factory=dict)
@@ -116,7 +176,11 @@ class SkyPilotDouble:
     def __post_init__(self) -> None:
         self._decoders = importlib.import_module("sky.server.requests.serializers.decoders")
         self.serve = SimpleNamespace(
-            status=self._serve_status, up=self._serve_up, down=self._serve_down
+            status=self._serve_status,
+            up=self._serve_up,
+            down=self._serve_down,
+            update=self._serve_update,
+            UpdateMode=self.sky.serve.UpdateMode,
         )
 
     def __getattr__(self, name: str) -> Any:
@@ -154,9 +218,12 @@ class SkyPilotDouble:
         self._conform("api_status", request_ids)
         return [SimpleNamespace(status=self.request_states[rid]) for rid in request_ids]
 
-    def status(self, cluster_names: list[str] | None = None, refresh: Any = None) -> str:
-        self._conform("status", cluster_names, refresh=refresh)
+    def status(
+        self, cluster_names: list[str] | None = None, refresh: Any = None, all_users: bool = False
+    ) -> str:
+        self._conform("status", cluster_names, refresh=refresh, all_users=all_users)
         self.status_calls += 1
+        self.status_all_users.append(all_users)
         if self.stop_after_status_calls == self.status_calls:
             self.stop.set()
         if self.status_error is not None:
@@ -183,7 +250,27 @@ class SkyPilotDouble:
     def launch(self, task: Any, cluster_name: str, **options: Any) -> str:
         self._conform("launch", task, cluster_name=cluster_name, **options)
         self.launched.append((cluster_name, task))
-        return self._request((1, None))
+        error = self.launch_errors.get(cluster_name)
+        return self._request((1, None) if error is None else error)
+
+    def exec(self, task: Any, cluster_name: str) -> str:
+        self._conform("exec", task, cluster_name=cluster_name)
+        self.executed.append((cluster_name, task))
+        return self._request((2, None))
+
+    def cancel(self, cluster_name: str, all: bool = False) -> str:
+        self._conform("cancel", cluster_name, all=all)
+        self.cancelled.append(cluster_name)
+        return self._request(None)
+
+    def cost_report(self, days: int | None = None) -> str:
+        self._conform("cost_report", days=days)
+        return self._request(self._decoders.decode_cost_report(copy.deepcopy(self.costs)))
+
+    def _serve_update(self, task: Any, service_name: str, mode: Any) -> str:
+        self._conform("serve.update", task, service_name, mode)
+        self.updated.append((service_name, task, mode))
+        return self._request(None)
 
     def _serve_up(self, task: Any, service_name: str) -> str:
         self._conform("serve.up", task, service_name)

@@ -81,7 +81,7 @@ def test_up_without_the_secrets_fails_naming_them_and_launches_nothing(
 def test_up_refuses_zero_replicas_because_the_fleet_never_scales_to_zero(
     sky: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert fleet(context(SkyPilotDouble(sky)), "up", "qwen3-32b", "--replicas", "0") == 1
+    assert fleet(context(SkyPilotDouble(sky)), "up", "qwen3-32b", "--replicas", "0") == 2
     assert "never scales to zero" in capsys.readouterr().err
 
 
@@ -108,8 +108,9 @@ def test_status_lists_our_clusters_services_and_replicas_only(sky: ModuleType) -
     )
     ctx = context(double)
     assert fleet(ctx, "status") == 0
-    lines = output(ctx).splitlines()
-    assert lines[0].split() == ["KIND", "NAME", "MODEL", "STATUS", "REGION", "URL"]
+    sync_line, *lines = output(ctx).splitlines()
+    assert sync_line == "backends.json: no sync recorded"
+    assert lines[0].split() == ["KIND", "NAME", "MODEL", "STATUS", "REGION", "VERSION", "URL"]
     assert [line.split()[:4] for line in lines[1:]] == [
         ["cluster", "wg-qwen3-32b-c1", "qwen3-32b", "UP"],
         ["service", "wg-qwen3-32b", "qwen3-32b", "READY"],
@@ -135,7 +136,7 @@ def test_down_tears_down_a_models_clusters_and_service_and_nothing_else(sky: Mod
 
 def test_down_needs_models_or_all(sky: ModuleType) -> None:
     double = SkyPilotDouble(sky, clusters=[cluster_payload("wg-qwen3-32b-c1")])
-    assert fleet(context(double), "down") == 1
+    assert fleet(context(double), "down") == 2
     assert double.downed == []
 
 

@@ -26,7 +26,7 @@ from tests.fleet.skypilot_double import SkyPilotDouble, cluster_payload
 from tests.support.gateway import uvicorn_config
 from warmgate.backends.fleet.lineup import Lineup
 from warmgate.backends.fleet.skypilot import SkyPilot
-from warmgate.backends.fleet.sync import Syncer
+from warmgate.backends.fleet.sync import Syncer, SyncRefusedError
 from warmgate.backends.sim import SimCluster, SimConfig
 from warmgate.proxy.http.app import create_app
 from warmgate.proxy.http.server import base_url, bind
@@ -117,8 +117,15 @@ async def test_a_running_gateway_routes_to_the_backends_fleet_sync_writes(
             assert telemetry.requests_completed == 1  # past the replica's --api-key check
             assert telemetry.last_request_path == "/v1/chat/completions"
 
-            # It is gone again (preempted): the next sync drops it and the gateway follows.
+            # It is gone again (preempted): losing every backend at once is refused (it reads
+            # like a SkyPilot blip) and the gateway keeps routing; forced, the sync drops it
+            # and the gateway follows.
             double.clusters = [cluster_payload("wg-qwen3-32b-c1", "STOPPED")]
+            with pytest.raises(SyncRefusedError):
+                sync.run_once()
+            assert not await gateway.reload()
+            assert await chat(client) == "qwen3-32b"
+            sync.force = True
             assert sync.run_once() is not None  # version 3
             assert await gateway.reload()
             with pytest.raises(openai.APIStatusError) as gone:

@@ -10,8 +10,10 @@ from warmgate.backends.fleet.discovery import accelerators_label, http_url
 from warmgate.backends.fleet.document import FleetBackend, next_document
 from warmgate.backends.fleet.naming import (
     ClusterName,
+    ServiceName,
     cluster_name,
     parse_cluster_name,
+    parse_replica_cluster,
     parse_service_name,
     service_name,
 )
@@ -42,10 +44,25 @@ def test_names_outside_the_convention_are_not_ours(name: str) -> None:
     assert parse_cluster_name(name, KEYS) is None
 
 
-def test_services_are_named_after_the_model_key() -> None:
+def test_services_are_named_after_the_model_key_and_region() -> None:
     assert service_name("qwen3-32b") == "wg-qwen3-32b"
-    assert parse_service_name("wg-deepseek-v3-2", KEYS) == "deepseek-v3-2"
+    assert service_name("qwen3-32b", "US") == "wg-qwen3-32b-us"
+    assert service_name("deepseek-v3", "eu-west-2") == "wg-deepseek-v3-eu-west-2"
+    assert parse_service_name("wg-deepseek-v3-2", KEYS) == ServiceName("deepseek-v3-2", None)
+    assert parse_service_name("wg-deepseek-v3-eu-west-2", KEYS) == ServiceName(
+        "deepseek-v3", "eu-west-2"
+    )
+    assert parse_service_name("wg-deepseek-v3-2-us-east-1", KEYS) == ServiceName(
+        "deepseek-v3-2", "us-east-1"
+    )
     assert parse_service_name("wg-deepseek-v3-2-c1", KEYS) is None
+    assert parse_service_name("wg-qwen3-32b-3", KEYS) is None  # a replica's cluster
+    assert parse_replica_cluster("wg-qwen3-32b-us-east-1-3", KEYS) == ServiceName(
+        "qwen3-32b", "us-east-1"
+    )
+    assert parse_replica_cluster("wg-qwen3-32b-c1", KEYS) is None
+    with pytest.raises(ValueError, match="service name"):
+        service_name("qwen3-32b", "us east")
     with pytest.raises(ValueError, match="starts at 1"):
         cluster_name("qwen3-32b", 0)
 
