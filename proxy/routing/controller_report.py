@@ -159,6 +159,7 @@ class ControllerReport:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval_s)
             await self.report_once()
+        await self.report_once()  # what was recorded while the last round was in flight
 
     def start(self) -> None:
         """Run the loop as a task owned by this object (`close()` ends it)."""
