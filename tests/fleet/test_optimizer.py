@@ -21,14 +21,14 @@ from warmgate.backends.fleet.skypilot import SkyPilot
 
 MODEL_FILES = sorted(MODELS_DIR.glob("*.yaml"))
 
-# The first preference some enabled cloud offers, on the cheapest cloud offering it. RunPod has
-# no multi-node clusters, so DeepSeek V3.2 goes past RunPod's H200s to Lambda's H100 nodes.
+# The first preference some enabled cloud offers, on the cheapest cloud offering it. DeepSeek
+# V3.2 needs one node of 8 H200 (RunPod) or 8 B200 (Lambda): 8 H100 cannot hold it.
 EXPECTED_LAMBDA_RUNPOD = {
     "llama-3-3-70b-instruct": ("RunPod", "4x_H100-SXM_SECURE", "H100", 4),
     "qwen3-32b": ("RunPod", "2x_H100-SXM_SECURE", "H100", 2),
     "deepseek-r1-distill-llama-70b": ("RunPod", "4x_H100-SXM_SECURE", "H100", 4),
     "mistral-7b-instruct": ("RunPod", "1x_L40S_SECURE", "L40S", 1),
-    "deepseek-v3-2": ("Lambda", "gpu_8x_h100_sxm5", "H100", 8),
+    "deepseek-v3-2": ("RunPod", "8x_H200-SXM_SECURE", "H200", 8),
     "qwen3-embedding-4b": ("RunPod", "1x_L4_SECURE", "L4", 1),
     "whisper-large-v3": ("RunPod", "1x_L4_SECURE", "L4", 1),
 }
@@ -37,8 +37,8 @@ EXPECTED_LAMBDA = {
     "llama-3-3-70b-instruct": ("Lambda", "gpu_4x_h100_sxm5", "H100", 4),
     "qwen3-32b": ("Lambda", "gpu_2x_h100_sxm5", "H100", 2),
     "deepseek-r1-distill-llama-70b": ("Lambda", "gpu_4x_h100_sxm5", "H100", 4),
-    "mistral-7b-instruct": ("Lambda", "gpu_1x_a10", "A10", 1),
-    "deepseek-v3-2": ("Lambda", "gpu_8x_h100_sxm5", "H100", 8),
+    "mistral-7b-instruct": ("Lambda", "gpu_1x_a100_sxm4", "A100", 1),
+    "deepseek-v3-2": ("Lambda", "gpu_8x_b200_sxm6", "B200", 8),
     "qwen3-embedding-4b": ("Lambda", "gpu_1x_a10", "A10", 1),
     "whisper-large-v3": ("Lambda", "gpu_1x_a10", "A10", 1),
 }
@@ -113,6 +113,9 @@ def test_no_offered_accelerator_is_an_error_not_a_smaller_gpu(sky: ModuleType) -
     fleet = SkyPilot(sky)
     lineup = Lineup.from_directory(MODELS_DIR, fleet.read_config)
     secrets = {"HF_TOKEN": "hf_x", "SGLANG_API_KEY": "sk_x"}
-    task = fleet.task(lineup.get("qwen3-32b"), environ=secrets, infra="lambda/europe-central-1")
+    # europe-central-1 offers A10s (24 GB: too small for Mistral's full context) and 8-GPU nodes.
+    task = fleet.task(
+        lineup.get("mistral-7b-instruct"), environ=secrets, infra="lambda/europe-central-1"
+    )
     with pytest.raises(sky.exceptions.ResourcesUnavailableError):
         optimize(sky, task)
