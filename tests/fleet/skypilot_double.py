@@ -65,8 +65,9 @@ def replica_payload(
     version: int = 1,
     region: str | None = "us-east-1",
     labels: dict[str, str] | None = None,
+    cluster: str | None = None,
 ) -> dict[str, Any]:
-    """One `replica_info` entry; with `labels`, the replica's handle as the API server sends it
+    """One `replica_info` entry (`cluster`: its cluster, `<service>-<replica id>` in SkyServe); with `labels`, the replica's handle as the API server sends it
     (`CloudVmRayResourceHandle.to_dict()`, which SkyPilot's decoder turns back into a handle)."""
     handle = None
     if labels is not None:
@@ -81,7 +82,7 @@ def replica_payload(
         }
     return {
         "replica_id": replica_id,
-        "name": f"replica-cluster-{replica_id}",
+        "name": cluster or f"replica-cluster-{replica_id}",
         "status": status,
         "version": version,
         "replica_info_version": 1,
@@ -262,6 +263,15 @@ class SkyPilotDouble:
         self._conform("cancel", cluster_name, all=all)
         self.cancelled.append(cluster_name)
         return self._request(None)
+
+    def optimize(self, dag: Any) -> str:
+        """SkyPilot's own optimizer, in process, over whatever catalogs and clouds the test set."""
+        self._conform("optimize", dag)
+        try:
+            self.sky.optimizer.Optimizer.optimize(dag, quiet=True)
+        except self.sky.exceptions.ResourcesUnavailableError as exc:
+            return self._request(exc)
+        return self._request(dag)
 
     def cost_report(self, days: int | None = None) -> str:
         self._conform("cost_report", days=days)
