@@ -67,7 +67,8 @@ def replica_payload(
     labels: dict[str, str] | None = None,
     cluster: str | None = None,
 ) -> dict[str, Any]:
-    """One `replica_info` entry (`cluster`: its cluster, `<service>-<replica id>` in SkyServe); with `labels`, the replica's handle as the API server sends it
+    """One `replica_info` entry (`cluster`: its cluster, `<service>-<replica id>` in SkyServe);
+    with `labels`, the replica's handle as the API server sends it
     (`CloudVmRayResourceHandle.to_dict()`, which SkyPilot's decoder turns back into a handle)."""
     handle = None
     if labels is not None:

@@ -10,7 +10,7 @@ from tests.fleet.conftest import MODELS_DIR
 from tests.fleet.skypilot_double import SkyPilotDouble, cluster_payload
 from warmgate.backends.fleet.lineup import Lineup
 from warmgate.backends.fleet.skypilot import SkyPilot
-from warmgate.backends.fleet.sync import Keeper
+from warmgate.backends.fleet.keeper import Keeper
 
 SECRETS = {"HF_TOKEN": "hf_canary_31", "SGLANG_API_KEY": "sk_canary_31"}
 
