@@ -8,9 +8,9 @@ from structlog.testing import capture_logs
 
 from tests.fleet.conftest import MODELS_DIR
 from tests.fleet.skypilot_double import SkyPilotDouble, cluster_payload
+from warmgate.backends.fleet.keeper import Keeper
 from warmgate.backends.fleet.lineup import Lineup
 from warmgate.backends.fleet.skypilot import SkyPilot
-from warmgate.backends.fleet.keeper import Keeper
 
 SECRETS = {"HF_TOKEN": "hf_canary_31", "SGLANG_API_KEY": "sk_canary_31"}
 
