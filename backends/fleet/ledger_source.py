@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from dataclasses import dataclass
 
+from warmgate.proxy.cli.options import store_options
+from warmgate.proxy.cli.options import store_url as resolve_store_url
 from warmgate.proxy.ledger import UsageBucket, UsageFilter, open_ledger_store
-from warmgate.proxy.ledger.cli import add_store_arguments, resolve_store_url
 from warmgate.proxy.settings import SettingsError
+from warmgate.proxy.store.database import StoreMissing
 
 __all__ = ["LedgerError", "ModelUsage", "add_store_arguments", "model_usage", "store_url"]
 
@@ -31,10 +34,14 @@ class ModelUsage:
     revenue_usd: float
 
 
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    store_options(parser, top_level=True)
+
+
 def store_url(args: argparse.Namespace) -> str:
     try:
-        return resolve_store_url(args)
-    except SettingsError as exc:
+        return resolve_store_url(args, os.environ)
+    except (SettingsError, ValueError) as exc:
         raise LedgerError(str(exc)) from exc
 
 
@@ -42,7 +49,7 @@ def model_usage(url: str, start_s: float, end_s: float) -> dict[str, ModelUsage]
     """Served model name -> its requests, billed requests and revenue in [start_s, end_s)."""
     try:
         buckets = asyncio.run(_usage(url, start_s, end_s))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, StoreMissing) as exc:
         raise LedgerError(f"ledger at {url.split('://', maxsplit=1)[0]}: {exc}") from exc
     return {
         b.group: ModelUsage(b.requests, b.billed_requests, b.cost_micro_usd / MICRO_PER_USD)
@@ -53,7 +60,7 @@ def model_usage(url: str, start_s: float, end_s: float) -> dict[str, ModelUsage]
 
 async def _usage(url: str, start_s: float, end_s: float) -> list[UsageBucket]:
     store = open_ledger_store(url)
-    await store.start()
+    await store.start(create=False)  # reading never creates an empty ledger
     try:
         return list(await store.usage(UsageFilter(start=start_s, end=end_s), "model"))
     finally:
