@@ -48,6 +48,7 @@ from warmgate.proxy.wire.views import (
     RequestView,
     form_upstream_body,
     images_upstream_body,
+    json_upstream_body,
     no_upstream_body,
 )
 
@@ -72,10 +73,6 @@ class Backend404(enum.Enum):
 
 Decode = Callable[[RawRequest, DecodeOptions], RequestView]
 Prepare = Callable[[RequestView, bytes | bytearray, str], bytes | bytearray]
-
-
-def _json_body(view: RequestView, body: bytes | bytearray, served_model: str) -> bytes:
-    return view.upstream_body(body, served_model)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,7 +116,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response_schema="CreateChatCompletionResponse",
         upstream_method="POST",
         upstream_path="/v1/chat/completions",
-        prepare=_json_body,
+        prepare=json_upstream_body,
         shape=shape_completion,
         translate=translate_completion,
         id_prefix="chatcmpl-",
@@ -135,7 +132,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response_schema="CreateCompletionResponse",
         upstream_method="POST",
         upstream_path="/v1/completions",
-        prepare=_json_body,
+        prepare=json_upstream_body,
         shape=shape_completion,
         translate=translate_completion,
         id_prefix="cmpl-",
@@ -151,7 +148,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response_schema="CreateEmbeddingResponse",
         upstream_method="POST",
         upstream_path="/v1/embeddings",
-        prepare=_json_body,
+        prepare=json_upstream_body,
         shape=shape_embeddings,
     ),
     Endpoint(
@@ -165,7 +162,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response_schema="Response",
         upstream_method="POST",
         upstream_path="/v1/responses",
-        prepare=_json_body,
+        prepare=json_upstream_body,
         shape=shape_response,
         translate=translate_response,
         backend_404=Backend404.PASSED_ON,

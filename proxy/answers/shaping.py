@@ -66,6 +66,11 @@ Shape = Callable[[bytes, AnswerContext], Shaped]
 Translate = Callable[[AnswerContext, Callable[[str], None]], StreamTranslator]
 
 
+def shape_as_is(payload: bytes, context: AnswerContext) -> Shaped:
+    """A passthrough endpoint's answer, byte for byte."""
+    return Shaped(payload, JSON)
+
+
 def shape_completion(payload: bytes, context: AnswerContext) -> Shaped:
     """Chat and legacy completions: our response id, the public model, OpenAI's nulls."""
     payload, head = normalize_body(payload, context.request_id, context.model_names[1])

@@ -7,13 +7,13 @@ serves them; the runtime's lifespan starts and stops them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import BinaryIO
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 
-from warmgate.proxy.endpoints import Body
+from warmgate.proxy.endpoints import ENDPOINTS, Body, Endpoint
 from warmgate.proxy.http.framework_errors import EXCEPTION_HANDLERS
 from warmgate.proxy.http.lane import HotLane
 from warmgate.proxy.http.routes.admin_access import admin_guard, admin_router
@@ -79,8 +79,10 @@ def create_app(
     log_sink: BinaryIO | None = None,
     environ: Mapping[str, str] | None = None,
     on_started: Callable[[], None] | None = None,
+    endpoints: Sequence[Endpoint] = ENDPOINTS,
 ) -> Litestar:
-    """The gateway app; `on_started` runs once every resource is up (the CLI prints there)."""
+    """The gateway app; `on_started` runs once every resource is up (the CLI prints there).
+    `endpoints` is the table of relayed endpoints (the whole OpenAI surface by default)."""
     runtime = Runtime(
         settings,
         log=RequestLog(
@@ -100,10 +102,12 @@ def create_app(
     )
     app = Litestar(
         route_handlers=[
-            *endpoint_routes(runtime.relay, max_form_bytes=settings.server.max_audio_bytes),
+            *endpoint_routes(
+                runtime.relay, endpoints, max_form_bytes=settings.server.max_audio_bytes
+            ),
             *model_routes(runtime.pool, runtime.keys),
             *ops_routes(runtime),
-            *openapi_routes(),
+            *openapi_routes(endpoints),
             *usage_routes(runtime.keys, runtime.ledger),
             admin_router(
                 admin_guard(runtime.keys, _admin_key(settings, environ)),
@@ -133,5 +137,7 @@ def create_app(
         Body.FORM: settings.server.max_audio_bytes + MULTIPART_OVERHEAD_BYTES,
         Body.NONE: 0,
     }
-    app.asgi_handler = HotLane(runtime.relay, app.asgi_handler, max_body_bytes=max_body_bytes)
+    app.asgi_handler = HotLane(
+        runtime.relay, app.asgi_handler, endpoints, max_body_bytes=max_body_bytes
+    )
     return app

@@ -16,7 +16,7 @@ logged by type only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import structlog
 from litestar.enums import ScopeType
@@ -46,14 +46,19 @@ class HotLane:
     __slots__ = ("_endpoints", "_fallback", "_max_body", "_relay")
 
     def __init__(
-        self, relay: Relay, fallback: ASGIApp, *, max_body_bytes: Mapping[Body, int]
+        self,
+        relay: Relay,
+        fallback: ASGIApp,
+        endpoints: Iterable[Endpoint] = ENDPOINTS,
+        *,
+        max_body_bytes: Mapping[Body, int],
     ) -> None:
         self._relay = relay
         self._fallback = fallback
         self._max_body = max_body_bytes
         self._endpoints: dict[str, Endpoint] = {
             endpoint.path: endpoint
-            for endpoint in ENDPOINTS
+            for endpoint in endpoints
             if endpoint.method == "POST" and not endpoint.has_path_params
         }
 

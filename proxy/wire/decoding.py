@@ -9,6 +9,7 @@ once here; a decode never re-encodes the body.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 import msgspec
 
@@ -37,7 +38,6 @@ from warmgate.proxy.wire.responses import decode_response_request
 from warmgate.proxy.wire.views import (
     PREFIX_CHARS,
     RESPONSE_ID_PREFIX,
-    Endpoint,
     RequestView,
 )
 
@@ -282,7 +282,7 @@ def decode_responses(body: bytes | bytearray, *, prefix_chars: int = PREFIX_CHAR
     )
 
 
-def decode_stored_response(endpoint: Endpoint, path_params: Mapping[str, str]) -> RequestView:
+def decode_stored_response(endpoint: str, path_params: Mapping[str, str]) -> RequestView:
     """`GET /v1/responses/{response_id}` or its `/cancel`: the id from the path; the model is
     the one the response was created under, found from its binding."""
     return RequestView(
@@ -297,6 +297,41 @@ def decode_stored_response(endpoint: Endpoint, path_params: Mapping[str, str]) -
         request=None,
         response_ref=response_id(path_params.get("response_id", ""), "response_id"),
         response_ref_param="response_id",
+    )
+
+
+class ModelRequest(Protocol):
+    """A passthrough endpoint's request type: any Struct with a `model` field."""
+
+    model: str
+
+
+def decode_passthrough(
+    body: bytes | bytearray, request_type: type[msgspec.Struct], endpoint: str
+) -> RequestView:
+    """Validate a body against a passthrough endpoint's own Struct (it must name its `model`);
+    routed by load alone (no prompt text is kept), weighed by its size."""
+    try:
+        request = msgspec.json.decode(body, type=request_type)
+    except msgspec.DecodeError as exc:
+        raise rejection(exc) from None
+    model = getattr(request, "model", None)
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest(
+            "Missing required parameter: 'model'.",
+            param="model",
+            code="missing_required_parameter",
+        )
+    return RequestView(
+        endpoint=endpoint,
+        model=model,
+        stream=False,
+        include_usage=False,
+        n=1,
+        prefix="",
+        prompt_tokens_estimate=len(body) // CHARS_PER_TOKEN + 1,
+        encoding_format=None,
+        request=request,
     )
 
 

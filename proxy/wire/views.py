@@ -26,16 +26,6 @@ from warmgate.proxy.wire.rewriter import INCLUDE_USAGE, insert_member, rewrite_r
 # conversations apart, small enough to keep routing state bounded.
 PREFIX_CHARS = 4096
 
-Endpoint = Literal[
-    "chat.completions",
-    "completions",
-    "embeddings",
-    "responses",
-    "responses.retrieve",
-    "responses.cancel",
-    "images.generations",
-    "audio.transcriptions",
-]
 # Streams whose usage arrives only when `stream_options.include_usage` asks for it.
 USAGE_STREAMS = frozenset({"chat.completions", "completions"})
 WireRequest = (
@@ -45,6 +35,7 @@ WireRequest = (
     | CreateResponse
     | CreateImageRequest
     | CreateTranscriptionRequest
+    | msgspec.Struct  # a passthrough endpoint's own request type
     | None  # a request with no body: retrieve or cancel a stored response
 )
 # Stored responses are named by ids that begin so (`resp_...`), at OpenAI as at SGLang.
@@ -75,7 +66,7 @@ class DecodeOptions(NamedTuple):
 class RequestView(msgspec.Struct, frozen=True, kw_only=True):
     """What the gateway needs from a validated request; `request` holds the decoded whole."""
 
-    endpoint: Endpoint
+    endpoint: str  # the endpoint table's name for it: "chat.completions"
     model: str
     stream: bool
     # The client asked for the final usage chunk (stream_options.include_usage: true).
@@ -110,6 +101,11 @@ class RequestView(msgspec.Struct, frozen=True, kw_only=True):
         if model is None and self.stream_options_absent:
             return insert_member(body, b'"stream_options":' + INCLUDE_USAGE)
         return rewrite_request(body, model=model, include_usage=force_usage)
+
+
+def json_upstream_body(view: RequestView, body: bytes | bytearray, served_model: str) -> bytes:
+    """A JSON request as the backend gets it: the model name and usage flag spliced if needed."""
+    return view.upstream_body(body, served_model)
 
 
 def images_upstream_body(view: RequestView, body: bytes | bytearray, served_model: str) -> bytes:

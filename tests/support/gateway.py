@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import uvicorn
 from litestar import Litestar
 
+from warmgate.proxy.endpoints import ENDPOINTS, Endpoint
 from warmgate.proxy.http.app import create_app
 from warmgate.proxy.http.server import base_url, bind
 from warmgate.proxy.settings import Settings
@@ -36,9 +37,15 @@ def uvicorn_config(app: Litestar) -> uvicorn.Config:
 
 
 class GatewayServer:
-    def __init__(self, settings: Settings, *, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        environ: Mapping[str, str],
+        endpoints: Sequence[Endpoint] = ENDPOINTS,
+    ) -> None:
         self.log = io.BytesIO()
-        self.app = create_app(settings, environ=environ, log_sink=self.log)
+        self.app = create_app(settings, environ=environ, log_sink=self.log, endpoints=endpoints)
         self.sock = bind("127.0.0.1", 0)
         self.base_url = base_url(self.sock)
         self.root = self.base_url.removesuffix("/v1")

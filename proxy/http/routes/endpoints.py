@@ -10,7 +10,7 @@ passes through.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from litestar import HttpMethod, Request, route
@@ -65,10 +65,12 @@ def _handler(
     return relay_request
 
 
-def endpoint_routes(relay: Relay, *, max_form_bytes: int) -> list[HTTPRouteHandler]:
+def endpoint_routes(
+    relay: Relay, endpoints: Iterable[Endpoint] = ENDPOINTS, *, max_form_bytes: int
+) -> list[HTTPRouteHandler]:
     """One route per table entry; forms may be as large as `max_form_bytes` plus framing."""
     routes = []
-    for endpoint in ENDPOINTS:
+    for endpoint in endpoints:
         limit = max_form_bytes + MULTIPART_OVERHEAD_BYTES if endpoint.body is Body.FORM else None
         decorate = route(
             endpoint.path,

@@ -8,6 +8,7 @@ routes the gateway answers itself add their own entries here.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -103,14 +104,14 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     return operation
 
 
-def openapi_document() -> dict[str, Any]:
-    schemas = [e.request_schema for e in ENDPOINTS if e.request_schema is not None]
+def openapi_document(endpoints: Sequence[Endpoint] = ENDPOINTS) -> dict[str, Any]:
+    schemas = [e.request_schema for e in endpoints if e.request_schema is not None]
     _, components = msgspec.json.schema_components(
         [*schemas, ErrorResponse, ListModelsResponse, Model],
         ref_template="#/components/schemas/{name}",
     )
     paths: dict[str, dict[str, Any]] = {}
-    for endpoint in ENDPOINTS:
+    for endpoint in endpoints:
         paths.setdefault(_openapi_path(endpoint.path), {})[endpoint.method.lower()] = _operation(
             endpoint
         )
@@ -162,8 +163,8 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
-def openapi_routes() -> list[HTTPRouteHandler]:
-    document = msgspec.json.encode(openapi_document())
+def openapi_routes(endpoints: Sequence[Endpoint] = ENDPOINTS) -> list[HTTPRouteHandler]:
+    document = msgspec.json.encode(openapi_document(endpoints))
 
     @get(OPENAPI_PATH, name="openapi")
     async def openapi() -> ASGIApp:
