@@ -5,6 +5,9 @@ from __future__ import annotations
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream; charset=utf-8"
 CSV = "text/csv; charset=utf-8"
+TEXT = "text/plain; charset=utf-8"
+SUBRIP = "application/x-subrip; charset=utf-8"
+WEBVTT = "text/vtt; charset=utf-8"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPART_FORM = "multipart/form-data"
 

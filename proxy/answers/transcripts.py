@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import msgspec
 
-TEXT_TYPES = {
-    "text": "text/plain; charset=utf-8",
-    "srt": "application/x-subrip; charset=utf-8",
-    "vtt": "text/vtt; charset=utf-8",
-}
+from warmgate.proxy.media import JSON, SUBRIP, TEXT, WEBVTT
+
+TEXT_TYPES = {"text": TEXT, "srt": SUBRIP, "vtt": WEBVTT}
 
 
 class TranscriptionWord(msgspec.Struct, kw_only=True):
@@ -133,9 +131,7 @@ def render(
     if response_format == "vtt":
         return render_vtt(payload), TEXT_TYPES["vtt"]
     if response_format == "verbose_json":
-        return normalize_verbose(
-            payload, language=language, temperature=temperature
-        ), "application/json"
+        return normalize_verbose(payload, language=language, temperature=temperature), JSON
     if response_format == "text":
         return payload, TEXT_TYPES["text"]
-    return payload, "application/json"
+    return payload, JSON

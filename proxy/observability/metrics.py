@@ -11,7 +11,9 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+from warmgate.proxy.media import PROMETHEUS
+
+CONTENT_TYPE = PROMETHEUS
 
 # Time to first token: from a few ms (cached prompt) to minutes (128k-token prefill, queue).
 TTFT_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

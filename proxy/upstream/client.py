@@ -20,9 +20,8 @@ from warmgate.proxy.errors import (
     BackendUnreachable,
     StreamInterrupted,
 )
+from warmgate.proxy.media import JSON
 from warmgate.proxy.settings import UpstreamSettings
-
-_JSON = "application/json"
 
 
 class UpstreamResponse:
@@ -107,7 +106,7 @@ class Upstream:
         api_key: str | None,
         request_id: str,
         method: str = "POST",
-        content_type: str | None = _JSON,
+        content_type: str | None = JSON,
     ) -> UpstreamResponse:
         """Send `body` (JSON unless `content_type` says otherwise; GET sends none) to `url`;
         returns once the status line and headers arrived."""

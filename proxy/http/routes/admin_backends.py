@@ -9,6 +9,7 @@ import msgspec
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 
+from warmgate.proxy.media import JSON
 from warmgate.proxy.routing.pool import Pool
 
 _encode = msgspec.json.Encoder().encode
@@ -45,6 +46,6 @@ def admin_backends_routes(pool: Pool) -> list[HTTPRouteHandler]:
             ],
             "data": pool.describe(),
         }
-        return Response(_encode(body), media_type="application/json")
+        return Response(_encode(body), media_type=JSON)
 
     return [admin_backends]

@@ -16,10 +16,10 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 from warmgate.proxy.errors import InvalidRequest, NotFound
-from warmgate.proxy.http.routes.usage import JSON
 from warmgate.proxy.keys.issue import KeySpec, KeySpecError, check_update, issue_key, key_view
 from warmgate.proxy.keys.refresher import KeyRefresher
 from warmgate.proxy.keys.store import KeyStore, KeyUpdate
+from warmgate.proxy.media import JSON
 
 AnyRequest = Request[Any, Any, Any]
 T = TypeVar("T")

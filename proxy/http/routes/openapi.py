@@ -20,7 +20,7 @@ from warmgate.proxy.endpoints import ENDPOINTS, Body, Endpoint
 from warmgate.proxy.errors import ErrorResponse
 from warmgate.proxy.http.routes.models import ListModelsResponse, Model
 from warmgate.proxy.ids import new_request_id
-from warmgate.proxy.media import JSON, MULTIPART_FORM
+from warmgate.proxy.media import EVENT_STREAM, JSON, MULTIPART_FORM
 from warmgate.proxy.pipeline.replies import JsonResponse
 
 OPENAPI_PATH = "/openapi.json"
@@ -76,7 +76,7 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
         JSON: {"schema": {"type": "object", "description": f"OpenAI `{endpoint.response_schema}`"}}
     }
     if endpoint.translate is not None:
-        answer["text/event-stream"] = {
+        answer[EVENT_STREAM.split(";", 1)[0]] = {
             "schema": {"type": "string", "description": "server-sent events, as OpenAI sends"}
         }
     operation: dict[str, Any] = {

@@ -23,9 +23,9 @@ from warmgate.proxy.errors import InvalidRequest, NotFound
 from warmgate.proxy.keys.ring import KeyRing
 from warmgate.proxy.ledger.row import LedgerRow, format_usd
 from warmgate.proxy.ledger.usage import GroupBy, UsageBucket, UsageFilter
+from warmgate.proxy.media import CSV, JSON
 
 AnyRequest = Request[Any, Any, Any]
-JSON = "application/json"
 CSV_COLUMNS = (
     "group",
     "requests",
@@ -121,7 +121,7 @@ def _csv(buckets: list[UsageBucket]) -> Response[bytes]:
     for b in buckets:
         view = bucket_view(b)
         writer.writerow(["" if view[c] is None else view[c] for c in CSV_COLUMNS])
-    return Response(out.getvalue().encode(), media_type="text/csv; charset=utf-8")
+    return Response(out.getvalue().encode(), media_type=CSV)
 
 
 def _usage_body(
