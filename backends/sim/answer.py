@@ -7,20 +7,26 @@ A natural stop samples one more token, the end-of-turn token, which is never sho
 
 from __future__ import annotations
 
+import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from warmgate.backends.sim.constrained.constraint import (
+    ANY_OBJECT,
+    Constraint,
+    ConstraintError,
+    json_text,
+)
+from warmgate.backends.sim.instructions import fenced, prompt_schema, wants_fence
+from warmgate.backends.sim.logprobs import EOS_TEXT
 from warmgate.backends.sim.tokenizer import Tokenizer
 from warmgate.backends.sim.wire import ChatCompletionRequest
 from warmgate.backends.sim.writer import EOS_TOKEN_ID, Writer
 
 REASONING, CONTENT, TOOL_NAME, TOOL_ARGS = 0, 1, 2, 3
 Piece = tuple[int, str, int]
-JSON_OBJECT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"answer": {"type": "string"}, "confidence": {"type": "number"}},
-}
+INSTRUCTING_ROLES = ("system", "developer", "user")
 
 
 class ToolCallPlan:
@@ -35,7 +41,7 @@ class ToolCallPlan:
 class Answer:
     """The pieces a request will stream, how many tokens it samples and why it stops."""
 
-    __slots__ = ("calls", "matched", "output_tokens", "pieces", "stop_reason")
+    __slots__ = ("calls", "matched", "output_tokens", "pieces", "sampled", "stop_reason")
 
     def __init__(
         self,
@@ -55,6 +61,7 @@ class Answer:
             self.pieces = pieces
             self.output_tokens = len(pieces) + 1
             self.stop_reason = "stop"
+        self.sampled = self.pieces  # what was sampled, before a stop string trims the text
         self.calls = calls
         self.matched: int | str | None = EOS_TOKEN_ID if self.stop_reason == "stop" else None
 
@@ -90,6 +97,13 @@ class Answer:
             self.stop_reason, self.matched = "stop", stop
             return
 
+    def token_texts(self) -> list[str]:
+        """The text of every sampled token, the end-of-turn token of a natural stop included
+        (what logprobs report)."""
+        texts = [piece[1] for piece in self.sampled[: self.output_tokens]]
+        texts += [EOS_TEXT] * (self.output_tokens - len(texts))
+        return texts
+
     def text(self, kind: int, upto: int) -> str:
         """The text of one kind among the first `upto` pieces."""
         return "".join(text for k, text, _ in self.pieces[:upto] if k == kind)
@@ -103,11 +117,25 @@ class Answer:
 
 
 def plan_text(
-    writer: Writer, mean: int, max_new_tokens: int, ignore_eos: bool, stops: Sequence[str] = ()
+    writer: Writer,
+    mean: int,
+    max_new_tokens: int,
+    ignore_eos: bool,
+    stops: Sequence[str] = (),
+    *,
+    constraint: Constraint | None = None,
+    draws: random.Random | None = None,
+    tokenizer: Tokenizer | None = None,
 ) -> Answer:
-    """Free text for /v1/completions and /generate: a seeded length, then words."""
-    visible = min(writer.natural_length(mean) - 1, max_new_tokens)  # the rest would be cut
-    pieces = [(CONTENT, word, 0) for word in writer.words(visible)]
+    """Free text for /v1/completions and /generate: a seeded length, then words; or, under a
+    constraint, a random text it accepts that fits the budget."""
+    if constraint is not None and draws is not None and tokenizer is not None:
+        tokenize = tokenizer.tokenize
+        text = constraint.text(draws, lambda t: len(tokenize(t)) < max_new_tokens)
+        pieces = [(CONTENT, token, 0) for token in tokenize(text)]
+    else:
+        visible = min(writer.natural_length(mean) - 1, max_new_tokens)  # the rest would be cut
+        pieces = [(CONTENT, word, 0) for word in writer.words(visible)]
     answer = Answer(pieces, [], max_new_tokens, ignore_eos, writer)
     answer.stop_at(stops)
     return answer
@@ -122,8 +150,11 @@ def plan_chat(
     *,
     reasoning: bool,
     tool_parser: bool,
+    draws: random.Random,
+    constraint: Constraint | None = None,
 ) -> Answer:
-    """Text, JSON or tool calls, as the request's tools, tool_choice and response_format ask."""
+    """Text, JSON or tool calls, as the request's tools, tool_choice, response_format and
+    constraint ask; structured text is a random instance from `draws`, sized to the budget."""
     pieces: list[Piece] = []
     calls: list[ToolCallPlan] = []
     natural = writer.natural_length(mean)
@@ -131,25 +162,57 @@ def plan_chat(
     if reasoning and thinking and request.separate_reasoning:
         thought = min(max(1, natural // 3), max_new_tokens)
         pieces += [(REASONING, word, 0) for word in writer.words(thought)]
-    tool = _chosen_tool(request) if tool_parser or _forced(request) else None
+    room = max_new_tokens - len(pieces)
+
+    def fits(text: str) -> bool:
+        return len(tokenizer.tokenize(text)) < room  # and the end-of-turn token after it
+
+    rng = draws
+    tool = None
+    if constraint is None and (tool_parser or _forced(request)):
+        tool = _chosen_tool(request)
+    structured = None
     if tool is not None:
         name, parameters = tool
-        arguments = writer.json_text(parameters or {"type": "object", "properties": {}})
+        arguments = json_text(parameters or ANY_OBJECT, rng, fits)
         calls.append(ToolCallPlan(name, arguments))
         pieces.append((TOOL_NAME, name, 0))
         pieces += [(TOOL_ARGS, fragment, 0) for fragment in tokenizer.tokenize(arguments)]
-    elif request.response_format is not None and request.response_format.type != "text":
-        schema: Any = JSON_OBJECT_SCHEMA
-        if request.response_format.type == "json_schema" and request.response_format.json_schema:
-            schema = request.response_format.json_schema.schema
-        pieces += [(CONTENT, t, 0) for t in tokenizer.tokenize(writer.json_text(schema))]
+    elif constraint is not None and constraint.source is not ANY_OBJECT:
+        structured = constraint.text(rng, fits)
     else:
+        structured = _instructed_json(request, rng, fits, constrained=constraint is not None)
+        if structured is None and constraint is not None:
+            structured = constraint.text(rng, fits)
+    if structured is not None:
+        pieces += [(CONTENT, token, 0) for token in tokenizer.tokenize(structured)]
+    elif tool is None:
         visible = min(max(1, natural - 1 - len(pieces)), max_new_tokens - len(pieces) + 1)
         pieces += [(CONTENT, word, 0) for word in writer.words(visible)]
     answer = Answer(pieces, calls, max_new_tokens, request.ignore_eos, writer)
     if not calls:
         answer.stop_at(stop_strings(request.stop))
     return answer
+
+
+def _instructed_json(
+    request: ChatCompletionRequest,
+    rng: random.Random,
+    fits: Callable[[str], bool],
+    *,
+    constrained: bool,
+) -> str | None:
+    """JSON for a schema the prompt gives (instruction following), fenced as markdown when the
+    prompt asks for a ```json block and no grammar holds the output to bare JSON."""
+    texts = [m.text() for m in request.messages if m.role in INSTRUCTING_ROLES]
+    schema = prompt_schema(texts)
+    if schema is None:
+        return None
+    try:
+        text = json_text(schema, rng, fits)
+    except ConstraintError:  # a schema no model could satisfy: answer in prose instead
+        return None
+    return fenced(text) if not constrained and wants_fence(texts) else text
 
 
 def stop_strings(stop: str | list[str] | None) -> list[str]:

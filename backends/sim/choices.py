@@ -7,16 +7,24 @@ from collections.abc import Sequence
 
 from warmgate.backends.sim.answer import Answer
 from warmgate.backends.sim.generation import Generation, QueueFullError
+from warmgate.backends.sim.logprobs import Logprobs
 from warmgate.backends.sim.replica import Replica
 
 
 class Choice:
-    __slots__ = ("answer", "generation", "index")
+    __slots__ = ("answer", "generation", "index", "logprobs")
 
-    def __init__(self, index: int, answer: Answer, generation: Generation) -> None:
+    def __init__(
+        self,
+        index: int,
+        answer: Answer,
+        generation: Generation,
+        logprobs: Logprobs | None = None,
+    ) -> None:
         self.index = index
         self.answer = answer
         self.generation = generation
+        self.logprobs = logprobs  # the sampled tokens' logprobs, when the request asks
 
 
 def submit(replica: Replica, choices: Sequence[Choice]) -> None:
@@ -59,14 +67,16 @@ async def progressed(choices: Sequence[Choice]) -> None:
 
 
 def usage(
-    choices: Sequence[Choice], reasoning_tokens: int, cache_report: bool
+    choices: Sequence[Choice], reasoning_tokens: int, cache_report: bool, n: int = 0
 ) -> dict[str, object]:
-    """UsageInfo as SGLang's usage_processor builds it: the prompt (and its cached tokens)
-    counted once, completion tokens summed over choices, in SGLang's field order."""
-    first = choices[0].generation
-    prompt = first.prompt_tokens
+    """UsageInfo as SGLang's usage_processor builds it: each prompt (and its cached tokens)
+    counted once per `n` choices (all choices share one prompt when `n` is 0), completion
+    tokens summed over choices, in SGLang's field order."""
+    firsts = [c.generation for c in choices[:: n or len(choices)]]
+    prompt = sum(generation.prompt_tokens for generation in firsts)
     completion = sum(choice.generation.generated for choice in choices)
-    details = {"cached_tokens": first.cached_tokens} if cache_report else None
+    cached = sum(generation.cached_tokens for generation in firsts)
+    details = {"cached_tokens": cached} if cache_report else None
     return {
         "prompt_tokens": prompt,
         "total_tokens": prompt + completion,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -32,9 +33,13 @@ class Replica:
         index: int = 0,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        draws: random.Random | None = None,
     ) -> None:
         self.config = config
         self.index = index
+        # Unseeded structured output (JSON, regex, logprobs) draws from here: a new instance per
+        # request, reproducible per replica from config.seed.
+        self.draws = draws or random.Random(config.seed * 7919 + index)
         self.faults = Faults.from_config(config)
         self.faults.validate()
         self.dice = FaultDice(config.seed + index)

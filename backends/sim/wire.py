@@ -73,6 +73,17 @@ class JsonSchemaFormat(msgspec.Struct, kw_only=True):
 class ResponseFormat(msgspec.Struct, kw_only=True):
     type: str
     json_schema: JsonSchemaFormat | None = None
+    schema: dict[str, Any] | None = None  # the shortcut ChatCompletionRequest.set_json_schema reads
+
+    def constrained_schema(self) -> Any:
+        """The JSON schema the output is held to (None for "text")."""
+        if self.type == "json_object":
+            return {"type": "object"}
+        if self.type != "json_schema":
+            return None
+        if self.json_schema is not None:
+            return self.json_schema.schema
+        return self.schema
 
 
 class StreamOptions(msgspec.Struct, kw_only=True):
@@ -119,6 +130,10 @@ class ChatCompletionRequest(msgspec.Struct, kw_only=True):
     presence_penalty: float | None = None
     repetition_penalty: float | None = None
     ignore_eos: bool = False
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    regex: str | None = None
+    ebnf: str | None = None
     separate_reasoning: bool = True
     chat_template_kwargs: dict[str, Any] | None = None
     rid: str | None = None
@@ -133,6 +148,11 @@ class CompletionRequest(msgspec.Struct, kw_only=True):
     stream: bool = False
     stream_options: StreamOptions | None = None
     echo: bool = False
+    logprobs: int | None = None
+    json_schema: str | None = None
+    regex: str | None = None
+    ebnf: str | None = None
+    response_format: ResponseFormat | None = None
     stop: str | list[str] | None = None
     temperature: float | None = None
     top_p: float | None = None

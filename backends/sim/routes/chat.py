@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 
@@ -10,18 +11,32 @@ from aiohttp import web
 from warmgate.backends.sim import choices
 from warmgate.backends.sim.answer import CONTENT, REASONING, Answer, plan_chat
 from warmgate.backends.sim.choices import Choice
+from warmgate.backends.sim.constrained.constraint import Constraint, ConstraintError, select
+from warmgate.backends.sim.constrained.grammar import GrammarError
+from warmgate.backends.sim.constrained.schema_check import check_structure
 from warmgate.backends.sim.errors import SimError
 from warmgate.backends.sim.generation import Generation, QueueFullError
+from warmgate.backends.sim.logprobs import Logprobs
 from warmgate.backends.sim.prompt import render_chat
 from warmgate.backends.sim.replica import Replica
 from warmgate.backends.sim.routes import intake
 from warmgate.backends.sim.routes.chat_stream import ChatStream
 from warmgate.backends.sim.sampling import check_sampling
 from warmgate.backends.sim.validation import field_error
-from warmgate.backends.sim.wire import ChatCompletionRequest, chat_decoder, encode, sampling_of
+from warmgate.backends.sim.wire import (
+    ChatCompletionRequest,
+    ToolChoice,
+    chat_decoder,
+    encode,
+    sampling_of,
+)
 from warmgate.backends.sim.writer import Writer
 
 MAX_CHOICES = 128
+CONSTRAINT_CONFLICT = (
+    "tool_choice 'required' or a named tool cannot be combined with response_format, regex, "
+    "or ebnf: the tool-call constraint and the output constraint cannot both be honored."
+)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -31,11 +46,16 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         chat: ChatCompletionRequest = intake.decode(chat_decoder, body, "ChatCompletionRequest")
         validate(chat)
         intake.check_model(chat.model, replica.config)
-        rid, planned = plan(chat, replica)
+        constraint = output_constraint(chat)
+        rid, planned = plan(chat, replica, constraint)
         check_sampling(sampling_of(chat))
         await intake.pass_faults(replica)
     except SimError as error:
         return intake.error_response(error)
+    except ConstraintError as failed:  # the scheduler's abort: a 400, in-band once streaming
+        if chat.stream:
+            return await ChatStream.refused(request, replica, chat, str(failed))
+        return intake.error_response(SimError(str(failed)))
     if chat.stream:
         return await ChatStream(request, replica, chat, rid, planned).run()
     try:
@@ -66,18 +86,38 @@ def validate(chat: ChatCompletionRequest) -> None:
             raise SimError("Tools cannot be empty if tool choice is set to a specific tool.")
         if not any(t.function.name == choice.function.name for t in tools):
             raise SimError(f"Tool '{choice.function.name}' not found in tools list.")
+    for position, tool in enumerate(tools):
+        if tool.function.parameters is None:
+            continue
+        try:
+            check_structure(tool.function.parameters)
+        except GrammarError as error:
+            raise SimError(
+                f"Tool {position} function has invalid 'parameters' schema: {error}"
+            ) from None
     fmt = chat.response_format
-    if (
-        fmt is not None
-        and fmt.type == "json_schema"
-        and (fmt.json_schema is None or fmt.json_schema.schema is None)
-    ):
+    if fmt is not None and fmt.type == "json_schema" and fmt.constrained_schema() is None:
         raise SimError("schema_ is required for json_schema response format request.")
     if not 1 <= chat.n <= MAX_CHOICES:
         raise SimError(f"n must be between 1 and {MAX_CHOICES}.")
 
 
-def plan(chat: ChatCompletionRequest, replica: Replica) -> tuple[str, list[Choice]]:
+def output_constraint(chat: ChatCompletionRequest) -> Constraint | None:
+    """The grammar the answer is held to (ChatCompletionRequest.to_sampling_params); a forced
+    tool call besides it is a 400, a grammar that does not compile a ConstraintError."""
+    fmt = chat.response_format
+    schema = fmt.constrained_schema() if fmt is not None else None
+    if schema is None and chat.regex is None and chat.ebnf is None:
+        return None
+    forced = chat.tool_choice == "required" or isinstance(chat.tool_choice, ToolChoice)
+    if forced and chat.tools:
+        raise SimError(CONSTRAINT_CONFLICT, 400, "BadRequest")
+    return select(schema, chat.regex, chat.ebnf)
+
+
+def plan(
+    chat: ChatCompletionRequest, replica: Replica, constraint: Constraint | None = None
+) -> tuple[str, list[Choice]]:
     """The request id and, per choice, its answer and its generation."""
     config = replica.config
     requested = chat.max_completion_tokens or chat.max_tokens
@@ -91,6 +131,7 @@ def plan(chat: ChatCompletionRequest, replica: Replica) -> tuple[str, list[Choic
     rid = chat.rid or uuid.uuid4().hex
     planned = []
     for index in range(chat.n):
+        draws = draws_for(chat.seed, index, replica)
         answer = plan_chat(
             chat,
             Writer(prompt.seed + index),
@@ -99,6 +140,8 @@ def plan(chat: ChatCompletionRequest, replica: Replica) -> tuple[str, list[Choic
             budget,
             reasoning=config.reasoning_parser is not None,
             tool_parser=config.tool_call_parser is not None,
+            draws=draws,
+            constraint=constraint,
         )
         generation = Generation(
             rid if chat.n == 1 else f"{rid}_{index}",
@@ -107,8 +150,20 @@ def plan(chat: ChatCompletionRequest, replica: Replica) -> tuple[str, list[Choic
             output_tokens=answer.output_tokens,
             stop_reason=answer.stop_reason,
         )
-        planned.append(Choice(index, answer, generation))
+        logprobs = None
+        if chat.logprobs:
+            top = chat.top_logprobs or 0
+            logprobs = Logprobs(answer.token_texts(), top, draws.getrandbits(64))
+        planned.append(Choice(index, answer, generation, logprobs))
     return rid, planned
+
+
+def draws_for(seed: int | None, index: int, replica: Replica) -> random.Random:
+    """The random source of one choice's structured output and logprobs: the request's seed
+    when it gives one (same seed, same answer), else a fresh draw."""
+    if seed is None:
+        return random.Random(replica.draws.getrandbits(64))
+    return random.Random(seed * 1_000_003 + index)
 
 
 def finish_reason(answer: Answer, generation: Generation) -> tuple[str, int | str | None]:
@@ -148,7 +203,7 @@ def response_body(
             {
                 "index": choice.index,
                 "message": message,
-                "logprobs": None,
+                "logprobs": choice.logprobs.chat(0, upto) if choice.logprobs else None,
                 "finish_reason": reason,
                 "matched_stop": matched,
             }

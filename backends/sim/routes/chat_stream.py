@@ -24,6 +24,8 @@ from warmgate.backends.sim.wire import ChatCompletionRequest, encode
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8"}
 _TAIL = b',"logprobs":null,"finish_reason":null,"matched_stop":null}]}\n\n'
+_BARE_DELTA = b'{"reasoning_content":null}'  # sse_utils.StreamDelta with nothing but logprobs
+_NULL_LP = b',"logprobs":null'
 FINISHED, CUT, FAILED = "finished", "cut", "failed"
 STREAM_FAULT = "Internal server error: simulated fault during generation"
 
@@ -59,6 +61,13 @@ class ChatStream:
             b"data: " + self._head + b',"choices":[{"index":%d,"delta":' % choice.index
             for choice in planned
         ]
+        config = replica.config
+        # serving_chat flushes logprobs that found no content event in a chunk of their own
+        # only when a reasoning or tool-call parser runs; tool-call parsing sends them apart.
+        self._parsers = bool(config.reasoning_parser or config.tool_call_parser)
+        self._tools_parsed = bool(
+            config.tool_call_parser and chat.tools and chat.tool_choice != "none"
+        )
 
     async def run(self) -> web.StreamResponse:
         replica, planned = self.replica, self.planned
@@ -84,6 +93,18 @@ class ChatStream:
         finally:
             choices.abort(replica, planned)
 
+    @staticmethod
+    async def refused(
+        request: web.Request, replica: Replica, chat: ChatCompletionRequest, message: str
+    ) -> web.StreamResponse:
+        """A stream the scheduler aborted before any token (a grammar that does not compile):
+        200, the error event, [DONE] (serving_chat turns the abort into an in-band error)."""
+        response = web.StreamResponse(headers=SSE_HEADERS)
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(stream_error_event(message, 400) + DONE)
+        return response
+
     async def _start(self) -> web.StreamResponse:
         response = web.StreamResponse(headers=SSE_HEADERS)
         response.enable_chunked_encoding()
@@ -107,7 +128,20 @@ class ChatStream:
                     role = b'{"reasoning_content":null,"role":"assistant","content":""}'
                     events += self._opens[slot] + role + _TAIL
                 stop = min(upto, len(choice.answer.pieces))
-                events += self._pieces(slot, sent[slot], stop, self._tail(choice, stop))
+                tail = self._tail(choice, stop)
+                logprobs = self._logprobs(choice, sent[slot], upto)
+                if logprobs is None:
+                    events += self._pieces(slot, sent[slot], stop, tail, tail)
+                elif self._tools_parsed:  # the tool parser's events carry none: a chunk of its own
+                    events += self._pieces(slot, sent[slot], stop, tail, tail)
+                    events += self._opens[slot] + _BARE_DELTA + logprobs + tail[len(_NULL_LP) :]
+                else:
+                    first = logprobs + tail[len(_NULL_LP) :]
+                    written = self._pieces(slot, sent[slot], stop, first, tail)
+                    if written or not self._parsers:
+                        events += written
+                    else:  # nothing to attach to (the end-of-turn token): flushed alone
+                        events += self._opens[slot] + _BARE_DELTA + first
                 sent[slot] = upto
             if events:
                 await response.write(bytes(events))
@@ -129,7 +163,15 @@ class ChatStream:
         fields = choices.usage([choice], reasoning, self.replica.config.enable_cache_report)
         return _TAIL[:-3] + b',"usage":' + encode(fields) + b"}\n\n"
 
-    def _pieces(self, slot: int, start: int, stop: int, tail: bytes) -> bytes:
+    def _logprobs(self, choice: Choice, start: int, stop: int) -> bytes | None:
+        """`,"logprobs":{...}` for tokens [start, stop), or None if not asked or none new."""
+        if choice.logprobs is None or stop <= start:
+            return None
+        return b',"logprobs":' + encode(choice.logprobs.chat(start, stop))
+
+    def _pieces(self, slot: int, start: int, stop: int, first: bytes, tail: bytes) -> bytes:
+        """The events for pieces [start, stop): the first ends with `first` (which may carry
+        the step's logprobs), the others with `tail`."""
         out = bytearray()
         answer, opening = self.planned[slot].answer, self._opens[slot]
         pieces = answer.pieces
@@ -144,11 +186,12 @@ class ChatStream:
             while end < stop and pieces[end][0] == kind:
                 end += 1
             chunk = "".join(piece[1] for piece in pieces[index:end])
+            ending = tail if out else first
             if kind == REASONING:
-                out += opening + b'{"reasoning_content":' + encode(chunk) + b"}" + tail
+                out += opening + b'{"reasoning_content":' + encode(chunk) + b"}" + ending
             elif kind == CONTENT:
                 delta = b'{"reasoning_content":null,"content":' + encode(chunk) + b"}"
-                out += opening + delta + tail
+                out += opening + delta + ending
             elif kind == TOOL_ARGS:
                 out += self._tool_event(opening, None, call, None, chunk, tail=tail)
             index = end
