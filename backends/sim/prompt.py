@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from warmgate.backends.sim.tokenizer import Tokenizer
 from warmgate.backends.sim.wire import ChatMessage, Tool
+from warmgate.backends.sim.writer import WORDS
 
 BOS = "<|begin_of_text|>"
 HEADER_START = "<|start_header_id|>"
@@ -78,6 +79,11 @@ def render_text(
 def render_ids(ids: Sequence[int], tokenizer: Tokenizer, base_seed: int) -> Prompt:
     tokens = [str(token_id) for token_id in ids]
     return Prompt(tokens, tokenizer, answer_seed(base_seed, " ".join(tokens[-64:]), len(ids), None))
+
+
+def decode_ids(ids: Sequence[int]) -> str:
+    """Token ids as text (the simulator's vocabulary: id i is a word, chosen by i)."""
+    return "".join(" " + WORDS[token_id % len(WORDS)] for token_id in ids).lstrip()
 
 
 def _function(tool: Tool) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 A stream has one event per scheduler output, the last carrying `finish_reason` (no separate
 finish event, unlike chat), then the usage event (dumped without nulls) when asked, then [DONE].
+A batch of prompts streams the events of all its choices interleaved, each with its index.
 """
 
 from __future__ import annotations
@@ -12,18 +13,17 @@ import uuid
 from aiohttp import web
 
 from warmgate.backends.sim import choices
-from warmgate.backends.sim.answer import CONTENT, plan_text, stop_strings
+from warmgate.backends.sim.answer import CONTENT
 from warmgate.backends.sim.choices import Choice
+from warmgate.backends.sim.constrained.constraint import ConstraintError
 from warmgate.backends.sim.errors import SimError, stream_error_event
-from warmgate.backends.sim.generation import Generation, QueueFullError
-from warmgate.backends.sim.prompt import Prompt, render_ids, render_text
+from warmgate.backends.sim.generation import QueueFullError
 from warmgate.backends.sim.replica import Replica
 from warmgate.backends.sim.routes import intake
-from warmgate.backends.sim.routes.chat import MAX_CHOICES
 from warmgate.backends.sim.routes.chat_stream import DONE, SSE_HEADERS, STREAM_FAULT, cut_connection
+from warmgate.backends.sim.routes.completion_plan import CompletionPlan, output_constraint, plan
 from warmgate.backends.sim.sampling import check_sampling
 from warmgate.backends.sim.wire import CompletionRequest, completion_decoder, encode, sampling_of
-from warmgate.backends.sim.writer import Writer
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
@@ -33,7 +33,12 @@ async def completions(request: web.Request) -> web.StreamResponse:
         completion: CompletionRequest = intake.decode(completion_decoder, body, "CompletionRequest")
         intake.check_model(completion.model, replica.config)
         rid = completion.rid or uuid.uuid4().hex
-        planned, echo = _plan(completion, replica, rid)
+        try:
+            planned = plan(completion, replica, rid, output_constraint(completion))
+        except ConstraintError as failed:
+            if not completion.stream:
+                raise SimError(str(failed)) from None
+            return await _refused(request, str(failed))
         check_sampling(sampling_of(completion))
         await intake.pass_faults(replica)
     except SimError as error:
@@ -47,69 +52,46 @@ async def completions(request: web.Request) -> web.StreamResponse:
         }
     )[:-1]
     if completion.stream:
-        return await _stream(request, replica, completion, planned, head=head, echo=echo)
+        return await _stream(request, replica, completion, planned, head=head)
+    generations = planned.choices
     try:
-        choices.submit(replica, planned)
+        choices.submit(replica, generations)
     except QueueFullError as full:
         return intake.error_response(SimError(str(full), 503, "503"))
     try:
-        await choices.completed(planned)
+        await choices.completed(generations)
     finally:
-        choices.abort(replica, planned)
+        choices.abort(replica, generations)
+    n = completion.n
     body_choices = []
-    for choice in planned:
+    for choice in generations:
         reason, matched = _finish(choice)
-        text = echo + choice.answer.text(CONTENT, choice.generation.generated)
+        upto = choice.generation.generated
+        text = planned.echoes[choice.index // n] + choice.answer.text(CONTENT, upto)
         body_choices.append(
             {
                 "index": choice.index,
                 "text": text,
-                "logprobs": None,
+                "logprobs": _logprobs(planned, choice, 0, upto, n),
                 "finish_reason": reason,
                 "matched_stop": matched,
             }
         )
-    fields = choices.usage(planned, 0, replica.config.enable_cache_report)
+    fields = choices.usage(generations, 0, replica.config.enable_cache_report, n)
     tail = {"choices": body_choices, "usage": fields, "metadata": {"weight_version": "default"}}
     return intake.json_response(head + b"," + encode(tail)[1:])
 
 
-def _plan(completion: CompletionRequest, replica: Replica, rid: str) -> tuple[list[Choice], str]:
-    prompt, echo = _prompt(completion, replica)
-    config = replica.config
-    if not 1 <= completion.n <= MAX_CHOICES:
-        raise SimError(f"n must be between 1 and {MAX_CHOICES}.")
-    budget = intake.max_new_tokens(completion.max_tokens, len(prompt), config)
-    planned = []
-    for index in range(completion.n):
-        answer = plan_text(
-            Writer(prompt.seed + index),
-            config.output_tokens_mean,
-            budget,
-            completion.ignore_eos,
-            stop_strings(completion.stop),
-        )
-        generation = Generation(
-            rid if completion.n == 1 else f"{rid}_{index}",
-            prompt_tokens=len(prompt),
-            block_hashes=prompt.block_hashes,
-            output_tokens=answer.output_tokens,
-            stop_reason=answer.stop_reason,
-        )
-        planned.append(Choice(index, answer, generation))
-    return planned, echo
-
-
-def _prompt(completion: CompletionRequest, replica: Replica) -> tuple[Prompt, str]:
-    raw, config = completion.prompt, replica.config
-    if isinstance(raw, list) and len(raw) == 1 and isinstance(raw[0], (str, list)):
-        raw = raw[0]
-    if isinstance(raw, str):
-        prompt = render_text(raw, replica.tokenizer, config.seed, completion.seed)
-        return prompt, raw if completion.echo else ""
-    if raw and all(isinstance(token, int) for token in raw):
-        return render_ids(raw, replica.tokenizer, config.seed), ""
-    raise SimError("The simulator takes one prompt per request: a string or a list of token ids.")
+def _logprobs(
+    planned: CompletionPlan, choice: Choice, start: int, stop: int, n: int
+) -> dict[str, object] | None:
+    """LogProbs of tokens [start, stop), the echoed prompt's first when `start` is 0."""
+    if choice.logprobs is None:
+        return None
+    before = planned.prompt_logprobs[choice.index // n] if start == 0 else None
+    if stop <= start and before is None:
+        return None
+    return choice.logprobs.completion(start, min(stop, len(choice.logprobs)), before)
 
 
 def _finish(choice: Choice) -> tuple[str, int | str | None]:
@@ -117,40 +99,54 @@ def _finish(choice: Choice) -> tuple[str, int | str | None]:
     return reason, choice.answer.matched if reason == "stop" else None
 
 
+async def _refused(request: web.Request, message: str) -> web.StreamResponse:
+    """A grammar that does not compile, on a stream: the abort becomes an in-band error."""
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    await response.write(stream_error_event(message, 400) + DONE)
+    return response
+
+
 async def _stream(
     request: web.Request,
     replica: Replica,
     completion: CompletionRequest,
-    planned: list[Choice],
+    planned: CompletionPlan,
     *,
     head: bytes,
-    echo: str,
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers=SSE_HEADERS)
     response.enable_chunked_encoding()
-    for choice in planned:
+    generations = planned.choices
+    for choice in generations:
         choice.generation.streaming = True
     try:
-        choices.submit(replica, planned)
+        choices.submit(replica, generations)
     except QueueFullError as full:
         await response.prepare(request)
         await response.write(stream_error_event(str(full), 503) + DONE)
         return response
+    n = completion.n
     try:
-        while not any(c.generation.generated or c.generation.finished for c in planned):
-            await choices.progressed(planned)
+        while not any(c.generation.generated or c.generation.finished for c in generations):
+            await choices.progressed(generations)
         await response.prepare(request)
-        reported, closed = [0] * len(planned), [False] * len(planned)
+        reported, closed = [0] * len(generations), [False] * len(generations)
         cut = replica.faults.cut_stream_after_tokens
         fail = replica.faults.error_stream_after_tokens
         while True:
             events = bytearray()
-            for slot, choice in enumerate(planned):
+            for slot, choice in enumerate(generations):
                 generation, upto = choice.generation, choice.generation.generated
                 if closed[slot] or (upto == reported[slot] and not generation.finished):
                     continue
-                text = "".join(piece[1] for piece in choice.answer.pieces[reported[slot] : upto])
-                events += _event(head, choice, (echo if reported[slot] == 0 else "") + text)
+                start = reported[slot]
+                text = "".join(piece[1] for piece in choice.answer.pieces[start:upto])
+                if start == 0:
+                    text = planned.echoes[choice.index // n] + text
+                logprobs = _logprobs(planned, choice, start, upto, n)
+                events += _event(head, choice, text, logprobs)
                 reported[slot], closed[slot] = upto, generation.finished
             await response.write(bytes(events))
             if cut is not None and max(reported) >= cut:
@@ -159,30 +155,30 @@ async def _stream(
             if fail is not None and max(reported) >= fail:
                 await response.write(stream_error_event(STREAM_FAULT, 500))
                 break
-            if all(choice.generation.finished for choice in planned):
+            if all(choice.generation.finished for choice in generations):
                 break
-            await choices.progressed(planned)
+            await choices.progressed(generations)
         options = completion.stream_options
         if replica.config.stream_include_usage_default or (options and options.include_usage):
             fields = choices.without_nulls(
-                choices.usage(planned, 0, replica.config.enable_cache_report)
+                choices.usage(generations, 0, replica.config.enable_cache_report, n)
             )
             usage_event = b',"choices":[],"usage":' + encode(fields) + b"}\n\n"
             await response.write(b"data: " + head + usage_event)
         await response.write(DONE)
         return response
     finally:
-        choices.abort(replica, planned)
+        choices.abort(replica, generations)
 
 
-def _event(head: bytes, choice: Choice, text: str) -> bytes:
+def _event(head: bytes, choice: Choice, text: str, logprobs: dict[str, object] | None) -> bytes:
     """One CompletionStreamResponse event; the last one of a choice carries its finish."""
     generation = choice.generation
     reason, matched = _finish(choice) if generation.finished else (None, None)
     body = {
         "index": choice.index,
         "text": text,
-        "logprobs": None,
+        "logprobs": logprobs,
         "finish_reason": reason,
         "matched_stop": matched,
     }
