@@ -94,12 +94,19 @@ def test_an_unknown_response_id_is_a_404(client: OpenAI, sim: Any) -> None:
     assert received(sim) == before
 
 
-def test_a_background_response_can_be_cancelled(client: OpenAI) -> None:
-    created = client.responses.create(model="demo", input="long task", background=True)
-    assert created.status == "in_progress"
-    cancelled = client.responses.cancel(created.id)
-    assert cancelled.status == "cancelled"
-    assert client.responses.retrieve(created.id).status == "cancelled"
+def test_a_background_response_can_be_cancelled(client: OpenAI, sim: Any) -> None:
+    # Generation held on both replicas, so the response is still running when cancelled.
+    for url in sim.urls:
+        httpx.post(url + "/pause_generation", timeout=10).raise_for_status()
+    try:
+        created = client.responses.create(model="demo", input="long task", background=True)
+        assert created.status == "queued"
+        cancelled = client.responses.cancel(created.id)
+        assert cancelled.status == "cancelled"
+        assert client.responses.retrieve(created.id).status == "cancelled"
+    finally:
+        for url in sim.urls:
+            httpx.post(url + "/continue_generation", timeout=10).raise_for_status()
 
 
 def test_a_finished_response_cannot_be_cancelled(client: OpenAI) -> None:

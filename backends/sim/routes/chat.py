@@ -116,7 +116,10 @@ def output_constraint(chat: ChatCompletionRequest) -> Constraint | None:
 
 
 def plan(
-    chat: ChatCompletionRequest, replica: Replica, constraint: Constraint | None = None
+    chat: ChatCompletionRequest,
+    replica: Replica,
+    constraint: Constraint | None = None,
+    rid: str | None = None,
 ) -> tuple[str, list[Choice]]:
     """The request id and, per choice, its answer and its generation."""
     config = replica.config
@@ -128,7 +131,7 @@ def plan(
         )
     prompt = render_chat(chat.messages, chat.tools, replica.tokenizer, config.seed, chat.seed)
     budget = intake.max_new_tokens(requested, len(prompt), config)
-    rid = chat.rid or uuid.uuid4().hex
+    rid = rid or chat.rid or uuid.uuid4().hex
     planned = []
     for index in range(chat.n):
         draws = draws_for(chat.seed, index, replica)

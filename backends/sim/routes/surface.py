@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from warmgate.backends.sim.response_store import ResponseStore
 from warmgate.backends.sim.routes import images, responses, transcriptions
 
 
 def install(app: web.Application) -> None:
     """Add the routes and the per-replica stores they keep (before the catch-all route)."""
-    app[responses.RESPONSES] = responses.ResponseStore()
+    store = ResponseStore()
+    app[responses.RESPONSES] = store
+    app.on_cleanup.append(store.close)
     app[images.IMAGES] = images.ImageStore()
     add = app.router.add_route
     add("POST", "/v1/audio/transcriptions", transcriptions.transcriptions)
