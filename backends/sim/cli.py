@@ -39,6 +39,7 @@ _FLAG_HELP = {
     "output_tokens_mean": "mean natural answer length (exponential, seeded)",
     "startup_s": "seconds of 503 on /health after start",
     "time_scale": "multiply every delay (0: as fast as possible)",
+    "network_delay_ms": "delay every answer's first byte and each streamed chunk (regions)",
     "seed": "seed of generated text, lengths and fault draws",
     "fail_rate": "share of generation requests that fail",
     "fail_status": "status of those failures (500, 502, 503, 504)",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
+
+import msgspec
 
 from warmgate.backends.sim.config import SimConfig
 from warmgate.backends.sim.faults import Faults
@@ -14,17 +17,35 @@ from warmgate.backends.sim.server import build_app
 
 
 class SimCluster:
-    """Replicas on consecutive ports from `port` (or each on a free port when `port` is 0)."""
+    """Replicas on consecutive ports from `port` (or each on a free port when `port` is 0).
+
+    `network_delay_ms`, one value per replica, overrides the config's delay replica by replica,
+    so one cluster can stand for replicas in two regions."""
 
     def __init__(
-        self, config: SimConfig, replicas: int = 1, host: str = "127.0.0.1", port: int = 0
+        self,
+        config: SimConfig,
+        replicas: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        network_delay_ms: Sequence[float] | None = None,
     ) -> None:
         if replicas < 1:
             raise ValueError("replicas must be >= 1")
+        delays = [config.network_delay_ms] * replicas
+        if network_delay_ms is not None:
+            if len(network_delay_ms) != replicas:
+                raise ValueError("network_delay_ms needs one value per replica")
+            delays = [float(delay) for delay in network_delay_ms]
+        if any(delay < 0 for delay in delays):
+            raise ValueError("network delays must be >= 0")
         self.config = config
         self.host = host
         self.port = port
-        self.replicas = [Replica(config, index) for index in range(replicas)]
+        self.replicas = [
+            Replica(msgspec.structs.replace(config, network_delay_ms=delay), index)
+            for index, delay in enumerate(delays)
+        ]
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None

@@ -16,7 +16,8 @@ DEFAULT_MAX_NEW_TOKENS = 128  # SamplingParams.max_new_tokens when a request nam
 
 
 class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything that shapes one simulated SGLang replica (all replicas of a cluster share it)."""
+    """Everything that shapes one simulated SGLang replica (a cluster's replicas share it, but
+    for their network delay, which SimCluster can set per replica)."""
 
     # --- identity and serving flags (SGLang's own flags of the same names)
     model: str = "meta-llama/Llama-3.3-70B-Instruct"  # --model-path; also the served name
@@ -49,6 +50,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
     output_tokens_mean: int = 256  # natural answer length when max_tokens does not cut it
     startup_s: float = 0.0  # /health answers 503 this long after start (real 70B: ~150 s)
     time_scale: float = 1.0  # multiplies every delay; 0 runs as fast as possible
+    network_delay_ms: float = 0.0  # one-way client network delay: first byte and each chunk
     seed: int = 0  # seeds generated text, answer lengths and fault draws
 
     # --- faults at start (the same fields can be changed at run time: POST /_sim/faults)

@@ -16,6 +16,7 @@ from aiohttp import web
 from warmgate.backends.sim.config import SimConfig
 from warmgate.backends.sim.faults import FaultDice, Faults
 from warmgate.backends.sim.generation import Generation, QueueFullError
+from warmgate.backends.sim.network import Outlet
 from warmgate.backends.sim.prefix_cache import PrefixCache
 from warmgate.backends.sim.scheduler import Scheduler, Sleep
 from warmgate.backends.sim.telemetry import Telemetry
@@ -49,6 +50,8 @@ class Replica:
             config, PrefixCache(config.page_size), self.telemetry, monotonic, sleep
         )
         self.scheduler.slow_decode_factor = self.faults.slow_decode_factor
+        # one-way network delay to clients, in wall seconds (scaled like every other delay)
+        self.network_delay_s = config.network_delay_ms / 1000 * config.time_scale
         self.draining = False
         self.held = 0  # requests held by hang_before_first_byte right now
         self.started = False  # warm-up done: /health may answer 200
@@ -176,6 +179,10 @@ class Replica:
         except QueueFullError:
             self.telemetry.rejected_queue_full += 1
             raise
+
+    def outlet(self, request: web.Request, response: web.StreamResponse) -> Outlet:
+        """The way out of a streamed answer, through this replica's network delay."""
+        return Outlet(request, response, self.network_delay_s)
 
     def observe(self, path: str, body: bytes) -> None:
         """Remember the last request body (decoded lazily by /_sim/stats)."""

@@ -53,6 +53,11 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._watchers: list[asyncio.Future[None]] = []
         self.last_step_tokens_per_s = 0.0
+        # /v1/loads: SGLang's decode step-time moment sums [steps, sum batch, sum step_us,
+        # sum batch^2, sum batch*step_us, sum generated] and prefill busy time, on the
+        # simulated clock (the step times SGLang would measure on the modelled hardware)
+        self.decode_moments = [0.0] * 6
+        self.prefill_busy_us = 0
         # forward passes that sent any request an output (a token or an abort): SGLang's
         # tokenizer manager bumps last_receive_tstamp on each, and /health_generate reads it
         self.outputs = 0
@@ -215,6 +220,7 @@ class Scheduler:
             budget -= take
         tokens = config.chunked_prefill_size - budget
         duration = config.prefill_overhead_s + tokens / config.prefill_tokens_per_s
+        self.prefill_busy_us += int(duration * 1e6)
 
         def finish() -> None:
             done_now = self._sim_now
@@ -250,10 +256,12 @@ class Scheduler:
         def finish() -> None:
             done_now = self._sim_now
             ended = False
+            generated = 0
             observe = self.telemetry.itl.observe  # per token, as SGLang's collector does
             for generation in batch:
                 if generation.finished:
                     continue
+                generated += 1
                 if generation.log_metrics:
                     observe(done_now - generation.last_token_at)
                 if generation.emit(done_now):
@@ -261,11 +269,23 @@ class Scheduler:
                     ended = True
             if ended:
                 self._decoding = [g for g in self._decoding if not g.finished]
+            self._add_decode_moment(len(batch), int(duration * 1e6), generated)
             self.telemetry.decoded(len(batch))
             self.outputs += 1
             self._changed()
 
         return duration, finish
+
+    def _add_decode_moment(self, batch: int, step_us: int, generated: int) -> None:
+        if batch <= 0 or step_us <= 0:
+            return
+        moments = self.decode_moments
+        moments[0] += 1.0
+        moments[1] += batch
+        moments[2] += step_us
+        moments[3] += batch * batch
+        moments[4] += batch * step_us
+        moments[5] += generated
 
     def _release(self, generation: Generation) -> None:
         self._reserved_tokens -= generation.reserved_tokens

@@ -8,6 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from warmgate.backends.sim.errors import UNAUTHORIZED_BODY
+from warmgate.backends.sim.network import first_byte_delay
 from warmgate.backends.sim.replica import Replica
 from warmgate.backends.sim.routes import (
     admin,
@@ -30,7 +31,11 @@ AUTH_EXEMPT_PREFIXES = ("/health", "/ready", "/metrics", "/_sim/")
 
 
 def build_app(replica: Replica) -> web.Application:
-    middlewares = [_api_key_guard(replica.config.api_key)] if replica.config.api_key else []
+    middlewares: list[Middleware] = []
+    if replica.network_delay_s > 0:  # outermost: a refused key waits for the network too
+        middlewares.append(first_byte_delay(replica.network_delay_s))
+    if replica.config.api_key:
+        middlewares.append(_api_key_guard(replica.config.api_key))
     app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
     app[REPLICA] = replica
     add = app.router.add_route

@@ -18,6 +18,7 @@ from warmgate.backends.sim.answer import CONTENT, REASONING, TOOL_ARGS, TOOL_NAM
 from warmgate.backends.sim.choices import Choice
 from warmgate.backends.sim.errors import stream_error_event
 from warmgate.backends.sim.generation import QueueFullError
+from warmgate.backends.sim.network import Outlet
 from warmgate.backends.sim.replica import Replica
 from warmgate.backends.sim.wire import ChatCompletionRequest, encode
 
@@ -30,11 +31,10 @@ FINISHED, CUT, FAILED = "finished", "cut", "failed"
 STREAM_FAULT = "Internal server error: simulated fault during generation"
 
 
-def cut_connection(request: web.Request) -> None:
-    """Fault `cut_stream_after_tokens`: end the connection mid-body, after what was written."""
-    transport = request.transport
-    if transport is not None:
-        transport.close()  # flushes the written bytes first, unlike abort()
+def sse_response() -> web.StreamResponse:
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    response.enable_chunked_encoding()
+    return response
 
 
 class ChatStream:
@@ -73,25 +73,29 @@ class ChatStream:
         replica, planned = self.replica, self.planned
         for choice in planned:
             choice.generation.streaming = True
+        outlet = self._outlet()
         try:
-            choices.submit(replica, planned)
-        except QueueFullError as full:
-            response = await self._start()
-            await response.write(stream_error_event(str(full), 503) + DONE)
-            return response
-        try:
+            try:
+                choices.submit(replica, planned)
+            except QueueFullError as full:
+                await outlet.prepare()
+                await outlet.write(stream_error_event(str(full), 503) + DONE)
+                await outlet.drain()
+                return outlet.response
             while not any(c.generation.generated or c.generation.finished for c in planned):
                 await choices.progressed(planned)
-            response = await self._start()
-            ending = await self._relay(response)
+            await outlet.prepare()
+            ending = await self._relay(outlet)
             if ending == FINISHED:
-                await response.write(self._closing())
+                await outlet.write(self._closing())
             elif ending == FAILED:
                 # serving_chat: the error event, no finish event, the usage event if asked.
-                await response.write(stream_error_event(STREAM_FAULT, 500) + self._usage() + DONE)
-            return response
+                await outlet.write(stream_error_event(STREAM_FAULT, 500) + self._usage() + DONE)
+            await outlet.drain()
+            return outlet.response
         finally:
             choices.abort(replica, planned)
+            await outlet.close()
 
     @staticmethod
     async def refused(
@@ -99,19 +103,19 @@ class ChatStream:
     ) -> web.StreamResponse:
         """A stream the scheduler aborted before any token (a grammar that does not compile):
         200, the error event, [DONE] (serving_chat turns the abort into an in-band error)."""
-        response = web.StreamResponse(headers=SSE_HEADERS)
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        await response.write(stream_error_event(message, 400) + DONE)
-        return response
+        outlet = replica.outlet(request, sse_response())
+        try:
+            await outlet.prepare()
+            await outlet.write(stream_error_event(message, 400) + DONE)
+            await outlet.drain()
+        finally:
+            await outlet.close()
+        return outlet.response
 
-    async def _start(self) -> web.StreamResponse:
-        response = web.StreamResponse(headers=SSE_HEADERS)
-        response.enable_chunked_encoding()
-        await response.prepare(self.request)
-        return response
+    def _outlet(self) -> Outlet:
+        return self.replica.outlet(self.request, sse_response())
 
-    async def _relay(self, response: web.StreamResponse) -> str:
+    async def _relay(self, outlet: Outlet) -> str:
         """Write every token as it comes; say how the stream ends (FINISHED, CUT or FAILED)."""
         planned = self.planned
         cut = self.replica.faults.cut_stream_after_tokens
@@ -144,9 +148,9 @@ class ChatStream:
                         events += self._opens[slot] + _BARE_DELTA + first
                 sent[slot] = upto
             if events:
-                await response.write(bytes(events))
+                await outlet.write(bytes(events))
             if cut is not None and max(sent) >= cut:
-                cut_connection(self.request)
+                await outlet.cut()
                 return CUT
             if fail is not None and max(sent) >= fail:
                 return FAILED

@@ -18,9 +18,10 @@ from warmgate.backends.sim.choices import Choice
 from warmgate.backends.sim.constrained.constraint import ConstraintError
 from warmgate.backends.sim.errors import SimError, stream_error_event
 from warmgate.backends.sim.generation import QueueFullError
+from warmgate.backends.sim.network import Outlet
 from warmgate.backends.sim.replica import Replica
 from warmgate.backends.sim.routes import intake
-from warmgate.backends.sim.routes.chat_stream import DONE, SSE_HEADERS, STREAM_FAULT, cut_connection
+from warmgate.backends.sim.routes.chat_stream import DONE, STREAM_FAULT, sse_response
 from warmgate.backends.sim.routes.completion_plan import CompletionPlan, output_constraint, plan
 from warmgate.backends.sim.sampling import check_sampling
 from warmgate.backends.sim.wire import CompletionRequest, completion_decoder, encode, sampling_of
@@ -38,7 +39,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
         except ConstraintError as failed:
             if not completion.stream:
                 raise SimError(str(failed)) from None
-            return await _refused(request, str(failed))
+            return await _refused(request, replica, str(failed))
         check_sampling(sampling_of(completion))
         await intake.pass_faults(replica)
     except SimError as error:
@@ -99,13 +100,16 @@ def _finish(choice: Choice) -> tuple[str, int | str | None]:
     return reason, choice.answer.matched if reason == "stop" else None
 
 
-async def _refused(request: web.Request, message: str) -> web.StreamResponse:
+async def _refused(request: web.Request, replica: Replica, message: str) -> web.StreamResponse:
     """A grammar that does not compile, on a stream: the abort becomes an in-band error."""
-    response = web.StreamResponse(headers=SSE_HEADERS)
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    await response.write(stream_error_event(message, 400) + DONE)
-    return response
+    outlet = replica.outlet(request, sse_response())
+    try:
+        await outlet.prepare()
+        await outlet.write(stream_error_event(message, 400) + DONE)
+        await outlet.drain()
+    finally:
+        await outlet.close()
+    return outlet.response
 
 
 async def _stream(
@@ -116,59 +120,71 @@ async def _stream(
     *,
     head: bytes,
 ) -> web.StreamResponse:
-    response = web.StreamResponse(headers=SSE_HEADERS)
-    response.enable_chunked_encoding()
+    outlet = replica.outlet(request, sse_response())
     generations = planned.choices
     for choice in generations:
         choice.generation.streaming = True
     try:
-        choices.submit(replica, generations)
-    except QueueFullError as full:
-        await response.prepare(request)
-        await response.write(stream_error_event(str(full), 503) + DONE)
-        return response
-    n = completion.n
-    try:
-        while not any(c.generation.generated or c.generation.finished for c in generations):
-            await choices.progressed(generations)
-        await response.prepare(request)
-        reported, closed = [0] * len(generations), [False] * len(generations)
-        cut = replica.faults.cut_stream_after_tokens
-        fail = replica.faults.error_stream_after_tokens
-        while True:
-            events = bytearray()
-            for slot, choice in enumerate(generations):
-                generation, upto = choice.generation, choice.generation.generated
-                if closed[slot] or (upto == reported[slot] and not generation.finished):
-                    continue
-                start = reported[slot]
-                text = "".join(piece[1] for piece in choice.answer.pieces[start:upto])
-                if start == 0:
-                    text = planned.echoes[choice.index // n] + text
-                logprobs = _logprobs(planned, choice, start, upto, n)
-                events += _event(head, choice, text, logprobs)
-                reported[slot], closed[slot] = upto, generation.finished
-            await response.write(bytes(events))
-            if cut is not None and max(reported) >= cut:
-                cut_connection(request)
-                return response
-            if fail is not None and max(reported) >= fail:
-                await response.write(stream_error_event(STREAM_FAULT, 500))
-                break
-            if all(choice.generation.finished for choice in generations):
-                break
-            await choices.progressed(generations)
-        options = completion.stream_options
-        if replica.config.stream_include_usage_default or (options and options.include_usage):
-            fields = choices.without_nulls(
-                choices.usage(generations, 0, replica.config.enable_cache_report, n)
-            )
-            usage_event = b',"choices":[],"usage":' + encode(fields) + b"}\n\n"
-            await response.write(b"data: " + head + usage_event)
-        await response.write(DONE)
-        return response
+        try:
+            choices.submit(replica, generations)
+        except QueueFullError as full:
+            await outlet.prepare()
+            await outlet.write(stream_error_event(str(full), 503) + DONE)
+            await outlet.drain()
+            return outlet.response
+        await _relay(outlet, replica, completion, planned, head)
+        await outlet.drain()
+        return outlet.response
     finally:
         choices.abort(replica, generations)
+        await outlet.close()
+
+
+async def _relay(
+    outlet: Outlet,
+    replica: Replica,
+    completion: CompletionRequest,
+    planned: CompletionPlan,
+    head: bytes,
+) -> None:
+    generations, n = planned.choices, completion.n
+    while not any(c.generation.generated or c.generation.finished for c in generations):
+        await choices.progressed(generations)
+    await outlet.prepare()
+    reported, closed = [0] * len(generations), [False] * len(generations)
+    cut = replica.faults.cut_stream_after_tokens
+    fail = replica.faults.error_stream_after_tokens
+    while True:
+        events = bytearray()
+        for slot, choice in enumerate(generations):
+            generation, upto = choice.generation, choice.generation.generated
+            if closed[slot] or (upto == reported[slot] and not generation.finished):
+                continue
+            start = reported[slot]
+            text = "".join(piece[1] for piece in choice.answer.pieces[start:upto])
+            if start == 0:
+                text = planned.echoes[choice.index // n] + text
+            logprobs = _logprobs(planned, choice, start, upto, n)
+            events += _event(head, choice, text, logprobs)
+            reported[slot], closed[slot] = upto, generation.finished
+        await outlet.write(bytes(events))
+        if cut is not None and max(reported) >= cut:
+            await outlet.cut()
+            return
+        if fail is not None and max(reported) >= fail:
+            await outlet.write(stream_error_event(STREAM_FAULT, 500))
+            break
+        if all(choice.generation.finished for choice in generations):
+            break
+        await choices.progressed(generations)
+    options = completion.stream_options
+    if replica.config.stream_include_usage_default or (options and options.include_usage):
+        fields = choices.without_nulls(
+            choices.usage(generations, 0, replica.config.enable_cache_report, n)
+        )
+        usage_event = b',"choices":[],"usage":' + encode(fields) + b"}\n\n"
+        await outlet.write(b"data: " + head + usage_event)
+    await outlet.write(DONE)
 
 
 def _event(head: bytes, choice: Choice, text: str, logprobs: dict[str, object] | None) -> bytes:

@@ -88,6 +88,7 @@ def load_snapshot(replica: Replica) -> dict[str, object]:
     """The core keys of managers/load_snapshot.LoadSnapshot, in its field order."""
     scheduler, config = replica.scheduler, replica.config
     used = scheduler.used_tokens
+    moments = scheduler.decode_moments
     return {
         "timestamp": time.time(),
         "dp_rank": 0,
@@ -105,7 +106,9 @@ def load_snapshot(replica: Replica) -> dict[str, object]:
         "cache_hit_rate": round(replica.telemetry.cache_hit_rate, 4),
         "utilization": 1.0 if scheduler.busy else 0.0,
         "total_prefill_uncached_tokens": replica.telemetry.prefill_tokens_computed,
-        "total_prefill_busy_us": 0,
+        "total_prefill_busy_us": scheduler.prefill_busy_us,
+        # LoadSnapshot.decode_moments: always sent, null until a decode step has run
+        "decode_moments": list(moments) if moments[0] > 0 else None,
     }
 
 

@@ -17,7 +17,7 @@ from warmgate.backends.sim.generation import Generation, QueueFullError
 from warmgate.backends.sim.prompt import render_ids, render_text
 from warmgate.backends.sim.replica import Replica
 from warmgate.backends.sim.routes import intake
-from warmgate.backends.sim.routes.chat_stream import DONE, SSE_HEADERS
+from warmgate.backends.sim.routes.chat_stream import DONE, sse_response
 from warmgate.backends.sim.sampling import check_sampling
 from warmgate.backends.sim.wire import GenerateRequest, encode, generate_decoder
 from warmgate.backends.sim.writer import Writer
@@ -99,15 +99,18 @@ def _output(answer: Answer, generation: Generation, replica: Replica) -> dict[st
 async def _stream(
     request: web.Request, answer: Answer, generation: Generation, replica: Replica
 ) -> web.StreamResponse:
-    response = web.StreamResponse(headers=SSE_HEADERS)
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    while True:
-        if generation.generated or generation.finished:
-            event = encode(_output(answer, generation, replica))
-            await response.write(b"data: " + event + b"\n\n")
-        if generation.finished:
-            break
-        await generation.progressed()
-    await response.write(DONE)
-    return response
+    outlet = replica.outlet(request, sse_response())
+    try:
+        await outlet.prepare()
+        while True:
+            if generation.generated or generation.finished:
+                event = encode(_output(answer, generation, replica))
+                await outlet.write(b"data: " + event + b"\n\n")
+            if generation.finished:
+                break
+            await generation.progressed()
+        await outlet.write(DONE)
+        await outlet.drain()
+    finally:
+        await outlet.close()
+    return outlet.response

@@ -14,6 +14,7 @@ from warmgate.backends.sim.answer import CONTENT, TOOL_ARGS, TOOL_NAME
 from warmgate.backends.sim.choices import Choice
 from warmgate.backends.sim.errors import stream_error_event
 from warmgate.backends.sim.generation import QueueFullError
+from warmgate.backends.sim.network import Outlet
 from warmgate.backends.sim.replica import Replica
 from warmgate.backends.sim.response_objects import (
     ResponsesRequest,
@@ -24,14 +25,13 @@ from warmgate.backends.sim.response_objects import (
     response_document,
 )
 from warmgate.backends.sim.response_store import ResponseStore
+from warmgate.backends.sim.routes.chat_stream import sse_response
 from warmgate.backends.sim.wire import ChatMessage, encode
-
-SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8"}
 
 
 class _Events:
-    def __init__(self, response: web.StreamResponse) -> None:
-        self.response = response
+    def __init__(self, outlet: Outlet) -> None:
+        self.outlet = outlet
         self.sequence = 0
         self.pending = bytearray()
 
@@ -43,7 +43,7 @@ class _Events:
     async def flush(self) -> None:
         if self.pending:
             data, self.pending = bytes(self.pending), bytearray()
-            await self.response.write(data)
+            await self.outlet.write(data)
 
 
 async def stream_response(  # noqa: PLR0915 - the event sequence reads best in one place
@@ -55,20 +55,20 @@ async def stream_response(  # noqa: PLR0915 - the event sequence reads best in o
     store: ResponseStore,
     messages: list[ChatMessage],
 ) -> web.StreamResponse:
-    response = web.StreamResponse(headers=SSE_HEADERS)
-    response.enable_chunked_encoding()
+    outlet = replica.outlet(request, sse_response())
     generation, answer = choice.generation, choice.answer
     generation.streaming = True
     replica.telemetry.requests_received += 1
     try:
         choices.submit(replica, [choice])
     except QueueFullError as full:
-        await response.prepare(request)
-        await response.write(stream_error_event(str(full), 503))
-        return response
+        await outlet.prepare()
+        await outlet.write(stream_error_event(str(full), 503))
+        await outlet.drain()
+        return outlet.response
     try:
-        await response.prepare(request)
-        events = _Events(response)
+        await outlet.prepare()
+        events = _Events(outlet)
         initial = response_document(asked, generation.rid, "in_progress", [], None)
         events.add("response.created", response=initial)
         events.add("response.in_progress", response=initial)
@@ -104,9 +104,10 @@ async def stream_response(  # noqa: PLR0915 - the event sequence reads best in o
             sent = upto
             await events.flush()
             if cut is not None and sent >= cut and not generation.finished:
+                await outlet.drain()
                 if request.transport is not None:
                     request.transport.abort()
-                return response
+                return outlet.response
             if generation.finished:
                 break
             await generation.progressed()
@@ -117,9 +118,11 @@ async def stream_response(  # noqa: PLR0915 - the event sequence reads best in o
             store.put(final, messages + outputs_as_messages(closed))
         events.add(f"response.{final['status']}", response=final)
         await events.flush()
-        return response
+        await outlet.drain()
+        return outlet.response
     finally:
         choices.abort(replica, [choice])
+        await outlet.close()
 
 
 def _close(
