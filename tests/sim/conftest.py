@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from tests.sim import sglang_wheel
 from warmgate.backends.sim import SimCluster, SimConfig
 
 
@@ -38,3 +40,9 @@ async def sdk(cluster: SimCluster) -> AsyncIterator[openai.AsyncOpenAI]:
     client = openai.AsyncOpenAI(base_url=cluster.urls[0] + "/v1", api_key="unused", max_retries=0)
     async with client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def sglang() -> Any:
+    """SGLang 0.5.23's protocol.py (its pydantic request and response models)."""
+    return sglang_wheel.protocol()
