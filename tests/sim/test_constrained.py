@@ -320,9 +320,10 @@ async def test_tool_calls_follow_the_parameters_schema_when_forced(
     http: httpx.AsyncClient, sglang: Any
 ) -> None:
     parameters = ADDRESS_BOOK["$defs"]["Address"] | {"$defs": ADDRESS_BOOK["$defs"]}
+    schemas: dict[str, Any] = {"noop": {"type": "object"}, "file_address": parameters}
     tools = [
-        {"type": "function", "function": {"name": "noop", "parameters": {"type": "object"}}},
-        {"type": "function", "function": {"name": "file_address", "parameters": parameters}},
+        {"type": "function", "function": {"name": name, "parameters": schema}}
+        for name, schema in schemas.items()
     ]
     for choice in ("required", {"type": "function", "function": {"name": "file_address"}}):
         body = chat(max_tokens=800, tools=tools, tool_choice=choice)
@@ -332,8 +333,8 @@ async def test_tool_calls_follow_the_parameters_schema_when_forced(
         assert reply["choices"][0]["finish_reason"] == "tool_calls"
         if choice != "required":
             assert calls[0]["function"]["name"] == "file_address"
-        schema = next(t for t in tools if t["function"]["name"] == calls[0]["function"]["name"])
-        validate(json.loads(calls[0]["function"]["arguments"]), schema["function"]["parameters"])
+        function = calls[0]["function"]
+        validate(json.loads(function["arguments"]), schemas[function["name"]])
         ChatCompletion.model_validate(reply)
 
 
