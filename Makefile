@@ -8,10 +8,17 @@ EXTRAS ?= dev,fleet,bench
 
 install: $(VENV)/.installed
 
+# instructor (tests/clients) is installed without its declared dependencies, which no resolver
+# can meet beside ours: click>=8.3.3 (for its command line; SkyPilot pins click<8.2) and
+# jiter<0.15 (the openai SDK needs jiter>=0.16; instructor runs with it). What its library code
+# imports comes with the dev extra.
+INSTRUCTOR := instructor==1.17.0
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	$(if $(findstring dev,$(EXTRAS)),$(PY) -m pip install -q --no-deps '$(INSTRUCTOR)')
 	touch $@
 
 run: install  ## Warmgate on embedded defaults: a built-in SGLang simulator, SQLite, a printed API key

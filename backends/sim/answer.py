@@ -27,6 +27,7 @@ from warmgate.backends.sim.writer import EOS_TOKEN_ID, Writer
 REASONING, CONTENT, TOOL_NAME, TOOL_ARGS = 0, 1, 2, 3
 Piece = tuple[int, str, int]
 INSTRUCTING_ROLES = ("system", "developer", "user")
+FOLLOWED_OPTIONAL = 1.0  # a model shown a schema (a prompt's, a tool's) writes all it lists
 
 
 class ToolCallPlan:
@@ -174,11 +175,11 @@ def plan_chat(
     structured = None
     if tool is not None:
         name, parameters = tool
-        arguments = json_text(parameters or ANY_OBJECT, rng, fits)
+        arguments = json_text(parameters or ANY_OBJECT, rng, fits, optional=FOLLOWED_OPTIONAL)
         calls.append(ToolCallPlan(name, arguments))
         pieces.append((TOOL_NAME, name, 0))
         pieces += [(TOOL_ARGS, fragment, 0) for fragment in tokenizer.tokenize(arguments)]
-    elif constraint is not None and constraint.source is not ANY_OBJECT:
+    elif constraint is not None and not constraint.any_object:
         structured = constraint.text(rng, fits)
     else:
         structured = _instructed_json(request, rng, fits, constrained=constraint is not None)
@@ -209,7 +210,7 @@ def _instructed_json(
     if schema is None:
         return None
     try:
-        text = json_text(schema, rng, fits)
+        text = json_text(schema, rng, fits, optional=FOLLOWED_OPTIONAL)
     except ConstraintError:  # a schema no model could satisfy: answer in prose instead
         return None
     return fenced(text) if not constrained and wants_fence(texts) else text

@@ -19,20 +19,25 @@ _decoder = json.JSONDecoder()
 
 
 def prompt_schema(texts: Iterable[str]) -> dict[str, Any] | None:
-    """The first JSON schema (an object with `properties`) written in any of `texts`."""
+    """The last JSON schema (an object with `properties`) the prompt writes out: instructions
+    that show an example schema first give the one to follow last."""
+    found = None
     for text in texts:
         if SCHEMA_HINT not in text:
             continue
         start = text.find("{")
         while start >= 0:
             try:
-                value, _ = _decoder.raw_decode(text, start)
+                value, end = _decoder.raw_decode(text, start)
             except json.JSONDecodeError:
-                value = None
+                start = text.find("{", start + 1)
+                continue
             if isinstance(value, dict) and isinstance(value.get("properties"), dict):
-                return value
-            start = text.find("{", start + 1)
-    return None
+                found = value
+                start = text.find("{", end)  # past this schema: its own parts are not others
+            else:
+                start = text.find("{", start + 1)
+    return found
 
 
 def wants_fence(texts: Iterable[str]) -> bool:

@@ -24,13 +24,19 @@ class ConstraintError(ValueError):
 
 
 class Constraint:
-    __slots__ = ("_rules", "_schema", "kind", "source")
+    __slots__ = ("_rules", "_schema", "kind", "optional", "source")
 
-    def __init__(self, kind: str, source: Any) -> None:
+    def __init__(self, kind: str, source: Any, optional: float = 0.6) -> None:
         self.kind = kind
         self.source = source
+        self.optional = optional  # share of optional JSON properties written (schema.py)
         self._schema: Any = None
         self._rules: dict[str, Node] = {}
+
+    @property
+    def any_object(self) -> bool:
+        """Whether it holds the output to no more than "some JSON object" (json_object)."""
+        return self.kind == JSON and self.source == ANY_OBJECT
 
     def compile(self) -> Constraint:
         """Check the constraint as SGLang's XGrammar backend would; ConstraintError if not."""
@@ -65,14 +71,16 @@ class Constraint:
 
     def _sample(self, rng: random.Random, scale: float) -> str:
         if self.kind == JSON:
-            value = Instances(self._schema, rng, scale).value()
+            value = Instances(self._schema, rng, scale, self.optional).value()
             return json.dumps(value, ensure_ascii=False)
         return Sampler(self._rules, rng, scale).sample(Ref(ROOT))
 
 
-def json_text(schema: Any, rng: random.Random, fits: Callable[[str], bool]) -> str:
+def json_text(
+    schema: Any, rng: random.Random, fits: Callable[[str], bool], optional: float = 0.6
+) -> str:
     """An instance of `schema` as JSON text (ConstraintError if SGLang would refuse it)."""
-    return Constraint(JSON, schema).compile().text(rng, fits)
+    return Constraint(JSON, schema, optional).compile().text(rng, fits)
 
 
 def select(json_schema: Any, regex: str | None, ebnf: str | None) -> Constraint | None:

@@ -8,6 +8,8 @@ min/max length, a `pattern` or a format, and numbers within (exclusive) bounds.
 
 `scale` (0..1) sizes the optional parts (string lengths, item counts, optional properties): at 0
 the instance is the smallest the schema allows, which is how an answer is fit to max_tokens.
+`optional` is the share of optional properties written at full scale: a grammar lets a model
+leave any of them out, a model following a schema in its prompt writes nearly all.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ MERGED_LISTS = ("required",)
 
 
 class Instances:
-    def __init__(self, root: Any, rng: random.Random, scale: float) -> None:
+    def __init__(self, root: Any, rng: random.Random, scale: float, optional: float = 0.6) -> None:
         self.root = root
         self.rng = rng
         self.scale = scale
+        self.optional = optional
 
     def value(self) -> Any:
         return self.of(self.root, 0)
@@ -113,7 +116,7 @@ class Instances:
     def _object(self, schema: dict[str, Any], depth: int) -> dict[str, Any]:
         properties: dict[str, Any] = schema.get("properties") or {}
         required = set(schema.get("required") or ())
-        keep = 0.0 if depth >= MAX_DEPTH else 0.6 * self.scale
+        keep = 0.0 if depth >= MAX_DEPTH else self.optional * self.scale
         names = [n for n in properties if n in required or self.rng.random() < keep]
         optional = [n for n in properties if n not in names]
         least = int(schema.get("minProperties", 0))
