@@ -30,6 +30,25 @@ INSTRUCTING_ROLES = ("system", "developer", "user")
 FOLLOWED_OPTIONAL = 1.0  # a model shown a schema (a prompt's, a tool's) writes all it lists
 
 
+class Draws:
+    """One choice's random source for structured output and logprobs, made on first use (plain
+    text never needs one): from the request's seed when it gives one (same seed, same answer),
+    else from the replica's own random source."""
+
+    __slots__ = ("_made", "_seed", "_source")
+
+    def __init__(self, seed: int | None, source: random.Random) -> None:
+        self._seed = seed
+        self._source = source
+        self._made: random.Random | None = None
+
+    def __call__(self) -> random.Random:
+        if self._made is None:
+            seed = self._source.getrandbits(64) if self._seed is None else self._seed
+            self._made = random.Random(seed)
+        return self._made
+
+
 class ToolCallPlan:
     __slots__ = ("arguments", "id", "name")
 
@@ -125,14 +144,14 @@ def plan_text(
     stops: Sequence[str] = (),
     *,
     constraint: Constraint | None = None,
-    draws: random.Random | None = None,
+    draws: Draws | None = None,
     tokenizer: Tokenizer | None = None,
 ) -> Answer:
     """Free text for /v1/completions and /generate: a seeded length, then words; or, under a
     constraint, a random text it accepts that fits the budget."""
     if constraint is not None and draws is not None and tokenizer is not None:
         tokenize = tokenizer.tokenize
-        text = constraint.text(draws, lambda t: len(tokenize(t)) < max_new_tokens)
+        text = constraint.text(draws(), lambda t: len(tokenize(t)) < max_new_tokens)
         pieces = [(CONTENT, token, 0) for token in tokenize(text)]
     else:
         visible = min(writer.natural_length(mean) - 1, max_new_tokens)  # the rest would be cut
@@ -151,7 +170,7 @@ def plan_chat(
     *,
     reasoning: bool,
     tool_parser: bool,
-    draws: random.Random,
+    draws: Draws,
     constraint: Constraint | None = None,
 ) -> Answer:
     """Text, JSON or tool calls, as the request's tools, tool_choice, response_format and
@@ -168,23 +187,22 @@ def plan_chat(
     def fits(text: str) -> bool:
         return len(tokenizer.tokenize(text)) < room  # and the end-of-turn token after it
 
-    rng = draws
     tool = None
     if constraint is None and (tool_parser or _forced(request)):
         tool = _chosen_tool(request)
     structured = None
     if tool is not None:
         name, parameters = tool
-        arguments = json_text(parameters or ANY_OBJECT, rng, fits, optional=FOLLOWED_OPTIONAL)
+        arguments = json_text(parameters or ANY_OBJECT, draws(), fits, optional=FOLLOWED_OPTIONAL)
         calls.append(ToolCallPlan(name, arguments))
         pieces.append((TOOL_NAME, name, 0))
         pieces += [(TOOL_ARGS, fragment, 0) for fragment in tokenizer.tokenize(arguments)]
     elif constraint is not None and not constraint.any_object:
-        structured = constraint.text(rng, fits)
+        structured = constraint.text(draws(), fits)
     else:
-        structured = _instructed_json(request, rng, fits, constrained=constraint is not None)
+        structured = _instructed_json(request, draws, fits, constrained=constraint is not None)
         if structured is None and constraint is not None:
-            structured = constraint.text(rng, fits)
+            structured = constraint.text(draws(), fits)
     if structured is not None:
         pieces += [(CONTENT, token, 0) for token in tokenizer.tokenize(structured)]
     elif tool is None:
@@ -198,7 +216,7 @@ def plan_chat(
 
 def _instructed_json(
     request: ChatCompletionRequest,
-    rng: random.Random,
+    draws: Draws,
     fits: Callable[[str], bool],
     *,
     constrained: bool,
@@ -210,7 +228,7 @@ def _instructed_json(
     if schema is None:
         return None
     try:
-        text = json_text(schema, rng, fits, optional=FOLLOWED_OPTIONAL)
+        text = json_text(schema, draws(), fits, optional=FOLLOWED_OPTIONAL)
     except ConstraintError:  # a schema no model could satisfy: answer in prose instead
         return None
     return fenced(text) if not constrained and wants_fence(texts) else text

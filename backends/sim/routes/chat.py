@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 
 from aiohttp import web
 
 from warmgate.backends.sim import choices
-from warmgate.backends.sim.answer import CONTENT, REASONING, Answer, plan_chat
+from warmgate.backends.sim.answer import CONTENT, REASONING, Answer, Draws, plan_chat
 from warmgate.backends.sim.choices import Choice
 from warmgate.backends.sim.constrained.constraint import Constraint, ConstraintError, select
 from warmgate.backends.sim.constrained.grammar import GrammarError
@@ -156,17 +155,14 @@ def plan(
         logprobs = None
         if chat.logprobs:
             top = chat.top_logprobs or 0
-            logprobs = Logprobs(answer.token_texts(), top, draws.getrandbits(64))
+            logprobs = Logprobs(answer.token_texts(), top, draws().getrandbits(64))
         planned.append(Choice(index, answer, generation, logprobs))
     return rid, planned
 
 
-def draws_for(seed: int | None, index: int, replica: Replica) -> random.Random:
-    """The random source of one choice's structured output and logprobs: the request's seed
-    when it gives one (same seed, same answer), else a fresh draw."""
-    if seed is None:
-        return random.Random(replica.draws.getrandbits(64))
-    return random.Random(seed * 1_000_003 + index)
+def draws_for(seed: int | None, index: int, replica: Replica) -> Draws:
+    """The random source of choice `index`'s structured output and logprobs."""
+    return Draws(None if seed is None else seed * 1_000_003 + index, replica.draws)
 
 
 def finish_reason(answer: Answer, generation: Generation) -> tuple[str, int | str | None]:

@@ -64,10 +64,11 @@ def plan(
         budget = intake.max_new_tokens(completion.max_tokens, len(prompt), config)
         echoes.append(echo if completion.echo else "")
         with_prompt = completion.echo and bool(top)
-        seed = draws_for(completion.seed, number, replica).getrandbits(64)
-        prompt_logprobs.append(
-            Logprobs(prompt.tokens, top or 0, seed, first_unscored=True) if with_prompt else None
-        )
+        scored = None
+        if with_prompt:
+            seed = draws_for(completion.seed, number, replica)().getrandbits(64)
+            scored = Logprobs(prompt.tokens, top or 0, seed, first_unscored=True)
+        prompt_logprobs.append(scored)
         for sample in range(n):
             index = number * n + sample
             draws = draws_for(completion.seed, index, replica)
@@ -90,7 +91,7 @@ def plan(
             )
             logprobs = None
             if top is not None:
-                logprobs = Logprobs(answer.token_texts(), top, draws.getrandbits(64))
+                logprobs = Logprobs(answer.token_texts(), top, draws().getrandbits(64))
             planned.append(Choice(index, answer, generation, logprobs))
     return CompletionPlan(planned, echoes, prompt_logprobs)
 
