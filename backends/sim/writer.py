@@ -45,6 +45,3 @@ class Writer:
         if pieces:
             pieces[0] = pieces[0][1:].capitalize()[:6]
         return pieces
-
-    def sentence(self, count: int) -> str:
-        return "".join(self.words(count))
