@@ -21,10 +21,10 @@ class ResponseStore:
     def __init__(self, capacity: int = STORED_RESPONSES) -> None:
         self._capacity = capacity
         self._responses: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self.histories: dict[str, list[ChatMessage]] = {}
-        self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.running: dict[str, Choice] = {}
-        self.background: set[str] = set()
+        self.histories: dict[str, list[ChatMessage]] = {}  # the messages a continuation renders
+        self.tasks: dict[str, asyncio.Task[None]] = {}  # background responses still to finish
+        self.running: dict[str, Choice] = {}  # background responses in the scheduler
+        self.background: set[str] = set()  # ids of the stored background responses
 
     def put(self, response: dict[str, Any], history: list[ChatMessage]) -> None:
         self._responses[response["id"]] = response
@@ -32,11 +32,13 @@ class ResponseStore:
         while len(self._responses) > self._capacity:
             evicted, _ = self._responses.popitem(last=False)
             self.histories.pop(evicted, None)
+            self.background.discard(evicted)
 
     def get(self, response_id: str) -> dict[str, Any] | None:
         return self._responses.get(response_id)
 
     async def close(self, app: web.Application) -> None:
+        """An on_cleanup hook of the replica's app: end the background tasks."""
         del app
         tasks = list(self.tasks.values())
         for task in tasks:
