@@ -83,16 +83,24 @@ def fix_usage(usage: dict[str, Any]) -> dict[str, Any]:
     return usage
 
 
+# A chat choice's logprobs as SGLang streams them (content only); OpenAI's schema also requires
+# the `refusal` list, null when the model refused nothing.
+_CHAT_LOGPROBS = b'"logprobs":{"content":'
+_CHAT_LOGPROBS_WITH_REFUSAL = b'"logprobs":{"refusal":null,"content":'
+
+
 def fix_chunk(event: bytes) -> bytes:
     """A stream chunk without SGLang's `"role": null` in deltas, and without `"id"`, `"type"`
     and `"name"` null in tool-call deltas after the first (the spec has no null there; OpenAI
-    omits them). A chunk's own `id` is never null, and a key inside a JSON string has its
+    omits them); a chat choice's logprobs with OpenAI's required `refusal`. A chunk's own `id` is never null, and a key inside a JSON string has its
     quotes escaped, so these byte patterns match only the keys meant. Two scans suffice for
     the usual chunk, which has neither."""
     if b'"role":null' in event:
         event = _strip(event, _NULL_ROLE)
     if b"_call" in event:
         event = _strip(event, _NULL_TOOL_KEYS)
+    if _CHAT_LOGPROBS in event:
+        event = event.replace(_CHAT_LOGPROBS, _CHAT_LOGPROBS_WITH_REFUSAL)
     return event
 
 
@@ -137,6 +145,9 @@ def normalize_body(
             if isinstance(message, dict):
                 changed = True
                 message.setdefault("refusal", None)
+                logprobs = choice.get("logprobs")
+                if isinstance(logprobs, dict):  # OpenAI's schema requires both lists
+                    logprobs.setdefault("refusal", None)
                 for key in _NOT_NULLABLE_MESSAGE_KEYS:
                     if key in message and message[key] is None:
                         del message[key]

@@ -203,15 +203,12 @@ def test_stop_seed_and_logprobs_pass_through(
     )
     assert completion.choices[0].message.content
     assert completion.choices[0].logprobs is not None
-    # SGLang's logprobs have no `refusal` list, which the OpenAI spec requires, and the gateway
-    # passes them on as they are (proxy/answers.py normalizes messages, not logprobs yet). The
-    # body is checked here with that one gap named; this fails once the gateway fills it in.
+    # SGLang's logprobs have no `refusal` list, which the OpenAI spec requires: the gateway
+    # adds it, whole and streamed.
     exchange = transport.exchanges.pop()
     document = json.loads(bytes(exchange.body))
-    logprobs = document["choices"][0]["logprobs"]
-    assert "refusal" not in logprobs
-    assert_valid("CreateChatCompletionResponse", document | {"choices": [
-        {**document["choices"][0], "logprobs": {**logprobs, "refusal": None}}]})  # fmt: skip
+    assert document["choices"][0]["logprobs"]["refusal"] is None
+    assert_valid("CreateChatCompletionResponse", document)
     seen = sim_stats(sim.urls[0])["last_request_body"]
     assert (seen["n"], seen["stop"], seen["seed"], seen["logprobs"], seen["top_logprobs"]) == (
         1,
@@ -220,6 +217,18 @@ def test_stop_seed_and_logprobs_pass_through(
         True,
         2,
     )
+    with client.chat.completions.stream(
+        model=ACME, messages=HELLO, logprobs=True, top_logprobs=2, max_tokens=5
+    ) as stream:
+        events = [event for event in stream if event.type == "chunk"]
+    chunks = [event.chunk for event in events if event.chunk.choices]
+    with_logprobs = [c.choices[0].logprobs for c in chunks if c.choices[0].logprobs is not None]
+    assert with_logprobs
+    assert all(logprobs.refusal is None for logprobs in with_logprobs)
+    streamed = transport.exchanges.pop()
+    for line in bytes(streamed.body).split(b"\n\n"):
+        if line.startswith(b"data: {"):
+            assert_valid("CreateChatCompletionStreamResponse", json.loads(line[6:]))
 
 
 def test_n_choices_come_back_and_n_reaches_the_backend(

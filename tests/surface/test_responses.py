@@ -94,6 +94,20 @@ def test_an_unknown_response_id_is_a_404(client: OpenAI, sim: Any) -> None:
     assert received(sim) == before
 
 
+def test_a_malformed_response_id_is_a_400_naming_the_field_before_any_backend(
+    client: OpenAI, sim: Any
+) -> None:
+    before = received(sim)
+    with pytest.raises(openai.BadRequestError) as continued:
+        client.responses.create(model="demo", input="x", previous_response_id="bad")
+    assert continued.value.param == "previous_response_id"
+    assert "Expected an ID that begins with 'resp'" in continued.value.message
+    with pytest.raises(openai.BadRequestError) as retrieved:
+        client.responses.retrieve("bad")
+    assert retrieved.value.param == "response_id"
+    assert received(sim) == before
+
+
 def test_a_background_response_can_be_cancelled(client: OpenAI, sim: Any) -> None:
     # Generation held on both replicas, so the response is still running when cancelled.
     for url in sim.urls:
