@@ -92,9 +92,10 @@ _CHAT_LOGPROBS_WITH_REFUSAL = b'"logprobs":{"refusal":null,"content":'
 def fix_chunk(event: bytes) -> bytes:
     """A stream chunk without SGLang's `"role": null` in deltas, and without `"id"`, `"type"`
     and `"name"` null in tool-call deltas after the first (the spec has no null there; OpenAI
-    omits them); a chat choice's logprobs with OpenAI's required `refusal`. A chunk's own `id` is never null, and a key inside a JSON string has its
-    quotes escaped, so these byte patterns match only the keys meant. Two scans suffice for
-    the usual chunk, which has neither."""
+    omits them); a chat choice's logprobs with OpenAI's required `refusal`. A chunk's own `id`
+    is never null, and a key inside a JSON string has its quotes escaped, so these byte
+    patterns match only the keys meant. Three scans suffice for the usual chunk, which has
+    none of them."""
     if b'"role":null' in event:
         event = _strip(event, _NULL_ROLE)
     if b"_call" in event:
@@ -139,18 +140,25 @@ def normalize_body(
             choices = _choices.decode(raw_choices)
         except msgspec.DecodeError:
             choices = []
-        changed = False
-        for choice in choices:
-            message = choice.get("message")
-            if isinstance(message, dict):
-                changed = True
-                message.setdefault("refusal", None)
-                logprobs = choice.get("logprobs")
-                if isinstance(logprobs, dict):  # OpenAI's schema requires both lists
-                    logprobs.setdefault("refusal", None)
-                for key in _NOT_NULLABLE_MESSAGE_KEYS:
-                    if key in message and message[key] is None:
-                        del message[key]
-        if changed:
+        if _normalize_choices(choices):
             fields["choices"] = msgspec.Raw(_encoder.encode(choices))
     return _encoder.encode(fields), head
+
+
+def _normalize_choices(choices: list[dict[str, Any]]) -> bool:
+    """Chat choices in OpenAI's shape, in place: every message with its `refusal`, logprobs
+    with both lists, no null where the spec has none. True if there was a chat message."""
+    changed = False
+    for choice in choices:
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            continue  # a legacy completion's choice: nothing to change
+        changed = True
+        message.setdefault("refusal", None)
+        logprobs = choice.get("logprobs")
+        if isinstance(logprobs, dict):
+            logprobs.setdefault("refusal", None)
+        for key in _NOT_NULLABLE_MESSAGE_KEYS:
+            if key in message and message[key] is None:
+                del message[key]
+    return changed
