@@ -99,7 +99,11 @@ def config_from(args: argparse.Namespace) -> SimConfig:
 
 
 async def serve(cluster: SimCluster) -> None:
-    await cluster.start()
+    try:
+        await cluster.start()
+    except OSError:
+        await cluster.close()  # replicas that did listen stop again
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -133,5 +137,12 @@ def main(argv: Sequence[str]) -> int:
         runner: Any = uvloop.run
     except ImportError:
         runner = asyncio.run
-    runner(serve(cluster))
+    try:
+        runner(serve(cluster))
+    except OSError as exc:  # a port in use, an address not on this machine
+        print(
+            f"warmgate sim: cannot listen on {args.host}:{args.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 1
     return 0

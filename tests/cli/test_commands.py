@@ -8,6 +8,7 @@ never a credential.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -159,3 +160,14 @@ def test_store_urls_come_from_the_environment_when_the_file_names_a_variable(
     status, _, err = warmgate("keys", "list", "--config", str(config), env={"WG_TEST_REDIS": "x"})
     assert status == 2
     assert "WG_TEST_STORE" in one_line(err)
+
+
+def test_sim_on_a_port_in_use_is_one_line_and_status_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, _, err = warmgate("sim", "--port", str(port), "--replicas", "2")
+    line = one_line(err)
+    assert status == 1
+    assert f"127.0.0.1:{port}" in line
