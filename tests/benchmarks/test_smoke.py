@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from benchmarks import (
+    instructions,
     long_context,
     long_context_results,
     overhead,
@@ -177,3 +178,17 @@ def test_wire_decode_quick_run_measures_each_operation_on_each_body(
     assert all(r["us_per_call"] > 0 for r in result["rows"])
     assert (tmp_path / "smoke.md").read_text().startswith("**Quick run: indicative.**")
     check_redraw_matches(tmp_path, "smoke")
+
+
+def test_instructions_counts_each_mode_under_callgrind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--requests", "3", "--warmup", "1", "--out", str(tmp_path), "--name", "smoke"]
+    assert instructions.main(argv) == 0
+    check_run_output(capsys, tmp_path, "smoke", ".json .md")
+    result = json.loads((tmp_path / "smoke.json").read_text())
+    figures = result["instructions_per_request"]
+    assert set(figures) == {"non-stream", "stream"}
+    # A request through the gateway is hundreds of thousands of instructions, not zero: the
+    # counting window held the requests.
+    assert all(figure > 100_000 for figure in figures.values())
