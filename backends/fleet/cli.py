@@ -1,7 +1,7 @@
 """`warmgate fleet ...`: launch, plan, list, sync, cost and tear down the SGLang backends.
 
     warmgate fleet up MODEL [--serve | --cluster] [--region R] [--infra CLOUD[/REGION]]
-                            [--replicas N]
+                            [--replicas N] [--provision-timeout SECONDS]
     warmgate fleet update MODEL [--region R] [--key-env NAME] [--blue-green]
     warmgate fleet plan [MODEL ...] [--infra CLOUD[/REGION]]
     warmgate fleet status [--out backends.json]
@@ -33,6 +33,14 @@ from warmgate.backends.fleet import plan as fleet_plan
 from warmgate.backends.fleet.discovery import field
 from warmgate.backends.fleet.document import DocumentError
 from warmgate.backends.fleet.keeper import HealthProbe, Keeper
+from warmgate.backends.fleet.launch import (
+    DEFAULT_PROVISION_TIMEOUT_S,
+    Pace,
+    infra_for,
+    launch_clusters,
+    region_of,
+    start_service,
+)
 from warmgate.backends.fleet.ledger_source import (
     LedgerError,
     add_store_arguments,
@@ -47,7 +55,7 @@ from warmgate.backends.fleet.naming import (
     parse_service_name,
     service_name,
 )
-from warmgate.backends.fleet.skypilot import FleetError, SkyPilot
+from warmgate.backends.fleet.skypilot import FleetError, SkyPilot, one_line
 from warmgate.backends.fleet.sync import DEFAULT_MAX_DROP_SHARE, SKYSERVE_DRAIN_S, Syncer
 
 # The task files ship with the package: `sky/` of the checkout is `warmgate/sky/` once installed,
@@ -70,16 +78,25 @@ class _Parser(argparse.ArgumentParser):
 
 @dataclass
 class Context:
-    """What a command works with; tests hand in their own SDK, environment, clock and stop."""
+    """What a command works with; tests hand in their own SDK, environment, clock, wait and
+    stop."""
 
     sky: SkyPilot
     environ: Mapping[str, str]
     stdout: TextIO
     stop: threading.Event
     clock: Callable[[], datetime] | None = None
+    # Waits up to the given seconds between polls (default: until `stop` is set or time is up).
+    wait: Callable[[float], object] | None = None
 
     def now(self) -> datetime:
         return self.clock() if self.clock is not None else datetime.now(UTC)
+
+    def pace(self) -> Pace:
+        return Pace(
+            now_s=lambda: self.now().timestamp(),
+            wait=self.wait if self.wait is not None else self.stop.wait,
+        )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -115,6 +132,14 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="minimum replicas (--serve) or number of clusters (--cluster)",
+    )
+    up.add_argument(
+        "--provision-timeout",
+        type=float,
+        default=DEFAULT_PROVISION_TIMEOUT_S,
+        metavar="SECONDS",
+        help="--serve: tear the service down if no replica is provisioned by then"
+        f" (default {DEFAULT_PROVISION_TIMEOUT_S:.0f})",
     )
 
     update = commands.add_parser("update", help="roll a new version of a model's service")
@@ -216,82 +241,45 @@ def run(argv: Sequence[str], context: Context) -> int:
         return 1
 
 
-def one_line(exc: BaseException) -> str:
-    """A SkyPilot error (its own types, an unreachable API server, a cloud refusal) as one
-    line: its type and the first line of its message."""
-    lines = str(exc).strip().splitlines()
-    first = lines[0] if lines else ""
-    kind = type(exc).__name__
-    return (
-        f"SkyPilot: {kind}: {first}"
-        if type(exc).__module__.startswith("sky")
-        else f"{kind}: {first}"
-    )
-
-
-def infra_for(region: str | None, infra: str | None) -> str | None:
-    """`--region` and `--infra` as one SkyPilot infra string."""
-    if region is None:
-        return infra
-    if infra is None:
-        return f"*/{region}"
-    cloud, _, infra_region = infra.partition("/")
-    if infra_region and infra_region.split("/")[0] != region:
-        raise UsageError(f"--region {region} and --infra {infra} name different regions")
-    return f"{cloud}/{region}"
-
-
-def region_of(region: str | None, infra: str | None) -> str | None:
-    if region is not None:
-        return region
-    parts = (infra or "").split("/")
-    return parts[1] if len(parts) > 1 and parts[1] not in {"", "*"} else None
-
-
 def up(args: argparse.Namespace, lineup: Lineup, context: Context) -> int:
     model = lineup.get(args.model)
     if args.replicas < 1:
         raise UsageError("--replicas must be at least 1: the fleet never scales to zero")
-    infra = infra_for(args.region, args.infra)
-    if args.serve:
-        try:
-            name = service_name(model.key, region_of(args.region, args.infra))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        task = context.sky.task(
-            model, environ=context.environ, infra=infra, min_replicas=args.replicas
-        )
-        endpoint = context.sky.serve_up(task, name)
-        print(
-            f"{name}: load balancer {endpoint} (edges use the replicas; run `warmgate fleet sync`)",
-            file=context.stdout,
+    if args.provision_timeout <= 0:
+        raise UsageError("--provision-timeout takes a number of seconds above 0")
+    try:
+        infra = infra_for(args.region, args.infra)
+        name = service_name(model.key, region_of(args.region, args.infra))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not args.serve:
+        present = {str(field(r, "name")) for r in context.sky.clusters()}
+        names = [cluster_name(model.key, i) for i in range(1, args.replicas + 1)]
+        for existing in (n for n in names if n in present):
+            print(f"{existing}: exists, left as it is", file=context.stdout)
+        launch_clusters(
+            context.sky,
+            lambda: context.sky.task(model, environ=context.environ, infra=infra),
+            [n for n in names if n not in present],
+            context.stdout,
         )
         return 0
-    present = {str(field(r, "name")) for r in context.sky.clusters()}
-    names = [cluster_name(model.key, i) for i in range(1, args.replicas + 1)]
-    requests = []
-    for name in names:
-        if name in present:
-            print(f"{name}: exists, left as it is", file=context.stdout)
-            continue
-        task = context.sky.task(model, environ=context.environ, infra=infra)
-        requests.append((name, context.sky.launch(task, name, wait=False)))
-    failed = None
-    for name, request_id in requests:
-        try:
-            context.sky.wait(request_id)
-        except Exception as exc:  # noqa: BLE001 - a refusal ends up: one line, no half fleet
-            failed = failed or (name, exc)
-            continue
-        print(f"{name}: launched", file=context.stdout)
-    if failed is None:
-        return 0
-    # Launched without retries: a quota or capacity refusal comes back at once. Tear down what
-    # this command started rather than leave a partial fleet running.
-    for name, _ in requests:
-        context.sky.down(name)
-        print(f"{name}: down (the launch of {failed[0]} failed)", file=context.stdout)
-    raise FleetError(f"{failed[0]}: {one_line(failed[1])}")
+    task = context.sky.task(model, environ=context.environ, infra=infra, min_replicas=args.replicas)
+    replica = start_service(
+        context.sky,
+        task,
+        name,
+        timeout_s=args.provision_timeout,
+        pace=context.pace(),
+        out=context.stdout,
+    )
+    where = " ".join(str(replica[k]) for k in ("cloud", "region") if replica.get(k))
+    print(
+        f"{name}: replica {replica.get('replica_id')} provisioned on {where or 'its cloud'}"
+        " (edges take it once READY: `warmgate fleet sync`)",
+        file=context.stdout,
+    )
+    return 0
 
 
 def update(args: argparse.Namespace, lineup: Lineup, context: Context) -> int:

@@ -31,6 +31,19 @@ class ControllerUnreachableError(FleetError):
     """The SkyServe controller exists but did not answer (INIT, SSH check failed, STOPPED)."""
 
 
+def one_line(exc: BaseException) -> str:
+    """A SkyPilot error (its own types, an unreachable API server, a cloud refusal) as one
+    line: its type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else ""
+    kind = type(exc).__name__
+    return (
+        f"SkyPilot: {kind}: {first}"
+        if type(exc).__module__.startswith("sky")
+        else f"{kind}: {first}"
+    )
+
+
 class SkyPilot:
     def __init__(self, sdk: Any = None) -> None:
         # The `sky` package (with `sky.serve` loaded), or a stand-in with the same surface.
@@ -128,6 +141,13 @@ class SkyPilot:
         payloads = self.sdk.api_status([request_id])
         return all(str(payload.status) in FINISHED_REQUEST_STATES for payload in payloads)
 
+    def result(self, request_id: str) -> Any:
+        """The value of a finished request, or its error raised."""
+        return self.sdk.get(request_id)
+
+    def cancel_request(self, request_id: str) -> None:
+        self.sdk.get(self.sdk.api_cancel(request_id))
+
     def cost_report(self, days: int) -> list[dict[str, Any]]:
         """`sky.cost_report`: every cluster launched through this API server in the last
         `days`, with its usage in seconds and its cost (SkyPilot's catalog prices)."""
@@ -158,10 +178,12 @@ class SkyPilot:
         """Stream a request's logs until it ends; returns its value, raises its error."""
         return self.sdk.stream_and_get(request_id)
 
-    def serve_up(self, task: Any, service: str) -> str:
-        """`sky.serve.up`; returns the service's load-balancer endpoint."""
-        _, endpoint = self.sdk.stream_and_get(self.sdk.serve.up(task, service))
-        return str(endpoint)
+    def serve_up_request(self, task: Any, service: str) -> str:
+        """`sky.serve.up`: launches the controller if need be and registers the service;
+        returns the request id at once (SkyServe retries capacity refusals until up, so the
+        caller bounds the wait)."""
+        request_id: str = self.sdk.serve.up(task, service)
+        return request_id
 
     def serve_update(self, task: Any, service: str, *, rolling: bool = True) -> None:
         """`sky.serve.update`: a new version of the service. Rolling replaces replicas one by

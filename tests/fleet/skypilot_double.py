@@ -161,6 +161,14 @@ class SkyPilotDouble:
     costs: list[dict[str, Any]] = field(default_factory=list)
     # Raised by `launch` requests of these clusters (a quota or capacity refusal).
     launch_errors: dict[str, Exception] = field(default_factory=dict)
+    # What a `serve.up` request ends with instead of success (e.g. a controller refusal).
+    serve_up_error: Exception | None = None
+    # How many `api_status` polls a `serve.up` request stays RUNNING (None: it never ends,
+    # a controller launch SkyServe retries until up).
+    serve_up_running_polls: int | None = 0
+    # Replaces `services` at each `serve.status` call, one entry per call, while it lasts: a
+    # service's replicas as they move from PENDING through PROVISIONING onwards.
+    services_script: list[list[dict[str, Any]]] = field(default_factory=list)
     # Set once `status` has been called this many times (ends a --watch loop).
     stop_after_status_calls: int | None = None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -170,10 +178,13 @@ class SkyPilotDouble:
     updated: list[tuple[str, Any, Any]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     executed: list[tuple[str, Any]] = field(default_factory=list)
+    cancelled_requests: list[str] = field(default_factory=list)
     status_all_users: list[bool] = field(default_factory=list)
     request_states: dict[str, str] = field(default_factory=dict)
     status_calls: int = 0
     _results: dict[str, Any] = field(default_factory=dict)
+    # request id -> api_status polls left before it ends (None: never)
+    _running_polls: dict[str, int | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._decoders = importlib.import_module("sky.server.requests.serializers.decoders")
@@ -218,7 +229,26 @@ class SkyPilotDouble:
 
     def api_status(self, request_ids: list[str]) -> list[SimpleNamespace]:
         self._conform("api_status", request_ids)
+        for rid in request_ids:
+            if rid not in self._running_polls:
+                continue
+            left = self._running_polls[rid]
+            if left is not None and left <= 0:
+                del self._running_polls[rid]
+                failed = isinstance(self._results.get(rid), Exception)
+                self.request_states[rid] = "FAILED" if failed else "SUCCEEDED"
+            elif left is not None:
+                self._running_polls[rid] = left - 1
         return [SimpleNamespace(status=self.request_states[rid]) for rid in request_ids]
+
+    def api_cancel(self, request_ids: str | list[str] | None = None) -> str:
+        self._conform("api_cancel", request_ids)
+        cancelled = [request_ids] if isinstance(request_ids, str) else list(request_ids or ())
+        for rid in cancelled:
+            self.cancelled_requests.append(rid)
+            self._running_polls.pop(rid, None)
+            self.request_states[rid] = "CANCELLED"
+        return self._request(cancelled)
 
     def status(
         self, cluster_names: list[str] | None = None, refresh: Any = None, all_users: bool = False
@@ -245,6 +275,8 @@ class SkyPilotDouble:
 
     def _serve_status(self, service_names: Any) -> str:
         self._conform("serve.status", service_names)
+        if self.services_script:
+            self.services = self.services_script.pop(0)
         if self.serve_status_error is not None:
             return self._request(self.serve_status_error)
         return self._request(self._decoders.decode_serve_status(copy.deepcopy(self.services)))
@@ -286,7 +318,10 @@ class SkyPilotDouble:
     def _serve_up(self, task: Any, service_name: str) -> str:
         self._conform("serve.up", task, service_name)
         self.served.append((service_name, task))
-        return self._request((service_name, "http://198.51.100.1:30002"))
+        value = self.serve_up_error or (service_name, "http://198.51.100.1:30002")
+        request_id = self._request(value)
+        self._running_polls[request_id] = self.serve_up_running_polls
+        return request_id
 
     def down(self, cluster_name: str) -> str:
         self._conform("down", cluster_name)

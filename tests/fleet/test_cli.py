@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -23,12 +25,33 @@ from warmgate.proxy.cli import main as warmgate_main
 SECRETS = {"HF_TOKEN": "hf_canary_77", "SGLANG_API_KEY": "sk_canary_77"}
 
 
-def context(double: SkyPilotDouble, environ: dict[str, str] | None = None) -> Context:
+class FakeTime:
+    """The command's clock; its waits move the clock on instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.at = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+        self.waited_s = 0.0
+
+    def now(self) -> datetime:
+        return self.at
+
+    def wait(self, seconds: float) -> bool:
+        self.at += timedelta(seconds=seconds)
+        self.waited_s += seconds
+        return False
+
+
+def context(
+    double: SkyPilotDouble, environ: dict[str, str] | None = None, time: FakeTime | None = None
+) -> Context:
+    time = time or FakeTime()
     return Context(
         sky=SkyPilot(double),
         environ=SECRETS if environ is None else environ,
         stdout=io.StringIO(),
         stop=double.stop,
+        clock=time.now,
+        wait=time.wait,
     )
 
 
@@ -41,18 +64,140 @@ def output(ctx: Context) -> str:
     return ctx.stdout.getvalue()
 
 
+SERVICE = "wg-qwen3-32b-us-east-1"
+
+
+def service_with(*statuses: str, status: str = "REPLICA_INIT") -> list[dict[str, Any]]:
+    """`sky.serve.status` while the new service's replicas are in these statuses."""
+    replicas = [
+        replica_payload(i, s, None, labels={}, cluster=f"{SERVICE}-{i}")
+        for i, s in enumerate(statuses, start=1)
+    ]
+    return [service_payload(SERVICE, status, "http://198.51.100.1:30002", replicas)]
+
+
+def up_serve(double: SkyPilotDouble, time: FakeTime, *extra: str) -> tuple[int, Context]:
+    ctx = context(double, time=time)
+    argv = ["up", "qwen3-32b", "--region", "us-east-1", "--provision-timeout", "600", *extra]
+    return fleet(ctx, *argv), ctx
+
+
 def test_up_serves_a_model_as_a_skyserve_service_with_the_minimum_replicas(
     sky: ModuleType,
 ) -> None:
     double = SkyPilotDouble(sky)
-    ctx = context(double)
-    assert fleet(ctx, "up", "qwen3-32b", "--replicas", "3", "--infra", "lambda") == 0
+    double.services_script = [[], service_with("PROVISIONING"), service_with("STARTING")]
+    time = FakeTime()
+    code, ctx = up_serve(double, time, "--replicas", "3", "--infra", "lambda")
+    assert code == 0
     ((name, task),) = double.served
-    assert name == "wg-qwen3-32b"
+    assert name == SERVICE
     assert task.service.min_replicas == 3
     assert task.service.max_replicas >= 3
     assert {str(r.cloud) for r in task.resources} == {"Lambda"}
-    assert "wg-qwen3-32b" in output(ctx)
+    assert {r.region for r in task.resources} == {"us-east-1"}
+    assert f"{SERVICE}: replica 1 provisioned on Lambda us-east-1" in output(ctx)
+    assert double.downed == []
+
+
+def test_up_serve_that_never_gets_capacity_is_torn_down_within_its_budget_in_one_line(
+    sky: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # SkyServe launches replicas with retry_until_up: a capacity refusal leaves it PROVISIONING.
+    double = SkyPilotDouble(sky)
+    double.services_script = [[], service_with("PENDING"), service_with("PROVISIONING")]
+    time = FakeTime()
+    code, _ = up_serve(double, time)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"warmgate fleet: {SERVICE}: no replica provisioned within 600 s")
+    assert "torn down" in err
+    assert double.downed == [SERVICE]
+    assert 600 <= time.waited_s < 600 + 15  # waited out the budget, polling, and no longer
+
+
+def test_up_serve_whose_replica_fails_to_provision_is_torn_down_at_once(
+    sky: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    double = SkyPilotDouble(sky)
+    double.services_script = [
+        [],
+        service_with("PROVISIONING"),
+        service_with("FAILED_PROVISION", status="FAILED"),
+    ]
+    time = FakeTime()
+    code, _ = up_serve(double, time)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{SERVICE}: service FAILED; torn down" in err
+    assert double.downed == [SERVICE]
+    assert time.waited_s == 15  # one poll interval, not the budget
+
+
+def test_up_serve_names_the_failed_replica_while_the_service_still_initialises(
+    sky: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    double = SkyPilotDouble(sky)
+    double.services_script = [[], service_with("PROVISIONING", "FAILED_PROVISION")]
+    code, _ = up_serve(double, FakeTime())
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"replica 2 FAILED_PROVISION (`sky serve logs {SERVICE} 2` says why); torn down" in err
+    assert double.downed == [SERVICE]
+
+
+def test_up_serve_with_one_replica_up_succeeds_while_skyserve_retries_another(
+    sky: ModuleType,
+) -> None:
+    double = SkyPilotDouble(sky)
+    double.services_script = [[], service_with("FAILED_PROVISION", "STARTING")]
+    code, ctx = up_serve(double, FakeTime(), "--replicas", "2")
+    assert code == 0
+    assert f"{SERVICE}: replica 2 provisioned" in output(ctx)
+    assert double.downed == []
+
+
+def test_up_serve_whose_controller_never_comes_up_cancels_the_request_and_tears_down(
+    sky: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    double = SkyPilotDouble(sky, serve_up_running_polls=None)
+    code, _ = up_serve(double, FakeTime())
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "the SkyServe controller did not come up within 600 s" in err
+    assert len(double.cancelled_requests) == 1
+    assert double.downed == [SERVICE]
+
+
+def test_up_serve_refused_by_skypilot_is_one_line_naming_the_error(
+    sky: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refusal = sky.exceptions.ResourcesUnavailableError(
+        "Failed to provision all possible launchable resources.\nquota exceeded: ..."
+    )
+    double = SkyPilotDouble(sky, serve_up_error=refusal, serve_up_running_polls=2)
+    code, _ = up_serve(double, FakeTime())
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"warmgate fleet: {SERVICE}: SkyPilot: ResourcesUnavailableError: Failed to provision all"
+        " possible launchable resources.; torn down\n"
+    )
+    assert double.downed == [SERVICE]
+
+
+def test_up_serve_leaves_an_existing_service_alone(
+    sky: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    double = SkyPilotDouble(sky, services=service_with("READY", status="READY"))
+    code, _ = up_serve(double, FakeTime())
+    assert code == 1
+    assert "exists: `warmgate fleet update`" in capsys.readouterr().err
+    assert double.served == []
+    assert double.downed == []
 
 
 def test_up_cluster_launches_the_missing_numbered_clusters_only(sky: ModuleType) -> None:
@@ -64,6 +209,21 @@ def test_up_cluster_launches_the_missing_numbered_clusters_only(sky: ModuleType)
         "wg-mistral-7b-instruct-c3",
     ]
     assert "wg-mistral-7b-instruct-c1: exists" in output(ctx)
+
+
+def test_up_cluster_refused_tears_down_what_it_started_in_one_line(
+    sky: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refusal = sky.exceptions.ResourcesUnavailableError("Failed to provision: no capacity")
+    double = SkyPilotDouble(sky, launch_errors={"wg-mistral-7b-instruct-c2": refusal})
+    ctx = context(double)
+    assert fleet(ctx, "up", "mistral-7b-instruct", "--cluster", "--replicas", "2") == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "warmgate fleet: wg-mistral-7b-instruct-c2: SkyPilot: ResourcesUnavailableError:"
+        " Failed to provision: no capacity\n"
+    )
+    assert double.downed == ["wg-mistral-7b-instruct-c1", "wg-mistral-7b-instruct-c2"]
 
 
 def test_up_without_the_secrets_fails_naming_them_and_launches_nothing(
