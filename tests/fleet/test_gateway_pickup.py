@@ -8,67 +8,25 @@ nothing waits on its poll interval.
 
 from __future__ import annotations
 
-import asyncio
-import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import openai
 import pytest
-import uvicorn
 from structlog.testing import capture_logs
 
 from tests.fleet.conftest import MODELS_DIR
+from tests.fleet.running_gateway import Gateway
 from tests.fleet.skypilot_double import SkyPilotDouble, cluster_payload
-from tests.support.gateway import uvicorn_config
 from warmgate.backends.fleet.lineup import Lineup
 from warmgate.backends.fleet.skypilot import SkyPilot
 from warmgate.backends.fleet.sync import Syncer, SyncRefusedError
 from warmgate.backends.sim import SimCluster, SimConfig
-from warmgate.proxy.http.app import create_app
-from warmgate.proxy.http.server import base_url, bind
-from warmgate.proxy.settings import parse_settings
 
 SGLANG_KEY = "sk-sglang-e2e-canary-4471"
-USER_KEY = "wg-test-" + "f" * 40
-ENVIRON = {"SGLANG_API_KEY": SGLANG_KEY, "WG_FLEET_TEST_KEY": USER_KEY}
-
-
-class Gateway:
-    def __init__(self, document: Path, data_dir: Path) -> None:
-        settings = parse_settings(
-            {
-                "data_dir": str(data_dir),
-                # Probes only when told (a new backend is probed at once when it joins).
-                "health": {"interval_s": 3600},
-                "routing": {
-                    "backends_document": str(document),
-                    "document_poll_interval_s": 3600,
-                    "load_poll_interval_s": 0,
-                },
-                "models": [{"name": "qwen3-32b", "price_per_request": "0.002"}],
-                "keys": [{"name": "fleet-test", "secret_env": "WG_FLEET_TEST_KEY"}],
-            }
-        )
-        self.log = io.BytesIO()
-        self.app = create_app(settings, environ=ENVIRON, log_sink=self.log)
-        self.sock = bind("127.0.0.1", 0)
-        self.base_url = base_url(self.sock)
-        self.server = uvicorn.Server(uvicorn_config(self.app))
-
-    @property
-    def pool(self) -> Any:
-        return self.app.state.runtime.pool
-
-    async def reload(self) -> bool:
-        """What the watcher does on its next poll; then wait for the new backend's probe."""
-        applied: bool = await self.pool.document.check()
-        if self.pool.health is not None:
-            await self.pool.health.probe_all()
-        return applied
+ENVIRON = {"SGLANG_API_KEY": SGLANG_KEY}
 
 
 @pytest.fixture
@@ -98,10 +56,8 @@ async def test_a_running_gateway_routes_to_the_backends_fleet_sync_writes(
     sync = Syncer(fleet, lineup, document, "SGLANG_API_KEY", clock=lambda: datetime.now(UTC))
     assert sync.run_once() is not None  # version 1: no backend yet
 
-    gateway = Gateway(document, tmp_path / "gateway")
-    serving = asyncio.create_task(gateway.server.serve(sockets=[gateway.sock]))
-    client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key=USER_KEY, max_retries=0)
-    try:
+    gateway = Gateway(document, tmp_path / "gateway", ENVIRON)
+    async with gateway, gateway.client() as client:
         with capture_logs() as logs:
             with pytest.raises(openai.APIStatusError) as no_backend:
                 await chat(client)  # answered once the gateway is up: nothing serves the model
@@ -132,11 +88,6 @@ async def test_a_running_gateway_routes_to_the_backends_fleet_sync_writes(
                 await chat(client)
             assert gone.value.status_code == 503
         assert gateway.pool.document.version == 3
-    finally:
-        await client.close()
-        gateway.server.should_exit = True
-        await serving
-        gateway.sock.close()
 
     # The backends' key went from the gateway's environment to the replica, and nowhere else.
     assert SGLANG_KEY not in document.read_text()
