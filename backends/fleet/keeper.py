@@ -29,7 +29,7 @@ log = structlog.get_logger("warmgate.fleet")
 
 # Statuses of a plain cluster that are not re-launched: running, or being launched.
 _LEAVE_ALONE = frozenset({"UP", "INIT"})
-HEALTH_PATH = "/health"  # SGLang answers it without the API key
+HEALTH_PATH = "/health"  # the replica gate answers it without a key (SGLang's health, cached)
 DEFAULT_PROBE_TIMEOUT_S = 10.0
 DEFAULT_UNHEALTHY_AFTER = 3
 

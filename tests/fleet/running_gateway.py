@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
 import openai
 import uvicorn
 
@@ -77,7 +78,11 @@ class Gateway:
         return {view["url"] for view in self.pool.describe() if view["routable"]}
 
     async def __aenter__(self) -> Gateway:
+        """Serve, and return once the app has started (its pool loaded the document): the
+        socket is bound already, so the first request waits in the backlog until then."""
         self._serving = asyncio.create_task(self.server.serve(sockets=[self.sock]))
+        async with httpx.AsyncClient() as http:
+            (await http.get(self.base_url.removesuffix("/v1") + "/health")).raise_for_status()
         return self
 
     async def __aexit__(

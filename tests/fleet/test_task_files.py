@@ -24,6 +24,7 @@ from tests.fleet.lineup_facts import (
 DEEPGEMM_PRECOMPILE_S = 20 * 60
 
 TASK_FILES = sorted((REPO / "sky").rglob("*.yaml"))
+GATE_SOURCE = (REPO / "backends" / "fleet" / "replica_gate.py").read_text()
 MODEL_FILES = sorted(MODELS_DIR.glob("*.yaml"))
 SGLANG_IMAGE = re.compile(r"^docker:lmsysorg/sglang:v\d+\.\d+\.\d+$")
 
@@ -101,20 +102,33 @@ def test_every_accelerator_choice_holds_the_weights_splits_the_heads_and_fits_th
 
 
 @pytest.mark.parametrize("path", MODEL_FILES, ids=ids(MODEL_FILES))
-def test_sglang_runs_with_metrics_cache_report_its_key_and_the_served_name(path: Path) -> None:
+def test_sglang_runs_on_loopback_with_metrics_cache_report_and_the_served_name(path: Path) -> None:
     config = raw(path)
     run = config["run"]
     for flag in (
         '--model-path "$MODEL_ID"',
         '--served-model-name "$SERVED_MODEL_NAME"',
-        "--host 0.0.0.0 --port 30000",
+        '--host 127.0.0.1 --port "$SGLANG_LOCAL_PORT"',
         "--enable-metrics --enable-cache-report",
-        '--api-key "$SGLANG_API_KEY"',
+        '--api-key "$SGLANG_LOCAL_KEY"',
     ):
         assert flag in run, flag
     assert "SKYPILOT_NUM_GPUS_PER_NODE" in run  # tensor parallelism follows the node's GPUs
-    assert "python3 -m sglang.launch_server" in run
+    assert "env -u SGLANG_API_KEY python3 -m sglang.launch_server" in run
     assert config["envs"]["SERVED_MODEL_NAME"]
+    # The public port is the gate's; SGLang's own is another, on loopback.
+    assert config["resources"]["ports"] == 30000
+    assert config["envs"]["SGLANG_LOCAL_PORT"] != "30000"
+
+
+@pytest.mark.parametrize("path", MODEL_FILES, ids=ids(MODEL_FILES))
+def test_every_task_carries_the_replica_gate_verbatim(path: Path) -> None:
+    """The task files cannot include a file (and SkyServe ships local files only through a
+    bucket), so each carries backends/fleet/replica_gate.py, the gate the tests exercise."""
+    run = raw(path)["run"]
+    carried = run.split("<<'REPLICA_GATE'\n", 1)[1].split("\nREPLICA_GATE\n", 1)[0] + "\n"
+    assert carried == GATE_SOURCE
+    assert 'python3 "$GATE" &' in run
 
 
 def test_each_model_gets_the_parser_or_mode_sglang_needs_for_it() -> None:
