@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.fleet.conftest import MODELS_DIR
+from tests.fleet.conftest import MODELS_DIR, REPO
 from tests.fleet.skypilot_double import (
     SkyPilotDouble,
     cost_payload,
@@ -23,6 +24,10 @@ from warmgate.backends.fleet.skypilot import SkyPilot
 from warmgate.proxy.ledger import LedgerRow, open_ledger_store
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+# sky/README.md's cost tables: `fleet plan` output under the clouds its first line names.
+README_PLAN = re.compile(
+    r"```text\n\$ warmgate fleet plan +# enabled: ([a-z, ]+)\n(.*?)\n```", re.S
+)
 
 
 def context(double: SkyPilotDouble) -> Context:
@@ -49,6 +54,23 @@ def test_plan_prints_the_optimizers_choice_and_the_warm_cost(
     ]  # fmt: skip
     assert lines["qwen3-32b"][3:7] == ["gpu_2x_h100_sxm5", "H100:2", "1", "6.38"]
     assert lines["total"][-2:] == ["73.81", "53,881"]
+
+
+def test_the_readme_cost_tables_are_what_fleet_plan_prints_on_the_seeded_catalogs(
+    sky: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = README_PLAN.findall((REPO / "sky" / "README.md").read_text())
+    assert [clouds for clouds, _ in tables] == ["lambda", "lambda, runpod", "aws"]
+    printed = {}
+    for clouds in ("lambda", "lambda, runpod", "aws", "lambda, runpod, aws"):
+        enable(sky, monkeypatch, *clouds.split(", "))
+        code, out = fleet(context(SkyPilotDouble(sky)), "plan")
+        assert code == 0
+        printed[clouds] = out.rstrip("\n")
+    for clouds, table in tables:
+        assert printed[clouds] == table, clouds
+    # "With all three enabled the optimizer keeps RunPod's offers."
+    assert printed["lambda, runpod, aws"] == printed["lambda, runpod"]
 
 
 def test_plan_says_when_no_offered_shape_can_hold_a_model(
