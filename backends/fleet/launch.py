@@ -37,7 +37,8 @@ FAILED_REPLICA = frozenset(
         "UNKNOWN",
     }
 )
-FAILED_SERVICE = frozenset({"CONTROLLER_FAILED", "FAILED_CLEANUP", "FAILED"})
+# A service FAILED only says some replica failed and none is READY: the replicas decide.
+FAILED_SERVICE = frozenset({"CONTROLLER_FAILED", "FAILED_CLEANUP"})
 # Long enough for a GPU VM to boot and pull the SGLang image (tens of GB).
 DEFAULT_PROVISION_TIMEOUT_S = 1800.0
 DEFAULT_POLL_S = 15.0

@@ -131,7 +131,7 @@ def test_up_serve_whose_replica_fails_to_provision_is_torn_down_at_once(
     assert code == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert f"{SERVICE}: service FAILED; torn down" in err
+    assert f"{SERVICE}: replica 1 FAILED_PROVISION (`sky serve logs {SERVICE} 1`" in err
     assert double.downed == [SERVICE]
     assert time.waited_s == 15  # one poll interval, not the budget
 
@@ -152,7 +152,8 @@ def test_up_serve_with_one_replica_up_succeeds_while_skyserve_retries_another(
     sky: ModuleType,
 ) -> None:
     double = SkyPilotDouble(sky)
-    double.services_script = [[], service_with("FAILED_PROVISION", "STARTING")]
+    # SkyServe calls such a service FAILED: one replica failed and none is READY yet.
+    double.services_script = [[], service_with("FAILED_PROVISION", "STARTING", status="FAILED")]
     code, ctx = up_serve(double, FakeTime(), "--replicas", "2")
     assert code == 0
     assert f"{SERVICE}: replica 2 provisioned" in output(ctx)
@@ -186,6 +187,17 @@ def test_up_serve_refused_by_skypilot_is_one_line_naming_the_error(
         f"warmgate fleet: {SERVICE}: SkyPilot: ResourcesUnavailableError: Failed to provision all"
         " possible launchable resources.; torn down\n"
     )
+    assert double.downed == [SERVICE]
+
+
+def test_up_serve_whose_controller_failed_is_torn_down(
+    sky: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    double = SkyPilotDouble(sky)
+    double.services_script = [[], service_with(status="CONTROLLER_FAILED")]
+    code, _ = up_serve(double, FakeTime())
+    assert code == 1
+    assert f"{SERVICE}: service CONTROLLER_FAILED; torn down" in capsys.readouterr().err
     assert double.downed == [SERVICE]
 
 
