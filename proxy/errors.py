@@ -122,11 +122,26 @@ class RateLimited(GatewayError):
     type = "requests"
     code = "rate_limit_exceeded"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str = "requests",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code, headers=headers)
+        # The limit that refused the request, as the metrics count 429s: the limiter names
+        # it (`rpm`, `concurrency`); `requests` where it does not say.
+        self.limit = limit
+
 
 class QuotaExceeded(GatewayError):
     status = 429
     type = "insufficient_quota"
     code = "insufficient_quota"
+    limit = "quota"
 
 
 class BackendError(GatewayError):

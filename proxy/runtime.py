@@ -9,17 +9,29 @@ have drained.
 from __future__ import annotations
 
 import gc
+import importlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from warmgate.proxy.keys import Key, KeyRefresher, KeyRing, OpenKeyRing, hash_secret, open_key_store
-from warmgate.proxy.ledger import open_ledger
+from warmgate.proxy.ledger import (
+    GroupBy,
+    Ledger,
+    LedgerRow,
+    LedgerStore,
+    UsageBucket,
+    UsageFilter,
+    open_ledger,
+)
 from warmgate.proxy.limits import build_limiter
 from warmgate.proxy.limits.admission import Limiter
+from warmgate.proxy.observability.edge import SINGLE, EdgeMetrics, WorkerSeat
 from warmgate.proxy.observability.logs import RequestLog
-from warmgate.proxy.observability.metrics import Metrics
+from warmgate.proxy.observability.metrics import Family, Metrics, MetricSource, Sample
+from warmgate.proxy.observability.process import ProcessCollector
+from warmgate.proxy.observability.tracing import Tracer
 from warmgate.proxy.pipeline.relay import Relay
 from warmgate.proxy.routing.bindings import ResponseBindings
 from warmgate.proxy.routing.catalog import declare
@@ -27,6 +39,9 @@ from warmgate.proxy.routing.pool import Pool
 from warmgate.proxy.settings import Settings
 from warmgate.proxy.upstream.client import Upstream
 from warmgate.proxy.wire.views import DecodeOptions
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 # The cyclic collector's generation thresholds while serving (CPython's default: 700, 10, 10).
 GC_THRESHOLDS = (20_000, 20, 20)
@@ -72,12 +87,18 @@ class Runtime:
         log: RequestLog,
         environ: Mapping[str, str],
         on_started: Callable[[], None] | None = None,
+        worker: WorkerSeat = SINGLE,
+        span_exporter: SpanExporter | None = None,
     ) -> None:
         self._on_started = on_started
         self._drain_deadline: float | None = None
         self.settings = settings
         self.log = log
-        self.metrics = Metrics()
+        self.worker = worker
+        self.metrics = Metrics(top_keys=settings.metrics.top_keys)
+        self.metrics.add_collector(ProcessCollector())
+        self.edge_metrics = EdgeMetrics(self.metrics, worker)
+        self.tracer = build_tracer(settings, span_exporter)
         catalog, backends = declare(settings.models, default_policy=settings.routing.policy)
         self.pool = Pool(
             catalog,
@@ -102,6 +123,8 @@ class Runtime:
             batch_rows=settings.ledger.batch_rows,
             enabled=settings.ledger.enabled,
         )
+        self.ledger.store = TimedLedgerStore(self.ledger.store, self.metrics.observe_ledger_flush)
+        self.metrics.add_collector(lambda: ledger_families(self.ledger))
         # In-process quotas resume from the ledger's counts, so a restart hands out nothing twice.
         self.limiter: Limiter = build_limiter(
             enabled=settings.limits.enabled,
@@ -109,6 +132,9 @@ class Runtime:
             quota_seed=self.ledger.admitted_since,
             default_rpm=settings.limits.default_rpm,
         )
+        for source in (self.limiter, self.ledger):
+            if isinstance(source, MetricSource):
+                self.metrics.add_collector(source.metric_families)
         self.upstream = Upstream(settings.upstream)
         self.bindings = ResponseBindings()
         self.relay = Relay(
@@ -120,6 +146,7 @@ class Runtime:
             ledger=self.ledger,
             log=log,
             metrics=self.metrics,
+            tracer=self.tracer,
             max_attempts=settings.upstream.max_attempts,
             decode_options=DecodeOptions(
                 prefix_chars=settings.routing.max_prefix_chars,
@@ -161,6 +188,7 @@ class Runtime:
             await self.limiter.start()
             await self.upstream.start()
             await self.pool.start()
+            await self.edge_metrics.start()
             self.log.event("gateway_started", models=[m.name for m in self.settings.models])
             if self._on_started is not None:
                 self._on_started()
@@ -180,6 +208,7 @@ class Runtime:
                 gc.set_threshold(*thresholds)
                 gc.unfreeze()
                 await self.drain()
+                await self.edge_metrics.close()
                 await self.pool.close()
                 await self.upstream.close()
                 await self.limiter.close()
@@ -187,5 +216,90 @@ class Runtime:
                 await self.key_store.close()
         finally:
             await self.ledger.close()
+            if self.tracer is not None:
+                self.tracer.close()
             self.log.event("gateway_stopped")
             await self.log.close()
+
+
+def build_tracer(settings: Settings, exporter: SpanExporter | None = None) -> Tracer | None:
+    """The span exporter `[tracing]` asks for, or None (trace context is still passed on).
+    OpenTelemetry is imported here and only when tracing is on: off, it costs nothing."""
+    tracing = settings.tracing
+    if not tracing.enabled:
+        return None
+    try:
+        otel: Any = importlib.import_module("warmgate.proxy.observability.otel")
+    except ImportError as exc:
+        raise ValueError(
+            "[tracing] enabled needs OpenTelemetry: pip install 'warmgate[otel]'"
+        ) from exc
+    tracer: Tracer = otel.ExportingTracer(
+        endpoint=tracing.endpoint,
+        service_name=tracing.service_name,
+        sample_ratio=tracing.sample_ratio,
+        exporter=exporter,
+    )
+    return tracer
+
+
+class TimedLedgerStore:
+    """The ledger's store, each batch insert timed for `warmgate_ledger_flush_seconds`."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        observe: Callable[[float], None],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._observe = observe
+        self._monotonic = monotonic
+
+    async def insert(self, rows: list[LedgerRow]) -> int:
+        started = self._monotonic()
+        try:
+            return await self._store.insert(rows)
+        finally:
+            self._observe(self._monotonic() - started)
+
+    async def start(self, *, create: bool = True) -> None:
+        await self._store.start(create=create)
+
+    async def close(self) -> None:
+        await self._store.close()
+
+    async def get(self, request_id: str) -> LedgerRow | None:
+        return await self._store.get(request_id)
+
+    async def usage(self, where: UsageFilter, group_by: GroupBy | None) -> list[UsageBucket]:
+        return await self._store.usage(where, group_by)
+
+    async def rows(self, where: UsageFilter) -> list[LedgerRow]:
+        return await self._store.rows(where)
+
+    async def admitted_since(self, start: float) -> dict[str, int]:
+        return await self._store.admitted_since(start)
+
+
+def ledger_families(ledger: Ledger) -> Iterator[Family]:
+    """The ledger writer's queue and totals, at scrape time."""
+    yield Family(
+        "warmgate_ledger_queue_rows",
+        "Ledger rows recorded and not yet written to the store.",
+        "gauge",
+        [Sample((), float(ledger.pending))],
+        merge="sum",
+    )
+    yield Family(
+        "warmgate_ledger_rows_written_total",
+        "Ledger rows written to the store.",
+        "counter",
+        [Sample((), float(ledger.written))],
+    )
+    yield Family(
+        "warmgate_ledger_rows_dropped_total",
+        "Ledger rows dropped because the queue was full (the store was down for long).",
+        "counter",
+        [Sample((), float(ledger.dropped))],
+    )

@@ -183,6 +183,31 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # On SIGTERM: /ready answers 503 and new requests are refused at once; requests in flight
     # (a stream may still be generating) get this long to finish before the process exits.
     drain_timeout_s: NonNegativeSeconds = 30.0
+    # Processes serving the one port (each with its own event loop); 0: one per CPU core.
+    # Limits are exact across them with Redis; the ledger and keys are shared by the store.
+    workers: Annotated[int, msgspec.Meta(ge=0)] = 1
+
+
+class TracingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """W3C trace context and OpenTelemetry export. A request's `traceparent`/`tracestate`
+    always reach the backend; `enabled` adds the gateway's own spans, exported over OTLP/HTTP
+    (the `otel` extra: `pip install 'warmgate[otel]'`)."""
+
+    enabled: bool = False
+    # The collector's OTLP/HTTP traces URL; its headers, if it needs any, come from the
+    # standard OTEL_EXPORTER_OTLP_HEADERS variable, never from this file.
+    endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    service_name: str = "warmgate"
+    # The share of new traces recorded; a request that arrives sampled (or not) keeps that.
+    sample_ratio: Ratio = 1.0
+
+
+class MetricsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What `/metrics` shows beyond its fixed series."""
+
+    # Per-key series (requests, billed requests, revenue) for the busiest keys only, so that
+    # their number stays bounded; 0 turns them off.
+    top_keys: Annotated[int, msgspec.Meta(ge=0)] = 20
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -198,6 +223,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     keys: list[StaticKeySettings] = msgspec.field(default_factory=list)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     ledger: LedgerSettings = msgspec.field(default_factory=LedgerSettings)
+    tracing: TracingSettings = msgspec.field(default_factory=TracingSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
 
     @property
     def ledger_url(self) -> str:

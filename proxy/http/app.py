@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
@@ -24,9 +24,13 @@ from warmgate.proxy.http.routes.models import model_routes
 from warmgate.proxy.http.routes.openapi import openapi_routes
 from warmgate.proxy.http.routes.ops import ops_routes
 from warmgate.proxy.http.routes.usage import admin_usage_routes, usage_routes
+from warmgate.proxy.observability.edge import SINGLE, WorkerSeat
 from warmgate.proxy.observability.logs import RequestLog, log_level
 from warmgate.proxy.runtime import Runtime
 from warmgate.proxy.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 # Headers the OpenAI SDKs send (browsers need each one allowed by name) and those they may read.
 SDK_REQUEST_HEADERS = [
@@ -80,9 +84,13 @@ def create_app(
     environ: Mapping[str, str] | None = None,
     on_started: Callable[[], None] | None = None,
     endpoints: Sequence[Endpoint] = ENDPOINTS,
+    worker: WorkerSeat = SINGLE,
+    span_exporter: SpanExporter | None = None,
 ) -> Litestar:
     """The gateway app; `on_started` runs once every resource is up (the CLI prints there).
-    `endpoints` is the table of relayed endpoints (the whole OpenAI surface by default)."""
+    `endpoints` is the table of relayed endpoints (the whole OpenAI surface by default);
+    `worker` places it among the workers of an edge; `span_exporter` replaces the OTLP
+    exporter when `[tracing]` is on (tests record spans in memory)."""
     runtime = Runtime(
         settings,
         log=RequestLog(
@@ -92,6 +100,8 @@ def create_app(
         ),
         environ=os.environ if environ is None else environ,
         on_started=on_started,
+        worker=worker,
+        span_exporter=span_exporter,
     )
     cors = CORSConfig(
         allow_origins=list(settings.server.cors_allow_origins),

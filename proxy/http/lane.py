@@ -71,7 +71,7 @@ class HotLane:
         if endpoint is None:
             await self._fallback(scope, receive, send)
             return
-        authorization = content_type = None
+        authorization = content_type = traceparent = tracestate = None
         announced = -1
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -84,6 +84,10 @@ class HotLane:
                 # A browser: Litestar's CORS middleware answers it (headers, preflight).
                 await self._fallback(scope, receive, send)
                 return
+            elif name == b"traceparent":
+                traceparent = value.decode("latin-1")
+            elif name == b"tracestate":
+                tracestate = _joined(tracestate, value.decode("latin-1"))
         try:
             body = await self._body(
                 receive, announced, self._max_body[endpoint.body], endpoint.body
@@ -94,7 +98,15 @@ class HotLane:
             return
         except _ClientGoneError:
             return  # nobody to answer
-        inbound = Inbound(authorization, content_type, body, _NO_PARAMS, DisconnectWatch(receive))
+        inbound = Inbound(
+            authorization,
+            content_type,
+            body,
+            _NO_PARAMS,
+            DisconnectWatch(receive),
+            traceparent,
+            tracestate,
+        )
         answer: Answer
         try:
             answer = await self._relay.handle(endpoint, inbound)
@@ -135,3 +147,8 @@ class HotLane:
         if size > limit:
             raise _BodyTooLargeError
         return bytearray().join(parts) if kind is Body.FORM else b"".join(parts)
+
+
+def _joined(first: str | None, more: str) -> str:
+    """Repeated `tracestate` headers are one list, in order (W3C trace context)."""
+    return more if first is None else f"{first},{more}"

@@ -53,6 +53,7 @@ class RequestLine(msgspec.Struct, kw_only=True):
     retries: int
     cancelled: bool
     ts: float  # unix seconds
+    trace_id: str | None = None  # W3C trace id, when the request carried or began a trace
 
 
 _line_encoder = msgspec.json.Encoder()

@@ -1,27 +1,42 @@
 """Prometheus metrics: counters and histograms kept in plain dicts, rendered by hand.
 
 Everything runs on the event loop thread, so an observation is a dict lookup, a bisect and a
-few additions: no locks, no client library. Gauges (health, outstanding work) are not stored:
-collectors registered by their owners produce them at scrape time.
+few additions: no locks, no client library (`benchmarks/metrics_cost.py` measured
+prometheus-client at several times the cost per observation, its multiprocess mode more).
+Gauges (health, outstanding work, process figures) are not stored: collectors registered by
+their owners produce them at scrape time. A scrape turns everything into a snapshot
+(`proxy.observability.exposition`), which the workers of one edge merge before rendering.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
-from warmgate.proxy.media import PROMETHEUS
-
-CONTENT_TYPE = PROMETHEUS
+from warmgate.proxy.observability.exposition import (
+    FamilyData,
+    Labels,
+    SampleData,
+    cut_top_keys,
+    format_number,
+    render_families,
+)
 
 # Time to first token: from a few ms (cached prompt) to minutes (128k-token prefill, queue).
 TTFT_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 INTER_TOKEN_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
 # The gateway's own time per request, excluding the backend: tens of microseconds to ms.
 OVERHEAD_BUCKETS_S = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
+# One ledger batch written to SQLite or PostgreSQL: a millisecond to a stalled database.
+FLUSH_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+# Keys shown with their own series: the busiest ones, so that the series stay bounded.
+DEFAULT_TOP_KEYS = 20
+MICRO_PER_USD = 1_000_000
 
-Labels = tuple[tuple[str, str], ...]
+# How a gauge of several workers becomes the edge's: summed, the largest, the smallest, or
+# (None) kept per worker under a `worker` label, as prometheus-client's multiprocess mode does.
+Merge = Literal["sum", "max", "min"] | None
 
 
 class Sample(NamedTuple):
@@ -30,15 +45,45 @@ class Sample(NamedTuple):
 
 
 class Family(NamedTuple):
-    """A gauge family produced by a collector at scrape time."""
+    """A family produced by a collector at scrape time (a gauge, or a counter kept elsewhere)."""
 
     name: str
     help: str
     type: str
     samples: Sequence[Sample]
+    merge: Merge = None
 
 
 Collector = Callable[[], Iterable[Family]]
+
+
+@runtime_checkable
+class MetricSource(Protocol):
+    """A component with figures of its own (the limiter's store errors, the ledger's queue):
+    the runtime registers its `metric_families` as a collector."""
+
+    def metric_families(self) -> Iterable[Family]: ...
+
+
+class AccountedRequest(Protocol):
+    """What the metrics read of a finished request (the ledger row has these fields)."""
+
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def key_id(self) -> str | None: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def billed(self) -> bool: ...
+    @property
+    def price_micro_usd(self) -> int: ...
+    @property
+    def prompt_tokens(self) -> int: ...
+    @property
+    def cached_tokens(self) -> int: ...
+    @property
+    def completion_tokens(self) -> int: ...
 
 
 class Counter:
@@ -52,10 +97,9 @@ class Counter:
     def inc(self, labels: Labels, amount: float = 1.0) -> None:
         self.values[labels] = self.values.get(labels, 0.0) + amount
 
-    def render(self, out: list[str]) -> None:
-        out.append(f"# HELP {self.name} {self.help}\n# TYPE {self.name} counter\n")
-        for labels, value in self.values.items():
-            out.append(f"{self.name}{_labels(labels)} {_number(value)}\n")
+    def data(self) -> FamilyData:
+        samples = [SampleData("", labels, value) for labels, value in self.values.items()]
+        return FamilyData(self.name, self.help, "counter", samples)
 
 
 class Histogram:
@@ -75,25 +119,28 @@ class Histogram:
         series[bisect_left(self.bounds, value)] += 1
         series[-1] += value
 
-    def render(self, out: list[str]) -> None:
-        out.append(f"# HELP {self.name} {self.help}\n# TYPE {self.name} histogram\n")
+    def data(self) -> FamilyData:
+        """Cumulative buckets, `_sum` and `_count`, as the text format has them."""
+        samples: list[SampleData] = []
         for labels, series in self.series.items():
             cumulative = 0.0
             for bound, count in zip(self.bounds, series, strict=False):
                 cumulative += count
-                le = (*labels, ("le", _number(bound)))
-                out.append(f"{self.name}_bucket{_labels(le)} {_number(cumulative)}\n")
+                samples.append(
+                    SampleData("_bucket", (*labels, ("le", format_number(bound))), cumulative)
+                )
             cumulative += series[len(self.bounds)]
-            inf = (*labels, ("le", "+Inf"))
-            out.append(f"{self.name}_bucket{_labels(inf)} {_number(cumulative)}\n")
-            out.append(f"{self.name}_sum{_labels(labels)} {_number(series[-1])}\n")
-            out.append(f"{self.name}_count{_labels(labels)} {_number(cumulative)}\n")
+            samples.append(SampleData("_bucket", (*labels, ("le", "+Inf")), cumulative))
+            samples.append(SampleData("_sum", labels, series[-1]))
+            samples.append(SampleData("_count", labels, cumulative))
+        return FamilyData(self.name, self.help, "histogram", samples)
 
 
 class Metrics:
     """The gateway's metrics. One instance per app, created in the lifespan and injected."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, top_keys: int = DEFAULT_TOP_KEYS) -> None:
+        self.top_keys = top_keys
         self.backend_requests = Counter(
             "warmgate_backend_requests_total", "Requests finished per backend, by outcome."
         )
@@ -103,6 +150,9 @@ class Metrics:
         )
         self.model_requests = Counter(
             "warmgate_model_requests_total", "Requests per model and HTTP status."
+        )
+        self.rate_limited = Counter(
+            "warmgate_rate_limited_total", "Requests refused with 429, by the limit they hit."
         )
         self.ttft = Histogram(
             "warmgate_backend_ttft_seconds", "Time to the first streamed chunk.", TTFT_BUCKETS_S
@@ -117,6 +167,15 @@ class Metrics:
             "Time the gateway itself spent on a request, backend time excluded.",
             OVERHEAD_BUCKETS_S,
         )
+        self.ledger_flush = Histogram(
+            "warmgate_ledger_flush_seconds",
+            "Time to write one batch of ledger rows to the store.",
+            FLUSH_BUCKETS_S,
+        )
+        # model -> [prompt, cached, completion tokens, billed requests, revenue in micro-USD]
+        self._usage: dict[str, list[int]] = {}
+        # key id -> [requests, billed requests, revenue in micro-USD]
+        self._keys: dict[str, list[int]] = {}
         self._collectors: list[Collector] = []
 
     def add_collector(self, collector: Collector) -> None:
@@ -125,6 +184,8 @@ class Metrics:
     def remove_collector(self, collector: Collector) -> None:
         if collector in self._collectors:
             self._collectors.remove(collector)
+
+    # -- the request path: each a dict lookup and a few additions ---------------------------
 
     def backend_request(self, backend: str, model: str, outcome: str, *, failed: bool) -> None:
         labels = (("backend", backend), ("model", model))
@@ -144,34 +205,130 @@ class Metrics:
     def model_request(self, model: str, status: int) -> None:
         self.model_requests.inc((("model", model), ("status", str(status))))
 
-    def render(self) -> str:
-        out: list[str] = []
-        for metric in (self.backend_requests, self.backend_errors, self.model_requests):
-            metric.render(out)
-        for histogram in (self.ttft, self.inter_token, self.overhead):
-            histogram.render(out)
+    def refused(self, limit: str) -> None:
+        """A 429: `limit` names the limit (`rpm`, `concurrency`, `quota`, ...)."""
+        self.rate_limited.inc((("limit", limit),))
+
+    def account(self, request: AccountedRequest) -> None:
+        """A finished request: its model's status count, tokens, billing and revenue, and its
+        key's (rendered for the busiest `top_keys` keys only)."""
+        model = request.model
+        if model is None:
+            return
+        self.model_request(model, request.status)
+        revenue = request.price_micro_usd if request.billed else 0
+        usage = self._usage.get(model)
+        if usage is None:
+            usage = self._usage[model] = [0, 0, 0, 0, 0]
+        usage[0] += request.prompt_tokens
+        usage[1] += request.cached_tokens
+        usage[2] += request.completion_tokens
+        if request.billed:
+            usage[3] += 1
+            usage[4] += revenue
+        key_id = request.key_id
+        if key_id is not None and self.top_keys:
+            per_key = self._keys.get(key_id)
+            if per_key is None:
+                per_key = self._keys[key_id] = [0, 0, 0]
+            per_key[0] += 1
+            if request.billed:
+                per_key[1] += 1
+                per_key[2] += revenue
+
+    def observe_ledger_flush(self, seconds: float) -> None:
+        self.ledger_flush.observe((), seconds)
+
+    # -- scrape time ------------------------------------------------------------------------
+
+    def snapshot(self, worker: str | None = None) -> list[FamilyData]:
+        """Every family as data. With `worker` (one of several processes), the gauges that do
+        not say how to merge get a `worker` label, so that merged they stay apart."""
+        families = [
+            counter.data()
+            for counter in (
+                self.backend_requests,
+                self.backend_errors,
+                self.model_requests,
+                self.rate_limited,
+            )
+        ]
+        families += self._usage_data()
+        families += [
+            histogram.data()
+            for histogram in (self.ttft, self.inter_token, self.overhead, self.ledger_flush)
+        ]
         for collector in self._collectors:
             for family in collector():
-                out.append(f"# HELP {family.name} {family.help}\n")
-                out.append(f"# TYPE {family.name} {family.type}\n")
-                out.extend(
-                    f"{family.name}{_labels(s.labels)} {_number(s.value)}\n" for s in family.samples
-                )
-        return "".join(out)
+                families.append(_collected(family, worker))
+        return families
+
+    def render(self) -> str:
+        """This process's metrics in the text format (one worker; see `exposition.merge`)."""
+        return render_families(cut_top_keys(self.snapshot(), self.top_keys))
+
+    def _usage_data(self) -> list[FamilyData]:
+        tokens: list[SampleData] = []
+        billed: list[SampleData] = []
+        revenue: list[SampleData] = []
+        for model, (prompt, cached, completion, count, micro) in self._usage.items():
+            labels = (("model", model),)
+            for kind, value in (("prompt", prompt), ("cached", cached), ("completion", completion)):
+                tokens.append(SampleData("", (*labels, ("kind", kind)), float(value)))
+            billed.append(SampleData("", labels, float(count)))
+            revenue.append(SampleData("", labels, micro / MICRO_PER_USD))
+        key_requests: list[SampleData] = []
+        key_billed: list[SampleData] = []
+        key_revenue: list[SampleData] = []
+        for key_id, (requests, count, micro) in self._keys.items():
+            labels = (("key", key_id),)
+            key_requests.append(SampleData("", labels, float(requests)))
+            key_billed.append(SampleData("", labels, float(count)))
+            key_revenue.append(SampleData("", labels, micro / MICRO_PER_USD))
+        return [
+            FamilyData(
+                "warmgate_model_tokens_total",
+                "Tokens per model, by kind: prompt, cached (part of prompt) and completion.",
+                "counter",
+                tokens,
+            ),
+            FamilyData(
+                "warmgate_model_billed_requests_total",
+                "Billed requests per model.",
+                "counter",
+                billed,
+            ),
+            FamilyData(
+                "warmgate_model_revenue_usd_total",
+                "Revenue per model in USD: the flat price of each billed request.",
+                "counter",
+                revenue,
+            ),
+            FamilyData(
+                "warmgate_key_requests_total",
+                "Requests per key id, for the busiest keys only.",
+                "counter",
+                key_requests,
+            ),
+            FamilyData(
+                "warmgate_key_billed_requests_total",
+                "Billed requests per key id, for the busiest keys only.",
+                "counter",
+                key_billed,
+            ),
+            FamilyData(
+                "warmgate_key_revenue_usd_total",
+                "Revenue per key id in USD, for the busiest keys only.",
+                "counter",
+                key_revenue,
+            ),
+        ]
 
 
-def _labels(labels: Labels) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{key}="{_escape(value)}"' for key, value in labels)
-    return "{" + inner + "}"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(float(value))
+def _collected(family: Family, worker: str | None) -> FamilyData:
+    if worker is not None and family.type == "gauge" and family.merge is None:
+        apart: Labels = (("worker", worker),)
+        samples = [SampleData("", (*s.labels, *apart), s.value) for s in family.samples]
+    else:
+        samples = [SampleData("", s.labels, s.value) for s in family.samples]
+    return FamilyData(family.name, family.help, family.type, samples, family.merge or "sum")

@@ -8,6 +8,7 @@ started the work (a refused or dropped connection, 503), each time on another ba
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -95,7 +96,18 @@ class Connector:
         endpoint, view, route, _, _, exchange = outgoing
         model = route.entry.name
         hint = RouteHint(view.prefix, float(view.prompt_tokens_estimate))
-        lease = self._pool.route(model, hint, self._excluded(model, route, tried))
+        excluded = self._excluded(model, route, tried)
+        trace = exchange.trace
+        if trace is None:
+            lease = self._pool.route(model, hint, excluded)
+        else:
+            span = trace.span("routing")
+            try:
+                lease = self._pool.route(model, hint, excluded)
+            except GatewayError as error:
+                span.end(error.instance_code)
+                raise
+            span.end()
         if tried:
             exchange.retries += 1
         tried.add(lease.backend.id)
@@ -105,6 +117,8 @@ class Connector:
             path = path.format(response_id=quote(view.response_ref, safe=""))
         answer = await self._send(lease, path, outgoing)
         if answer.status == 200:
+            if trace is not None:
+                trace.answer_started()
             return Connected(lease, answer)
         raise await self._failure(outgoing, answer, lease, path)
 
@@ -117,7 +131,29 @@ class Connector:
         return frozenset(tried | others)
 
     async def _send(self, lease: Lease, path: str, outgoing: Outgoing) -> UpstreamResponse:
-        """The backend's answer head; a failure to get one finishes the lease with its cause."""
+        """The backend's answer head; a failure to get one finishes the lease with its cause.
+        A traced request's `connect` span lasts until the head arrives (or the failure)."""
+        trace = outgoing.exchange.trace
+        if trace is None:
+            return await self._post(lease, path, outgoing, None)
+        span = trace.span("connect")
+        try:
+            answer = await self._post(lease, path, outgoing, trace.upstream_headers(span))
+        except GatewayError as error:
+            span.end(error.instance_code)
+            raise
+        except _RetryableError as failure:
+            span.end(failure.error.instance_code)
+            raise
+        except asyncio.CancelledError:
+            span.end("cancelled")
+            raise
+        span.end(None if answer.status == 200 else f"status {answer.status}")
+        return answer
+
+    async def _post(
+        self, lease: Lease, path: str, outgoing: Outgoing, trace_headers: Mapping[str, str] | None
+    ) -> UpstreamResponse:
         backend = lease.backend
         try:
             return await self._upstream.post(
@@ -127,6 +163,7 @@ class Connector:
                 request_id=outgoing.exchange.request_id,
                 method=outgoing.endpoint.upstream_method,
                 content_type=outgoing.content_type,
+                trace_headers=trace_headers,
             )
         except BackendUnreachable as error:
             lease.finish(Outcome.CONNECT_FAILED)

@@ -14,6 +14,7 @@ from warmgate.proxy.ids import new_request_id
 from warmgate.proxy.ledger.billing import billing_decision
 from warmgate.proxy.ledger.row import LedgerRow
 from warmgate.proxy.observability.logs import RequestLine
+from warmgate.proxy.observability.tracing import RequestTrace
 
 
 class LedgerSink(Protocol):
@@ -52,6 +53,7 @@ class Exchange:
         "started_at",
         "status",
         "stream",
+        "trace",
     )
 
     def __init__(
@@ -87,6 +89,8 @@ class Exchange:
         self.completed = False
         self.cancelled = False
         self.error_code: str | None = None
+        # The request's trace (its spans, or its incoming context passed on); None: untraced.
+        self.trace: RequestTrace | None = None
 
     def elapsed_ms(self) -> float:
         return (self._monotonic() - self._started) * 1000.0
@@ -94,6 +98,8 @@ class Exchange:
     def mark_first_byte(self) -> None:
         if self.first_byte_at is None:
             self.first_byte_at = self._monotonic()
+            if self.trace is not None:
+                self.trace.first_token()
 
     def close(self, ledger: LedgerSink, log: RequestSink) -> LedgerRow | None:
         """Write the ledger row and the log line; None when already closed."""
@@ -158,6 +164,9 @@ class Exchange:
                 retries=self.retries,
                 cancelled=self.cancelled,
                 ts=round(finished_at, 6),
+                trace_id=None if self.trace is None else self.trace.trace_id,
             )
         )
+        if self.trace is not None:
+            self.trace.finish(self.status, self.error_code)
         return row

@@ -24,6 +24,8 @@ from warmgate.proxy.errors import (
     GatewayError,
     ModelNotFound,
     NotFound,
+    QuotaExceeded,
+    RateLimited,
     StreamInterrupted,
     UnsupportedMediaType,
 )
@@ -33,6 +35,7 @@ from warmgate.proxy.ledger.row import format_usd, to_micro_usd
 from warmgate.proxy.limits.admission import Admission, Limiter
 from warmgate.proxy.media import JSON, is_json
 from warmgate.proxy.observability.metrics import Metrics
+from warmgate.proxy.observability.tracing import PassedThrough, Tracer, parse_trace_context
 from warmgate.proxy.pipeline.connect import Connected, Connector, Outgoing, Route
 from warmgate.proxy.pipeline.exchange import Exchange, LedgerSink, RequestSink
 from warmgate.proxy.pipeline.replies import (
@@ -64,6 +67,9 @@ class Inbound(NamedTuple):
     path_params: Mapping[str, str]
     # Cancels the request when the client leaves while the backend works; None: not watched.
     watch: DisconnectWatch | None = None
+    # W3C trace context as the client sent it (passed on to the backend).
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 class Relay:
@@ -78,6 +84,7 @@ class Relay:
         ledger: LedgerSink,
         log: RequestSink,
         metrics: Metrics,
+        tracer: Tracer | None = None,
         max_attempts: int = 3,
         decode_options: DecodeOptions | None = None,
         clock: Callable[[], float] = time.time,
@@ -91,6 +98,8 @@ class Relay:
         self._ledger = ledger
         self._log = log
         self._metrics = metrics
+        # Exporting spans; None: a request's own trace context is passed on, nothing recorded.
+        self._tracer = tracer
         self._decode_options = decode_options or DecodeOptions()
         self._prices: dict[str, tuple[int, str]] = {}
         self._clock = clock
@@ -107,6 +116,12 @@ class Relay:
             clock=self._clock,
             monotonic=self._monotonic,
         )
+        if self._tracer is not None:
+            incoming = parse_trace_context(inbound.traceparent, inbound.tracestate)
+            exchange.trace = self._tracer.start(incoming)
+        elif inbound.traceparent is not None:
+            incoming = parse_trace_context(inbound.traceparent, inbound.tracestate)
+            exchange.trace = PassedThrough(incoming) if incoming is not None else None
         headers: dict[str, str] = {"x-request-id": exchange.request_id}
         admission: Admission | None = None
         streaming = False
@@ -142,6 +157,8 @@ class Relay:
         except GatewayError as error:
             exchange.status = error.status
             exchange.error_code = error.instance_code
+            if isinstance(error, RateLimited | QuotaExceeded):
+                self._metrics.refused(error.limit)
             return error_response(error, exchange.request_id, headers.items())
         except asyncio.CancelledError:
             if watch is None or not watch.absorb():
@@ -201,7 +218,17 @@ class Relay:
     async def _admit(
         self, key: Key, route: Route, exchange: Exchange, headers: dict[str, str]
     ) -> Admission:
-        admission = await self._limiter.admit(key, route.entry.name)
+        trace = exchange.trace
+        if trace is None:
+            admission = await self._limiter.admit(key, route.entry.name)
+        else:
+            span = trace.span("admission")
+            try:
+                admission = await self._limiter.admit(key, route.entry.name)
+            except GatewayError as error:
+                span.end(error.instance_code)
+                raise
+            span.end()
         headers.update(admission.headers)
         exchange.price_micro_usd, headers[PRICE_HEADER] = self._price(route.entry)
         exchange.queue_ms = exchange.elapsed_ms()
@@ -242,8 +269,8 @@ class Relay:
 
     def _account(self, exchange: Exchange) -> None:
         row = exchange.close(self._ledger, self._log)
-        if row is not None and row.model is not None:
-            self._metrics.model_request(row.model, row.status)
+        if row is not None:
+            self._metrics.account(row)
 
     # What the stages share.
 

@@ -10,7 +10,7 @@ stream's first byte arrives only at time-to-first-token; nothing bounds the whol
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
@@ -107,9 +107,11 @@ class Upstream:
         request_id: str,
         method: str = "POST",
         content_type: str | None = JSON,
+        trace_headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
         """Send `body` (JSON unless `content_type` says otherwise; GET sends none) to `url`;
-        returns once the status line and headers arrived."""
+        returns once the status line and headers arrived. `trace_headers` (W3C
+        `traceparent`, `tracestate`) carry the request's trace to the backend."""
         session = self._session
         if session is None:
             raise BackendError("The gateway is not started.")
@@ -119,6 +121,8 @@ class Upstream:
             headers["Content-Type"] = content_type
         if api_key:
             headers["Authorization"] = "Bearer " + api_key
+        if trace_headers:
+            headers.update(trace_headers)
         try:
             data = body if method != "GET" else None
             response = await session.request(method, url, data=data, headers=headers)

@@ -11,7 +11,7 @@ passes through.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from litestar import HttpMethod, Request, route
 from litestar.handlers import HTTPRouteHandler
@@ -26,15 +26,29 @@ AnyRequest = Request[Any, Any, Any]
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
-def request_headers(request: AnyRequest) -> tuple[str | None, str | None]:
-    """(Authorization, Content-Type) straight from the ASGI scope, without a header map."""
-    authorization = content_type = None
+class RequestHeaders(NamedTuple):
+    authorization: str | None
+    content_type: str | None
+    traceparent: str | None
+    tracestate: str | None
+
+
+def request_headers(request: AnyRequest) -> RequestHeaders:
+    """The headers the relay reads, straight from the ASGI scope, without a header map."""
+    authorization = content_type = traceparent = None
+    tracestate: list[str] = []
     for name, value in request.scope["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
         elif name == b"content-type":
             content_type = value.decode("latin-1")
-    return authorization, content_type
+        elif name == b"traceparent":
+            traceparent = value.decode("latin-1")
+        elif name == b"tracestate":
+            tracestate.append(value.decode("latin-1"))
+    return RequestHeaders(
+        authorization, content_type, traceparent, ",".join(tracestate) if tracestate else None
+    )
 
 
 async def _read(request: AnyRequest, kind: Body) -> bytes | bytearray:
@@ -54,13 +68,20 @@ def _handler(
     relay: Relay, endpoint: Endpoint
 ) -> Callable[[AnyRequest], Coroutine[Any, Any, ASGIApp]]:
     async def relay_request(request: AnyRequest) -> ASGIApp:
-        authorization, content_type = request_headers(request)
+        headers = request_headers(request)
         body = await _read(request, endpoint.body)
         params: Mapping[str, str] = {k: str(v) for k, v in request.path_params.items()}
         watch = DisconnectWatch(request.receive)
-        return await relay.handle(
-            endpoint, Inbound(authorization, content_type, body, params, watch)
+        inbound = Inbound(
+            headers.authorization,
+            headers.content_type,
+            body,
+            params,
+            watch,
+            headers.traceparent,
+            headers.tracestate,
         )
+        return await relay.handle(endpoint, inbound)
 
     return relay_request
 

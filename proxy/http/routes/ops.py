@@ -1,4 +1,5 @@
-"""Operations routes: liveness, readiness and Prometheus metrics.
+"""Operations routes: liveness, readiness and Prometheus metrics (the whole edge's, merged
+over its workers).
 
 None of them needs a key; none of them reveals one.
 """
@@ -47,6 +48,7 @@ def ops_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
 
     @get("/metrics", name="metrics")
     async def metrics() -> ASGIApp:
-        return _plain(runtime.metrics.render().encode(), media_type=PROMETHEUS)
+        text = await runtime.edge_metrics.render()
+        return _plain(text.encode(), media_type=PROMETHEUS)
 
     return [health, ready, metrics]
