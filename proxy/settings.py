@@ -314,13 +314,20 @@ def embedded_settings(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     data_dir: str = DEFAULT_DATA_DIR,
+    server: ServerSettings | None = None,
 ) -> Settings:
     """The settings `warmgate serve` runs on without a file: model `demo` on the given
-    (simulator) backends, state under `data_dir`."""
+    (simulator) backends, state under `data_dir`; `server` as the command line set it."""
     model = ModelSettings(
         name=EMBEDDED_MODEL,
         price_per_request=Decimal("0.001"),
         context_length=32768,
         backends=[BackendSettings(url=url) for url in backend_urls],
     )
-    return Settings(host=host, port=port, data_dir=data_dir, models=[model])
+    return Settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        models=[model],
+        server=server if server is not None else ServerSettings(),
+    )

@@ -11,16 +11,19 @@ import argparse
 import asyncio
 import importlib
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import structlog
 
 from warmgate.proxy.cli import options
 from warmgate.proxy.http.app import create_app
-from warmgate.proxy.http.server import base_url, bind, serve
+from warmgate.proxy.http.server import base_url, bind, describe, serve
+from warmgate.proxy.http.workers import Supervisor, prepare_stores, worker_count
 from warmgate.proxy.keys import Key, generate_key_id, generate_secret, hash_secret, open_key_store
 from warmgate.proxy.observability.logs import configure_logging, log_level
 from warmgate.proxy.settings import (
@@ -33,6 +36,7 @@ from warmgate.proxy.settings import (
 )
 
 PROG = "warmgate serve"
+_log = structlog.get_logger("warmgate.serve")
 KEY_FILE = "api-key"
 EMBEDDED_KEY_NAME = "embedded-default"
 
@@ -47,6 +51,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--host", help="listen address (default: the file's, else 127.0.0.1)")
     parser.add_argument("--port", type=int, help="listen port (default: the file's, else 8080)")
     parser.add_argument("--data-dir", help=f"state directory (default: {DEFAULT_DATA_DIR})")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes serving the port, 0: one per CPU core (default: the file's, else 1)",
+    )
     parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
@@ -104,14 +113,36 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     overrides = {name: value for name, value in given.items() if value is not None}
     if overrides:
         settings = msgspec.structs.replace(settings, **overrides)
-    if args.log_level is not None:
-        server = msgspec.structs.replace(settings.server, log_level=args.log_level)
+    server_overrides = {"log_level": args.log_level, "workers": args.workers}
+    server_given = {name: value for name, value in server_overrides.items() if value is not None}
+    if server_given:
+        if server_given.get("workers", 0) < 0:
+            raise SettingsError("--workers must be 0 (one per CPU core) or more")
+        server = msgspec.structs.replace(settings.server, **server_given)
         settings = msgspec.structs.replace(settings, server=server)
     try:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SettingsError(f"cannot create data_dir {settings.data_dir}: {exc}") from exc
     return settings
+
+
+def serve_workers(
+    settings: Settings, sock: socket.socket, workers: int, on_started: Callable[[], None]
+) -> str | None:
+    """The edge as `workers` processes (`proxy.http.workers`); why it stopped, if it failed.
+    Its stores are prepared here, once, before the workers open them together."""
+    try:
+        asyncio.run(prepare_stores(settings))
+    except Exception as exc:  # noqa: BLE001 - a store that cannot be opened ends as one line
+        return describe(exc)
+    if settings.limits.enabled and not settings.limits.redis_url:
+        _log.warning(
+            "limits_per_worker",
+            workers=workers,
+            detail="without [limits] redis_url each worker counts its own requests",
+        )
+    return Supervisor(settings, sock, workers, on_started=on_started).run()
 
 
 def fail(message: str, status: int) -> int:
@@ -138,7 +169,11 @@ def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
         else:
             urls, stop_simulator = start_simulator()
             settings = embedded_settings(
-                urls, host=settings.host, port=settings.port, data_dir=settings.data_dir
+                urls,
+                host=settings.host,
+                port=settings.port,
+                data_dir=settings.data_dir,
+                server=settings.server,
             )
             secret = asyncio.run(ensure_embedded_key(settings))
             message = banner(url, secret, EMBEDDED_MODEL)
@@ -146,11 +181,15 @@ def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
         def on_started() -> None:
             print(message, flush=True)
 
-        try:
-            app = create_app(settings, on_started=on_started)
-        except ValueError as exc:  # what the settings declare cannot be built
-            return fail(f"{args.config or 'settings'}: {exc}", options.USAGE)
-        failure = serve(app, sock)
+        workers = worker_count(settings.server.workers)
+        if workers > 1:
+            failure = serve_workers(settings, sock, workers, on_started)
+        else:
+            try:
+                app = create_app(settings, on_started=on_started)
+            except ValueError as exc:  # what the settings declare cannot be built
+                return fail(f"{args.config or 'settings'}: {exc}", options.USAGE)
+            failure = serve(app, sock)
         if failure is not None:
             return fail(f"cannot start: {failure}", options.RUNTIME)
     finally:

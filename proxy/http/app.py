@@ -97,6 +97,8 @@ def create_app(
             log_sink,
             enabled=settings.server.access_log,
             level=log_level(settings.server.log_level),
+            shared_sink=worker.workers > 1,
+            worker=worker.number if worker.workers > 1 else None,
         ),
         environ=os.environ if environ is None else environ,
         on_started=on_started,

@@ -91,21 +91,34 @@ def describe(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-async def run(app: Litestar, config: uvicorn.Config, sock: socket.socket) -> str | None:
+async def run(
+    app: Litestar, config: uvicorn.Config, sock: socket.socket, stop_when: int | None = None
+) -> str | None:
     """Start every resource, serve until a signal has drained the gateway, close everything
-    (the ledger flushes last). The reason when a resource could not start, else None."""
+    (the ledger flushes last). The reason when a resource could not start, else None.
+    `stop_when`: a descriptor whose readability starts the drain as a SIGTERM would (a
+    worker's view of its parent process: readable once the parent is gone)."""
     runtime: Runtime = app.state.runtime
-    server = GracefulServer(config, runtime.drain, asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    server = GracefulServer(config, runtime.drain, loop)
     async with contextlib.AsyncExitStack() as resources:
         try:
             await resources.enter_async_context(runtime.lifespan(app))
         except Exception as exc:  # noqa: BLE001 - any start-up failure ends as one line
             return describe(exc)
+        if stop_when is not None:
+
+            def stop() -> None:
+                loop.remove_reader(stop_when)
+                server.handle_exit(signal.SIGTERM, None)
+
+            loop.add_reader(stop_when, stop)
+            resources.callback(loop.remove_reader, stop_when)
         await server.serve(sockets=[sock])
     return None
 
 
-def serve(app: Litestar, sock: socket.socket) -> str | None:
+def serve(app: Litestar, sock: socket.socket, *, stop_when: int | None = None) -> str | None:
     """Serve `app` on `sock` (uvloop, httptools); resources start and stop around uvicorn, so
     that a SIGTERM drains them while the socket still answers."""
     config = uvicorn.Config(
@@ -123,7 +136,7 @@ def serve(app: Litestar, sock: socket.socket) -> str | None:
         timeout_graceful_shutdown=FINAL_WRITES_S,
     )
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        return runner.run(run(app, config, sock))
+        return runner.run(run(app, config, sock, stop_when))
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

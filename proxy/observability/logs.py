@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import sys
 from collections.abc import MutableMapping
 from typing import Any, BinaryIO
@@ -54,18 +55,24 @@ class RequestLine(msgspec.Struct, kw_only=True):
     cancelled: bool
     ts: float  # unix seconds
     trace_id: str | None = None  # W3C trace id, when the request carried or began a trace
+    worker: int | None = None  # the worker process that served it (`--workers` above 1)
 
 
 _line_encoder = msgspec.json.Encoder()
 
 
 class LineBuffer:
-    """A structlog logger that keeps rendered lines until `flush()`."""
+    """A structlog logger that keeps rendered lines until `flush()`. With `shared_sink` (the
+    workers of an edge write to one stdout pipe), each write holds whole lines and at most
+    PIPE_BUF bytes, which a pipe never interleaves with another process's writes."""
 
-    def __init__(self, sink: BinaryIO, *, limit_bytes: int = BUFFER_BYTES) -> None:
+    def __init__(
+        self, sink: BinaryIO, *, limit_bytes: int = BUFFER_BYTES, shared_sink: bool = False
+    ) -> None:
         self._sink = sink
         self._limit = limit_bytes
         self._lines = bytearray()
+        self._atomic_bytes = select.PIPE_BUF if shared_sink else 0
 
     def msg(self, message: bytes) -> None:
         self._lines += message
@@ -76,10 +83,23 @@ class LineBuffer:
     info = warning = error = critical = debug = exception = msg
 
     def flush(self) -> None:
-        if self._lines:
-            lines, self._lines = self._lines, bytearray()
+        if not self._lines:
+            return
+        lines, self._lines = self._lines, bytearray()
+        if not self._atomic_bytes or len(lines) <= self._atomic_bytes:
             self._sink.write(lines)
             self._sink.flush()
+            return
+        view = memoryview(lines)
+        start = 0
+        while start < len(lines):
+            # the last line end within PIPE_BUF bytes (a longer line goes whole, on its own)
+            end = lines.rfind(b"\n", start, start + self._atomic_bytes) + 1
+            if end <= start:
+                end = lines.find(b"\n", start) + 1 or len(lines)
+            self._sink.write(view[start:end])
+            self._sink.flush()
+            start = end
 
 
 class RequestLog:
@@ -92,11 +112,16 @@ class RequestLog:
         enabled: bool = True,
         level: int = logging.INFO,
         flush_interval_s: float = FLUSH_INTERVAL_S,
+        shared_sink: bool = False,
+        worker: int | None = None,
     ) -> None:
         # Request lines are info: a quieter level turns them off with the rest.
         self._enabled = enabled and level <= logging.INFO
         self._interval_s = flush_interval_s
-        self._buffer = LineBuffer(sink if sink is not None else sys.stdout.buffer)
+        self._worker = worker
+        self._buffer = LineBuffer(
+            sink if sink is not None else sys.stdout.buffer, shared_sink=shared_sink
+        )
         self._logger: Any = structlog.wrap_logger(
             self._buffer,
             processors=[
@@ -133,6 +158,7 @@ class RequestLog:
         """The request's line. Rendered straight from a Struct with fixed keys into the same
         buffer: structlog's processor chain would cost more than the rest of the line."""
         if self._enabled:
+            line.worker = self._worker
             self._buffer.msg(_line_encoder.encode(line))
 
     def event(self, name: str, **fields: object) -> None:

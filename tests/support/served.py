@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,25 @@ START_TIMEOUT_S = 60.0
 
 
 class ServedGateway:
+    """`config` None: the embedded defaults (`args` then says where, e.g. `--data-dir`)."""
+
     def __init__(
-        self, config: Path, *, environ: dict[str, str], tmpdir: Path | None = None
+        self,
+        config: Path | None,
+        *,
+        environ: dict[str, str],
+        tmpdir: Path | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         env = {**os.environ, **environ, "PYTHONUNBUFFERED": "1"}
         if tmpdir is not None:  # where the gateway spools uploads
             env["TMPDIR"] = str(tmpdir)
         self.tmpdir = Path(tempfile.gettempdir()) if tmpdir is None else tmpdir
+        argv = [sys.executable, "-m", "warmgate.proxy.cli", "serve", *args]
+        if config is not None:
+            argv += ["--config", str(config)]
         self._process = subprocess.Popen(  # noqa: S603  # our own CLI, fixed arguments
-            [sys.executable, "-m", "warmgate.proxy.cli", "serve", "--config", str(config)],
+            argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
@@ -48,6 +59,7 @@ class ServedGateway:
             self.stop()
             raise
         self.base_url = banner[len(BANNER) :].split()[0]
+        self.pid = self._process.pid
         self.root = self.base_url.removesuffix("/v1")
 
     def _read(self) -> None:
