@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,fleet,bench
+EXTRAS ?= dev,fleet,bench,otel
 
 .PHONY: install run sim test lint typecheck-links wheel-check check bench-quick clean
 

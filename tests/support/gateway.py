@@ -43,9 +43,16 @@ class GatewayServer:
         *,
         environ: Mapping[str, str],
         endpoints: Sequence[Endpoint] = ENDPOINTS,
+        span_exporter: Any = None,
     ) -> None:
         self.log = io.BytesIO()
-        self.app = create_app(settings, environ=environ, log_sink=self.log, endpoints=endpoints)
+        self.app = create_app(
+            settings,
+            environ=environ,
+            log_sink=self.log,
+            endpoints=endpoints,
+            span_exporter=span_exporter,
+        )
         self.sock = bind("127.0.0.1", 0)
         self.base_url = base_url(self.sock)
         self.root = self.base_url.removesuffix("/v1")
