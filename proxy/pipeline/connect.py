@@ -8,7 +8,6 @@ started the work (a refused or dropped connection, 503), each time on another ba
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -23,6 +22,7 @@ from warmgate.proxy.errors import (
     GatewayError,
     NoHealthyBackend,
 )
+from warmgate.proxy.observability.tracing import NO_SPAN
 from warmgate.proxy.pipeline.exchange import Exchange
 from warmgate.proxy.routing.backend import Outcome
 from warmgate.proxy.routing.catalog import ModelEntry
@@ -133,50 +133,40 @@ class Connector:
     async def _send(self, lease: Lease, path: str, outgoing: Outgoing) -> UpstreamResponse:
         """The backend's answer head; a failure to get one finishes the lease with its cause.
         A traced request's `connect` span lasts until the head arrives (or the failure)."""
-        trace = outgoing.exchange.trace
-        if trace is None:
-            return await self._post(lease, path, outgoing, None)
-        span = trace.span("connect")
-        try:
-            answer = await self._post(lease, path, outgoing, trace.upstream_headers(span))
-        except GatewayError as error:
-            span.end(error.instance_code)
-            raise
-        except _RetryableError as failure:
-            span.end(failure.error.instance_code)
-            raise
-        except asyncio.CancelledError:
-            span.end("cancelled")
-            raise
-        span.end(None if answer.status == 200 else f"status {answer.status}")
-        return answer
-
-    async def _post(
-        self, lease: Lease, path: str, outgoing: Outgoing, trace_headers: Mapping[str, str] | None
-    ) -> UpstreamResponse:
         backend = lease.backend
+        trace = outgoing.exchange.trace
+        span = trace.span("connect") if trace is not None else None
+        error_code: str | None = "cancelled"
         try:
-            return await self._upstream.post(
+            answer = await self._upstream.post(
                 backend.url + path,
                 outgoing.body,
                 api_key=backend.api_key,
                 request_id=outgoing.exchange.request_id,
                 method=outgoing.endpoint.upstream_method,
                 content_type=outgoing.content_type,
-                trace_headers=trace_headers,
+                trace_headers=None if trace is None else trace.upstream_headers(span or NO_SPAN),
             )
+            error_code = None if answer.status == 200 else f"status {answer.status}"
+            return answer
         except BackendUnreachable as error:
+            error_code = error.instance_code
             lease.finish(Outcome.CONNECT_FAILED)
             raise _RetryableError(error) from None
-        except BackendTimeout:
+        except BackendTimeout as error:
+            error_code = error.instance_code
             lease.finish(Outcome.TIMEOUT_BEFORE_FIRST_BYTE)
             raise
-        except BackendError:
+        except BackendError as error:
+            error_code = error.instance_code
             lease.finish(Outcome.SERVER_ERROR)
             raise
         except asyncio.CancelledError:
             lease.finish(Outcome.CANCELLED)
             raise
+        finally:
+            if span is not None:
+                span.end(error_code)
 
     async def _failure(
         self, outgoing: Outgoing, answer: UpstreamResponse, lease: Lease, path: str
