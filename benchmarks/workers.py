@@ -41,23 +41,31 @@ MODEL = "demo"
 GOAL_RATIO = 1.10
 
 
-def start_gateway(workers: int, upstream: str, workdir: Path) -> tuple[str, ServerProcess]:
+def start_gateway(
+    workers: int, upstream: str, workdir: Path, cpus: str | None
+) -> tuple[str, ServerProcess]:
     port = free_port()
     name = f"warmgate-w{workers}"
     process = warmgate_process(
-        name, workdir, port=port, model=MODEL, backends=[upstream], cpus=None
+        name, workdir, port=port, model=MODEL, backends=[upstream], cpus=cpus
     )
     process.argv = [*process.argv, "--workers", str(workers)]
     return f"http://127.0.0.1:{port}", process
 
 
 def measure(
-    url: str, process: ServerProcess, *, concurrency: int, duration_s: float, workdir: Path
+    url: str,
+    process: ServerProcess,
+    *,
+    concurrency: int,
+    duration_s: float,
+    workdir: Path,
+    cpus: str | None,
 ) -> dict[str, Any]:
     body = chat_body(MODEL, "Say hello.", 20, stream=False)
     run_subprocess(
         url, BENCH_KEY, Workload(bodies=[body]), workdir=workdir, concurrency=concurrency,
-        requests=200, label="warm-up",
+        requests=200, label="warm-up", cpus=cpus,
     )  # fmt: skip
     cpu_before = process.cpu_seconds()
     summary = run_subprocess(
@@ -68,6 +76,7 @@ def measure(
         concurrency=concurrency,
         duration_s=duration_s,
         label=f"c={concurrency}",
+        cpus=cpus,
         timeout_s=duration_s * 20 + 120,
     )
     cpu_s = process.cpu_seconds() - cpu_before
@@ -87,7 +96,7 @@ def render(result: Mapping[str, Any]) -> str:
     lines = [
         f"Command: `{result['command']}`",
         "",
-        f"Every feature on, canned upstream, nothing pinned, {result['rounds']} interleaved "
+        f"Every feature on, canned upstream, {result['pinning']}, {result['rounds']} interleaved "
         f"round(s) of {result['duration_s']} s per cell; machine: {result['machine']['cpus']} "
         f"x {result['machine']['cpu_model']}, load average at start "
         f"{', '.join(f'{v:.2f}' for v in result['machine']['load_average_at_start'] or [])}.",
@@ -119,52 +128,11 @@ def render(result: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.workers", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short run: ~1 minute")
-    parser.add_argument("--workers", type=int, default=2, help="the N compared with 1")
-    parser.add_argument("--concurrency", default="16,64")
-    parser.add_argument("--rounds", type=int)
-    parser.add_argument("--duration", type=float, help="seconds per cell (default 3, quick 1.5)")
-    parser.add_argument("--out", type=Path, default=report.RESULTS_DIR)
-    args = parser.parse_args(argv)
-    rounds = args.rounds or (2 if args.quick else 4)
-    duration_s = args.duration or (1.5 if args.quick else 3.0)
-    concurrencies = [int(c) for c in args.concurrency.split(",")]
-    counts = [1, args.workers]
-    workdir = Path(tempfile.mkdtemp(prefix="warmgate-workers-"))
-    print(f"[workers] logs in {workdir}", file=sys.stderr)
-    started = time.monotonic()
-    runs: list[dict[str, Any]] = []
-    with contextlib.ExitStack() as stack:
-        upstream_port = free_port_range(1)
-        upstream_process = canned_process(workdir, port=upstream_port, model=MODEL, cpus=None)
-        stack.enter_context(upstream_process)
-        upstream = replica_urls(upstream_port, 1)[0]
-        upstream_process.wait_until(upstream + "/health", timeout_s=60)
-        gateways = {}
-        for count in counts:
-            url, process = start_gateway(count, upstream, workdir)
-            stack.enter_context(process)
-            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {BENCH_KEY}"}
-            process.wait_until(url + "/v1/chat/completions", chat_probe(MODEL), headers, 120)
-            gateways[count] = (url, process)
-        counter = CellCounter(
-            "workers", [duration_s + 1.5] * rounds * len(counts) * len(concurrencies)
-        )
-        for concurrency in concurrencies:
-            for round_ in range(rounds):
-                shift = round_ % len(counts)
-                for count in counts[shift:] + counts[:shift]:
-                    counter.start(f"{count} worker(s) c={concurrency} round {round_ + 1}")
-                    url, process = gateways[count]
-                    figures = measure(
-                        url, process, concurrency=concurrency, duration_s=duration_s,
-                        workdir=workdir,
-                    )  # fmt: skip
-                    runs.append({"workers": count, "concurrency": concurrency, **figures})
-                    counter.finish()
-        counter.close()
+def summarize(
+    runs: Sequence[dict[str, Any]], concurrencies: Sequence[int], counts: Sequence[int]
+) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+    """Per concurrency and worker count: medians over rounds; and per concurrency, CPU per
+    request of the most workers divided by that of one."""
     cells: dict[str, dict[str, Any]] = {}
     ratio: dict[str, float] = {}
     for concurrency in concurrencies:
@@ -182,14 +150,74 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
         cells[str(concurrency)] = per_count
         ratio[str(concurrency)] = (
-            per_count[str(args.workers)]["cpu_ms_per_request"]
-            / per_count["1"]["cpu_ms_per_request"]
+            per_count[str(counts[-1])]["cpu_ms_per_request"] / per_count["1"]["cpu_ms_per_request"]
         )
+    return cells, ratio
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.workers", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short run: ~1 minute")
+    parser.add_argument("--workers", type=int, default=2, help="the N compared with 1")
+    parser.add_argument("--concurrency", default="16,64")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--duration", type=float, help="seconds per cell (default 3, quick 1.5)")
+    parser.add_argument("--server-cpus", help="CPUs of the gateways (default: not pinned)")
+    parser.add_argument("--load-cpus", help="CPUs of load generator + upstream (default: not)")
+    parser.add_argument("--name", help="result file stem (default workers / workers-quick)")
+    parser.add_argument("--out", type=Path, default=report.RESULTS_DIR)
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (2 if args.quick else 4)
+    duration_s = args.duration or (1.5 if args.quick else 3.0)
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    counts = [1, args.workers]
+    workdir = Path(tempfile.mkdtemp(prefix="warmgate-workers-"))
+    print(f"[workers] logs in {workdir}", file=sys.stderr)
+    started = time.monotonic()
+    runs: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        upstream_port = free_port_range(1)
+        upstream_process = canned_process(
+            workdir, port=upstream_port, model=MODEL, cpus=args.load_cpus
+        )
+        stack.enter_context(upstream_process)
+        upstream = replica_urls(upstream_port, 1)[0]
+        upstream_process.wait_until(upstream + "/health", timeout_s=60)
+        gateways = {}
+        for count in counts:
+            url, process = start_gateway(count, upstream, workdir, args.server_cpus)
+            stack.enter_context(process)
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {BENCH_KEY}"}
+            process.wait_until(url + "/v1/chat/completions", chat_probe(MODEL), headers, 120)
+            gateways[count] = (url, process)
+        counter = CellCounter(
+            "workers", [duration_s + 1.5] * rounds * len(counts) * len(concurrencies)
+        )
+        for concurrency in concurrencies:
+            for round_ in range(rounds):
+                shift = round_ % len(counts)
+                for count in counts[shift:] + counts[:shift]:
+                    counter.start(f"{count} worker(s) c={concurrency} round {round_ + 1}")
+                    url, process = gateways[count]
+                    figures = measure(
+                        url, process, concurrency=concurrency, duration_s=duration_s,
+                        workdir=workdir, cpus=args.load_cpus,
+                    )  # fmt: skip
+                    runs.append({"workers": count, "concurrency": concurrency, **figures})
+                    counter.finish()
+        counter.close()
+    cells, ratio = summarize(runs, concurrencies, counts)
     result = {
         "benchmark": "workers",
         "command": report.command_line("workers", argv),
         "machine": report.machine(),
         "workers": args.workers,
+        "pinning": (
+            f"gateways on CPU {args.server_cpus}, load generator and upstream on CPU "
+            f"{args.load_cpus or 'any'}"
+            if args.server_cpus
+            else "nothing pinned"
+        ),
         "rounds": rounds,
         "duration_s": duration_s,
         "cells": cells,
@@ -202,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ],
         "runs": runs,
     }
-    name = "workers-quick" if args.quick else "workers"
+    name = args.name or ("workers-quick" if args.quick else "workers")
     written = report.write_results(args.out, name, result, render)
     print(render(result))
     shutil.rmtree(workdir, ignore_errors=True)
