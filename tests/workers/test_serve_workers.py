@@ -13,6 +13,8 @@ import os
 import secrets
 import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -278,3 +280,38 @@ def test_embedded_defaults_serve_with_two_workers_and_one_simulator(tmp_path: Pa
     # One simulator, in the parent: every worker's requests reached the same replica.
     backends = {line["backend"] for line in request_lines(edge)}
     assert len(backends) == 1
+    # Without Redis each worker counts its own requests, and the edge says so.
+    assert '"limits_per_worker"' in edge.output
+
+
+def test_workers_whose_parent_is_killed_drain_and_stop_by_themselves(
+    tmp_path: Path, sim: Any
+) -> None:
+    secret = "wg-" + secrets.token_urlsafe(32)
+    config = write_config(tmp_path, list(sim.urls), keys=key_block("orphan"), redis=False)
+    edge = ServedGateway(config, environ={"WG_KEY_ORPHAN": secret})
+    try:
+        assert ask(edge.base_url, secret) == 200
+        os.kill(edge.pid, signal.SIGKILL)
+        # The workers hold the same stdout: each says it stopped, then the output ends.
+        edge.wait_for(lambda _: edge.output.count('"gateway_stopped"') == WORKERS, timeout_s=30)
+    finally:
+        edge.stop()
+    assert edge.output.count('"gateway_draining"') == WORKERS
+
+
+def test_a_store_that_cannot_be_reached_stops_the_edge_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "warmgate.toml"
+    config.write_text(
+        f'port = 0\ndata_dir = "{tmp_path}"\n[server]\nworkers = 2\n'
+        '[ledger]\nurl = "postgresql://nobody@127.0.0.1:9/none"\n'
+        '[[models]]\nname = "demo"\n[[models.backends]]\nurl = "http://127.0.0.1:9"\n'
+    )
+    command = [sys.executable, "-m", "warmgate.proxy.cli", "serve", "--config", str(config)]
+    done = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+        command, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("warmgate serve: cannot start:")
+    assert "Traceback" not in done.stdout + done.stderr
