@@ -2,22 +2,33 @@
 
 Named as prometheus-client's process and GC collectors name them, so that dashboards made for
 any Python service read them. Linux gives everything through /proc; elsewhere the CPU time
-comes from `resource` and the rest is left out rather than guessed.
+comes from `resource` where there is one (not on Windows), and the rest is left out rather
+than guessed.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
 import os
-import resource
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 from warmgate.proxy.observability.metrics import Family, Sample
 
+
+def _resource_module() -> ModuleType | None:
+    try:
+        return importlib.import_module("resource")
+    except ImportError:  # Windows
+        return None
+
+
 _PROC = Path("/proc/self")
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-_PAGE_BYTES = resource.getpagesize()
+_RESOURCE = _resource_module()
+_PAGE_BYTES = _RESOURCE.getpagesize() if _RESOURCE is not None else 4096
 
 
 class ProcessCollector:
@@ -38,8 +49,10 @@ class ProcessCollector:
         try:
             stat = (self._proc / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            yield _counter("process_cpu_seconds_total", _CPU_HELP, usage.ru_utime + usage.ru_stime)
+            if _RESOURCE is not None:
+                usage = _RESOURCE.getrusage(_RESOURCE.RUSAGE_SELF)
+                cpu = usage.ru_utime + usage.ru_stime
+                yield _counter("process_cpu_seconds_total", _CPU_HELP, cpu)
             return
         # Fields after the command name, from `state` (field 3 of proc(5)) on.
         cpu_s = (int(stat[11]) + int(stat[12])) / _TICKS_PER_S
@@ -63,8 +76,9 @@ class ProcessCollector:
         except OSError:
             return
         yield _gauge("process_open_fds", "Number of open file descriptors.", open_fds)
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        yield _gauge("process_max_fds", "Maximum number of open file descriptors.", soft)
+        if _RESOURCE is not None:
+            soft, _ = _RESOURCE.getrlimit(_RESOURCE.RLIMIT_NOFILE)
+            yield _gauge("process_max_fds", "Maximum number of open file descriptors.", soft)
 
 
 _CPU_HELP = "Total user and system CPU time spent in seconds."
