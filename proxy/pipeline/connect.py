@@ -102,12 +102,15 @@ class Connector:
             lease = self._pool.route(model, hint, excluded)
         else:
             span = trace.span("routing")
+            error_code: str | None = "failed"
             try:
                 lease = self._pool.route(model, hint, excluded)
+                error_code = None
             except GatewayError as error:
-                span.end(error.instance_code)
+                error_code = error.instance_code
                 raise
-            span.end()
+            finally:
+                span.end(error_code)
         if tried:
             exchange.retries += 1
         tried.add(lease.backend.id)

@@ -223,12 +223,15 @@ class Relay:
             admission = await self._limiter.admit(key, route.entry.name)
         else:
             span = trace.span("admission")
+            error_code: str | None = "cancelled"
             try:
                 admission = await self._limiter.admit(key, route.entry.name)
+                error_code = None
             except GatewayError as error:
-                span.end(error.instance_code)
+                error_code = error.instance_code
                 raise
-            span.end()
+            finally:
+                span.end(error_code)
         headers.update(admission.headers)
         exchange.price_micro_usd, headers[PRICE_HEADER] = self._price(route.entry)
         exchange.queue_ms = exchange.elapsed_ms()
