@@ -26,6 +26,8 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "`[[keys]]`": settings.StaticKeySettings,
     "`[limits]`": settings.LimitsSettings,
     "`[ledger]`": settings.LedgerSettings,
+    "`[metrics]`": settings.MetricsSettings,
+    "`[tracing]`": settings.TracingSettings,
 }
 ROW = re.compile(r"^\| `(?P<key>[a-z_0-9]+)` \| (?P<default>[^|]+?) \|")
 
