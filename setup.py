@@ -19,7 +19,8 @@ setup(
     + [f"warmgate.{folder}" for folder in find_namespace_packages(include=["sky", "sky.*"])],
     package_dir={f"warmgate.{folder}": folder for folder in (*CODE_FOLDERS, "sky")},
     package_data={
-        "warmgate.proxy": ["py.typed"],
+        # The console's pages, scripts and styles, and the vendored API docs viewer.
+        "warmgate.proxy": ["py.typed", "console/static/*", "console/static/vendor/swagger-ui/*"],
         "warmgate.backends": ["py.typed"],
         "warmgate.sky": ["README.md"],
         "warmgate.sky.models": ["*.yaml"],

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, BinaryIO
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 
+from warmgate.proxy.console import Console
 from warmgate.proxy.endpoints import ENDPOINTS, Body, Endpoint
 from warmgate.proxy.http.framework_errors import EXCEPTION_HANDLERS
 from warmgate.proxy.http.lane import HotLane
-from warmgate.proxy.http.routes.admin_access import admin_guard, admin_router
+from warmgate.proxy.http.routes.admin_access import admin_check, admin_guard, admin_router
 from warmgate.proxy.http.routes.admin_backends import admin_backends_routes
 from warmgate.proxy.http.routes.admin_keys import admin_keys_routes
 from warmgate.proxy.http.routes.endpoints import MULTIPART_OVERHEAD_BYTES, endpoint_routes
@@ -112,6 +114,17 @@ def create_app(
         expose_headers=EXPOSED_HEADERS,
         max_age=600,
     )
+    admin_key = _admin_key(settings, environ)
+    # The console: its pages for anyone (they ask for the admin key), its report endpoints
+    # behind the admin guard, which also admits a console session.
+    console = Console(
+        admin_key=admin_key,
+        check_key=partial(admin_check, runtime.keys, admin_key),
+        ledger=runtime.ledger,
+        pool=runtime.pool,
+        key_store=runtime.key_store,
+        keys=runtime.keys,
+    )
     app = Litestar(
         route_handlers=[
             *endpoint_routes(
@@ -121,8 +134,9 @@ def create_app(
             *ops_routes(runtime),
             *openapi_routes(endpoints),
             *usage_routes(runtime.keys, runtime.ledger),
+            *console.routes(),
             admin_router(
-                admin_guard(runtime.keys, _admin_key(settings, environ)),
+                console.guard(admin_guard(runtime.keys, admin_key)),
                 [
                     *admin_backends_routes(runtime.pool),
                     *admin_usage_routes(runtime.ledger),
@@ -131,6 +145,7 @@ def create_app(
                         runtime.key_refresher,
                         known_models=lambda: [entry.name for entry in runtime.pool.models()],
                     ),
+                    *console.admin_routes(),
                 ],
             ),
         ],
