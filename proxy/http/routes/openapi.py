@@ -2,7 +2,9 @@
 
 The relayed endpoints come from the endpoint table, and their request schemas from the very
 Structs that validate the bodies, so the document and the validation cannot disagree; the
-routes the gateway answers itself add their own entries here.
+routes the gateway answers itself add their own entries here (models and operations) and in
+`openapi_admin` (usage, admin, console, docs). A test holds the document to the app's route
+table: every route served is documented, and nothing else.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from litestar.types import ASGIApp
 from warmgate.proxy.endpoints import ENDPOINTS, Body, Endpoint
 from warmgate.proxy.errors import ErrorResponse
 from warmgate.proxy.http.routes.models import ListModelsResponse, Model
+from warmgate.proxy.http.routes.openapi_admin import SCHEMAS, SECURITY_SCHEMES, admin_paths
 from warmgate.proxy.ids import new_request_id
 from warmgate.proxy.media import EVENT_STREAM, JSON, MULTIPART_FORM
 from warmgate.proxy.pipeline.replies import JsonResponse
@@ -107,7 +110,7 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
 def openapi_document(endpoints: Sequence[Endpoint] = ENDPOINTS) -> dict[str, Any]:
     schemas = [e.request_schema for e in endpoints if e.request_schema is not None]
     _, components = msgspec.json.schema_components(
-        [*schemas, ErrorResponse, ListModelsResponse, Model],
+        [*schemas, ErrorResponse, ListModelsResponse, Model, *SCHEMAS],
         ref_template="#/components/schemas/{name}",
     )
     paths: dict[str, dict[str, Any]] = {}
@@ -152,12 +155,13 @@ def openapi_document(endpoints: Sequence[Endpoint] = ENDPOINTS) -> dict[str, Any
         }
     }
     paths["/metrics"] = {"get": {"summary": "Prometheus metrics", "responses": {"200": plain}}}
+    paths.update(admin_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "Warmgate", "version": "1", "description": "OpenAI-compatible gateway"},
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": SECURITY_SCHEMES,
         },
         "paths": paths,
     }
