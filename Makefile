@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,fleet,bench,otel
 
-.PHONY: install run sim test lint typecheck-links wheel-check check bench-quick clean
+.PHONY: install run sim test lint typecheck-links wheel-check check bench-quick chromium clean
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,14 @@ wheel-check: install
 	.ci/wheel-check
 
 check: lint test
+
+# The console's browser tests drive Debian's Chromium through Playwright (Playwright's own browser
+# downloads are not used); installed here when missing, which needs root (CI runs as root).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" -eq 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "make chromium: run as root, or apt-get install chromium" >&2; exit 1; fi; }
 
 bench-quick: install
 	$(PY) -m benchmarks.overhead --quick

@@ -32,11 +32,12 @@ CONTENT_TYPES = {
     ".txt": "text/plain",
 }
 _COMPRESSIBLE = (".js", ".css", ".html", ".svg", ".txt")
-# Headers every answer of the console carries: no sniffing, no framing, no referrer.
+# Headers every answer of the console carries: no sniffing, no framing, no referrer elsewhere.
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
+    # Not no-referrer: with it, browsers send `Origin: null` on form posts, which the login refuses.
+    "referrer-policy": "same-origin",
 }
 
 

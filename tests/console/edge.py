@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -100,7 +101,9 @@ def seeded_edge(ledger_url: str) -> Iterator[SeededEdge]:
             models={"demo": backend, "other": f"other@{cluster.urls[0].rstrip('/')}"},
         )
         template += recent_rows(backend, time.time() - 600)
-        ids = asyncio.run(_seed(ledger_url, template, KEY_NAMES))
+        # A thread of its own: the caller's thread may already run an event loop (Playwright's).
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            ids = thread.submit(asyncio.run, _seed(ledger_url, template, KEY_NAMES)).result()
         rows = [_with_key(row, ids) for row in template]
         with running_edge(edge_settings(ledger_url, cluster.urls)) as edge:
             yield SeededEdge(edge, rows, days, ids)

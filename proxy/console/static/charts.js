@@ -85,7 +85,8 @@
     const ticks = Math.min(8, Math.max(2, Math.round((x1 - x0) / (spec.bucketS || 1)) + 1));
     for (let i = 0; i < ticks; i++) {
       const x = x0 + ((x1 - x0) * i) / (ticks - 1);
-      text(axis, sx(x), top + plotH + 16, timeLabel(x, x1 - x0), { "text-anchor": "middle" });
+      const anchor = i === 0 ? "start" : i === ticks - 1 ? "end" : "middle";
+      text(axis, sx(x), top + plotH + 16, timeLabel(x, x1 - x0), { "text-anchor": anchor });
     }
     spec.series.forEach((s, index) => {
       const color = colorOf(s, index);

@@ -10,7 +10,10 @@
   async function api(path, options) {
     const init = { method: "GET", credentials: "same-origin", headers: { Accept: "application/json" } };
     Object.assign(init, options || {});
-    if (init.method !== "GET") init.headers["X-CSRF-Token"] = state.csrf;
+    if (init.method !== "GET") {
+      init.headers["X-CSRF-Token"] = state.csrf;
+      delete document.body.dataset.pageReady; // the page is stale until it has reloaded
+    }
     if (init.json !== undefined) {
       init.body = JSON.stringify(init.json);
       init.headers["Content-Type"] = "application/json";
