@@ -21,6 +21,7 @@ from warmgate.proxy.console.session import ConsoleSessions
 from warmgate.proxy.keys.ring import KeyRing
 from warmgate.proxy.keys.store import KeyStore
 from warmgate.proxy.ledger.reports import LedgerReports
+from warmgate.proxy.ledger.rollup import UsageRollup
 from warmgate.proxy.ledger.writer import Ledger
 from warmgate.proxy.routing.pool import Pool
 
@@ -42,7 +43,8 @@ class Console:
         self.sessions = ConsoleSessions(admin_key, clock=clock)
         self.assets = Assets()
         self._check_key = check_key
-        self._reports = LedgerReports(ledger)
+        # Month views read the hourly rollup, not a month of rows (proxy/ledger/rollup.py).
+        self._reports = LedgerReports(ledger, rollup=UsageRollup(clock=clock))
         self._pool = pool
         self._key_store = key_store
         self._keys = keys

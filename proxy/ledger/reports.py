@@ -27,6 +27,7 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from warmgate.proxy.ledger.rollup import HOUR_S, SUMS, UsageRollup, rolled_span, source_sql
 from warmgate.proxy.ledger.stores import PostgresLedgerStore, SqliteLedgerStore
 from warmgate.proxy.ledger.usage import TABLE, UsageFilter, where_sql
 from warmgate.proxy.ledger.writer import Ledger
@@ -39,6 +40,7 @@ BUCKET_S: dict[Bucket, int] = {"hour": 3600, "day": 86400}
 PERCENTILES = (0.5, 0.95)
 LATENCY_METRICS = ("ttft_ms", "total_ms", "queue_ms")
 _COLUMN = {"model": "model", "key": "key_id", "backend": "backend", "none": "NULL"}
+_FAR_FUTURE_S = 1e12
 # A percentile sorts every row of the range; PostgreSQL's default 4 MB spills a month to disk.
 _PG_REPORT_WORK_MEM = "64MB"
 
@@ -102,11 +104,11 @@ class BackendTraffic(msgspec.Struct, kw_only=True):
         return None if self.prompt_tokens == 0 else self.cached_tokens / self.prompt_tokens
 
 
-def bucket_sql(dialect: Dialect, bucket_s: int) -> str:
-    """The start of a row's bucket in unix seconds (UTC-aligned: unix time has no offset)."""
+def bucket_sql(dialect: Dialect, bucket_s: int, column: str = "started_at") -> str:
+    """The start of a time's bucket in unix seconds (UTC-aligned: unix time has no offset)."""
     if dialect == "sqlite":  # CAST truncates toward zero: the floor of a positive time
-        return f"CAST(started_at / {bucket_s} AS INTEGER) * {bucket_s}"
-    return f"CAST(floor(started_at / {bucket_s}) AS BIGINT) * {bucket_s}"
+        return f"CAST({column} / {bucket_s} AS INTEGER) * {bucket_s}"
+    return f"CAST(floor({column} / {bucket_s}) AS BIGINT) * {bucket_s}"
 
 
 def _where(dialect: Dialect, where: UsageFilter, *extra: str) -> tuple[str, list[object]]:
@@ -117,25 +119,31 @@ def _where(dialect: Dialect, where: UsageFilter, *extra: str) -> tuple[str, list
 
 
 def usage_report_sql(
-    dialect: Dialect, where: UsageFilter, bucket_s: int, group_by: UsageGroup, top: int
+    dialect: Dialect,
+    where: UsageFilter,
+    bucket_s: int,
+    group_by: UsageGroup,
+    top: int,
+    *,
+    rolled_until: int | None = None,
 ) -> tuple[str, list[object]]:
     """Rows of (t, group, other, requests, billed, revenue, prompt, cached, completion): the
-    totals per group have t NULL; the series rows carry the top groups and one `other`."""
-    condition, params = _where(dialect, where)
-    column = _COLUMN[group_by]
-    names = ("billed_requests", "revenue", "prompt_tokens", "cached_tokens", "completion_tokens")
-    sums = ", ".join(f"SUM({name})" for name in ("requests", *names))
-    named_sums = ", ".join(f"SUM({name}) AS {name}" for name in ("requests", *names))
+    totals per group have t NULL; the series rows carry the top groups and one `other`. The
+    whole hours the rollup holds (up to `rolled_until`) are read from it, the rest from rows."""
+    start = where.start if where.start is not None else 0.0
+    end = where.end if where.end is not None else _FAR_FUTURE_S
+    filters = [(c, v) for c, v in (("model", where.model), ("key_id", where.key_id)) if v]
+    span = rolled_span(start, end, rolled_until) if bucket_s % HOUR_S == 0 else None
+    source, params = source_sql(dialect, start=start, end=end, span=span, filters=filters)
+    column = _COLUMN[group_by] if group_by != "none" else "''"
+    names = SUMS[1:]
+    sums = ", ".join(f"SUM({name})" for name in SUMS)
+    named_sums = ", ".join(f"SUM({name}) AS {name}" for name in SUMS)
     in_top = "grp IN (SELECT grp FROM top)"
     sql = (
-        "WITH buckets AS ("  # noqa: S608 identifiers are constants, values are parameters
-        f"SELECT {bucket_sql(dialect, bucket_s)} AS t, COALESCE({column}, '') AS grp, "
-        "COUNT(*) AS requests, "
-        "SUM(CASE WHEN billed THEN 1 ELSE 0 END) AS billed_requests, "
-        "SUM(CASE WHEN billed THEN price_micro_usd ELSE 0 END) AS revenue, "
-        "SUM(prompt_tokens) AS prompt_tokens, SUM(cached_tokens) AS cached_tokens, "
-        "SUM(completion_tokens) AS completion_tokens "
-        f"FROM {TABLE}{condition} GROUP BY 1, 2), "
+        f"WITH src AS ({source}), "  # noqa: S608 identifiers are constants, values parameters
+        f"buckets AS (SELECT {bucket_sql(dialect, bucket_s, 'ts')} AS t, {column} AS grp, "
+        f"{named_sums} FROM src GROUP BY 1, 2), "
         f"totals AS (SELECT grp, {named_sums} FROM buckets GROUP BY grp), "
         f"top AS (SELECT grp FROM totals ORDER BY requests DESC, grp LIMIT {int(top)}) "
         f"SELECT CAST(NULL AS BIGINT), grp, 0, requests, {', '.join(names)} FROM totals "
@@ -324,14 +332,27 @@ def backend_traffic(records: Sequence[Sequence[Any]]) -> dict[str, BackendTraffi
 class LedgerReports:
     """The reports over one ledger's store; a disabled ledger reports nothing."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, *, rollup: UsageRollup | None = None) -> None:
+        """`rollup`: the hourly usage rollup the usage report reads (None: rows only)."""
         self._ledger = ledger
+        self._rollup = rollup
 
     async def usage(
         self, where: UsageFilter, *, bucket_s: int, group_by: UsageGroup, top: int
     ) -> UsageReport:
+        rollup = self._rollup
+        store = self._ledger.store
+        if rollup is not None and rollup.due():
+            await self._ledger.flush()
+            if isinstance(store, SqliteLedgerStore):
+                await store.run(rollup.refresh_sqlite)
+            elif isinstance(store, PostgresLedgerStore):
+                await rollup.refresh_postgres(store.pool)
+        rolled_until = None if rollup is None else rollup.rolled_until
         records = await self._fetch(
-            lambda dialect: [usage_report_sql(dialect, where, bucket_s, group_by, top)]
+            lambda dialect: [
+                usage_report_sql(dialect, where, bucket_s, group_by, top, rolled_until=rolled_until)
+            ]
         )
         return usage_report(records[0]) if records else UsageReport(groups=[], series=[])
 

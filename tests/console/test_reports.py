@@ -17,6 +17,7 @@ from tests.console.seed import (
 )
 from warmgate.proxy.ledger import Ledger, LedgerRow, UsageFilter, open_ledger
 from warmgate.proxy.ledger.reports import LatencySeries, LedgerReports, UsageSeries, interpolate
+from warmgate.proxy.ledger.rollup import UsageRollup
 
 pytestmark = pytest.mark.anyio
 
@@ -38,6 +39,23 @@ async def ledger(store_url: str) -> AsyncIterator[Ledger]:
         await ledger.close()
 
 
+# The usage report reads rows only, or an hourly rollup that holds part of the seeded days (the
+# clock in the middle of the second day), or all of them: the figures must not change.
+ROLLUP_CLOCKS = {
+    "rows only": None,
+    "half rolled": DAYS[1] + 12 * 3600,
+    "all rolled": DAYS[-1] + 2 * DAY_S,
+}
+
+
+@pytest.fixture(params=list(ROLLUP_CLOCKS))
+def reports(ledger: Ledger, request: pytest.FixtureRequest) -> LedgerReports:
+    now = ROLLUP_CLOCKS[request.param]
+    if now is None:
+        return LedgerReports(ledger)
+    return LedgerReports(ledger, rollup=UsageRollup(clock=lambda: now))
+
+
 def _points(report_series: list[UsageSeries]) -> dict[tuple[str | None, int], tuple[int, int, int]]:
     out = {}
     for series in report_series:
@@ -46,8 +64,8 @@ def _points(report_series: list[UsageSeries]) -> dict[tuple[str | None, int], tu
     return out
 
 
-async def test_usage_per_day_and_model_sums_every_row(ledger: Ledger) -> None:
-    report = await LedgerReports(ledger).usage(RANGE, bucket_s=DAY_S, group_by="model", top=10)
+async def test_usage_per_day_and_model_sums_every_row(reports: LedgerReports) -> None:
+    report = await reports.usage(RANGE, bucket_s=DAY_S, group_by="model", top=10)
     assert _points(report.series) == expected_usage(ROWS, lambda r: r.model)
     assert [g.group for g in report.groups] == ["other", "demo"]  # most requests first
     by_group = {g.group: g for g in report.groups}
@@ -57,14 +75,16 @@ async def test_usage_per_day_and_model_sums_every_row(ledger: Ledger) -> None:
     assert by_group["demo"].cached_tokens == sum(r.cached_tokens for r in demo)
 
 
-async def test_usage_per_hour_puts_each_row_in_its_hour(ledger: Ledger) -> None:
-    report = await LedgerReports(ledger).usage(RANGE, bucket_s=3600, group_by="none", top=10)
+async def test_usage_per_hour_puts_each_row_in_its_hour(reports: LedgerReports) -> None:
+    report = await reports.usage(RANGE, bucket_s=3600, group_by="none", top=10)
     assert _points(report.series) == expected_usage(ROWS, lambda r: None, bucket_s=3600)
     assert [(s.group, s.other) for s in report.series] == [(None, False)]
 
 
-async def test_usage_keeps_the_top_keys_and_sums_the_rest_into_other(ledger: Ledger) -> None:
-    report = await LedgerReports(ledger).usage(RANGE, bucket_s=DAY_S, group_by="key", top=2)
+async def test_usage_keeps_the_top_keys_and_sums_the_rest_into_other(
+    reports: LedgerReports,
+) -> None:
+    report = await reports.usage(RANGE, bucket_s=DAY_S, group_by="key", top=2)
     top = [g.group for g in report.groups[:2]]
     assert top == ["key_carol", "key_bob"]
     assert [(s.group, s.other) for s in report.series] == [
@@ -78,9 +98,9 @@ async def test_usage_keeps_the_top_keys_and_sums_the_rest_into_other(ledger: Led
     }
 
 
-async def test_usage_filters_by_key_model_and_time(ledger: Ledger) -> None:
+async def test_usage_filters_by_key_model_and_time(reports: LedgerReports) -> None:
     where = UsageFilter(key_id="key_bob", model="other", start=DAYS[1], end=DAYS[2])
-    report = await LedgerReports(ledger).usage(where, bucket_s=DAY_S, group_by="model", top=10)
+    report = await reports.usage(where, bucket_s=DAY_S, group_by="model", top=10)
     chosen = [
         r
         for r in ROWS
@@ -135,10 +155,48 @@ async def test_reports_read_this_edges_rows_not_yet_flushed(store_url: str) -> N
     try:
         row: LedgerRow = ROWS[0]
         ledger.record(row)
-        report = await LedgerReports(ledger).usage(RANGE, bucket_s=DAY_S, group_by="none", top=1)
+        reports = LedgerReports(ledger, rollup=UsageRollup())
+        report = await reports.usage(RANGE, bucket_s=DAY_S, group_by="none", top=1)
         assert report.groups[0].requests == 1
     finally:
         await ledger.close()
+
+
+async def test_a_row_written_after_its_hour_was_rolled_is_counted_at_the_next_refresh(
+    ledger: Ledger,
+) -> None:
+    ticks = [0.0]
+    rollup = UsageRollup(
+        clock=lambda: DAYS[-1] + 2 * DAY_S, refresh_s=60, monotonic=lambda: ticks[0]
+    )
+    reports = LedgerReports(ledger, rollup=rollup)
+    before = await reports.usage(RANGE, bucket_s=DAY_S, group_by="none", top=1)
+    assert rollup.rolled_until == DAYS[-1] + DAY_S + DAY_S - 2 * 3600
+    late = LedgerRow(
+        **{
+            **{name: getattr(ROWS[0], name) for name in ROWS[0].__struct_fields__},
+            "request_id": "req_late",
+            "started_at": DAYS[-1] + 5 * 3600 + 1,
+        }
+    )
+    await ledger.store.insert([late])
+    ticks[0] += 59  # not yet due: the rollup still holds the hour without it
+    stale = await reports.usage(RANGE, bucket_s=DAY_S, group_by="none", top=1)
+    assert stale.groups[0].requests == before.groups[0].requests
+    ticks[0] += 1
+    after = await reports.usage(RANGE, bucket_s=DAY_S, group_by="none", top=1)
+    assert after.groups[0].requests == before.groups[0].requests + 1
+    assert after.groups[0].revenue_micro_usd == before.groups[0].revenue_micro_usd + 2000
+    assert after == await LedgerReports(ledger).usage(RANGE, bucket_s=DAY_S, group_by="none", top=1)
+
+
+async def test_edges_sharing_a_store_roll_each_hour_once(ledger: Ledger) -> None:
+    now = DAYS[-1] + 2 * DAY_S
+    first = LedgerReports(ledger, rollup=UsageRollup(clock=lambda: now))
+    second = LedgerReports(ledger, rollup=UsageRollup(clock=lambda: now))
+    expected = await LedgerReports(ledger).usage(RANGE, bucket_s=3600, group_by="key", top=10)
+    assert await first.usage(RANGE, bucket_s=3600, group_by="key", top=10) == expected
+    assert await second.usage(RANGE, bucket_s=3600, group_by="key", top=10) == expected
 
 
 async def test_a_disabled_ledger_reports_nothing() -> None:
