@@ -5,41 +5,55 @@ aggregates cross into Python: one row per time bucket and group, never one per r
 
 - Usage: requests, billed requests, revenue and tokens per bucket (an hour or a day, UTC) and
   group (model, key or backend); the totals of every group over the range, and the series of
-  the `top` groups by requests with the rest summed into one `other` series, all from one scan.
-- Latency: time to first token, total time and the gateway's own time before forwarding
-  (`queue_ms`), p50 and p95 per bucket and group, over the requests that were answered (2xx).
-  Percentiles are PostgreSQL's `percentile_cont` (linear interpolation between the two nearest
-  ranks). SQLite has no percentile aggregate: a window function numbers each bucket's values in
-  order and the query returns only the (at most four) values at the ranks around p50 and p95,
-  which are interpolated the same way, so both databases give the same figures.
+  the `top` groups by requests with the rest summed into one `other` series, all in one query.
+- Latency: TTFT, total time and `queue_ms`, p50 and p95 per bucket and group
+  (`proxy.ledger.percentiles`).
 - Backends: requests, 5xx answers and prompt/cached tokens per backend since a time (the
   fleet page's cache-hit rate).
 
-Reads flush this edge's ledger first, so an edge always sees its own writes.
+With a rollup (`proxy.ledger.rollup`), settled hours and days are read from it and only the
+rest of the range from the ledger's rows, with the same figures. Reads flush this edge's ledger
+first, so an edge always sees its own writes.
 """
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from warmgate.proxy.ledger.rollup import HOUR_S, SUMS, UsageRollup, rolled_span, source_sql
+from warmgate.proxy.ledger.percentiles import (
+    COLUMN,
+    LATENCY_METRICS,
+    LatencyGroup,
+    LatencySeries,
+    bucket_sql,
+    group_value,
+    latency_sql,
+    merge_series,
+    pg_latency,
+    rolled_latency,
+    sqlite_latency,
+    where_clause,
+)
+from warmgate.proxy.ledger.rollup import (
+    HOUR_S,
+    SUMS,
+    UsageRollup,
+    latency_select_sql,
+    rolled_span,
+    source_sql,
+)
 from warmgate.proxy.ledger.stores import PostgresLedgerStore, SqliteLedgerStore
-from warmgate.proxy.ledger.usage import TABLE, UsageFilter, where_sql
+from warmgate.proxy.ledger.usage import TABLE, UsageFilter
 from warmgate.proxy.ledger.writer import Ledger
 from warmgate.proxy.store.database import Dialect
 
 Bucket = Literal["hour", "day"]
 UsageGroup = Literal["model", "key", "backend", "none"]
-LatencyGroup = Literal["model", "backend"]
 BUCKET_S: dict[Bucket, int] = {"hour": 3600, "day": 86400}
-PERCENTILES = (0.5, 0.95)
-LATENCY_METRICS = ("ttft_ms", "total_ms", "queue_ms")
-_COLUMN = {"model": "model", "key": "key_id", "backend": "backend", "none": "NULL"}
 _FAR_FUTURE_S = 1e12
 # A percentile sorts every row of the range; PostgreSQL's default 4 MB spills a month to disk.
 _PG_REPORT_WORK_MEM = "64MB"
@@ -75,22 +89,6 @@ class UsageReport(msgspec.Struct, kw_only=True):
     series: list[UsageSeries]  # the top groups in that order, then `other` if any
 
 
-class LatencyPoint(msgspec.Struct, kw_only=True):
-    t: int
-    requests: int  # answered requests in the bucket
-    ttft_p50_ms: float | None  # None: no request with a first token (e.g. embeddings only)
-    ttft_p95_ms: float | None
-    total_p50_ms: float | None
-    total_p95_ms: float | None
-    queue_p50_ms: float | None
-    queue_p95_ms: float | None
-
-
-class LatencySeries(msgspec.Struct, kw_only=True):
-    group: str | None
-    points: list[LatencyPoint]
-
-
 class BackendTraffic(msgspec.Struct, kw_only=True):
     backend: str
     requests: int
@@ -102,20 +100,6 @@ class BackendTraffic(msgspec.Struct, kw_only=True):
     def cache_hit_rate(self) -> float | None:
         """The share of prompt tokens the backend's prefix cache served."""
         return None if self.prompt_tokens == 0 else self.cached_tokens / self.prompt_tokens
-
-
-def bucket_sql(dialect: Dialect, bucket_s: int, column: str = "started_at") -> str:
-    """The start of a time's bucket in unix seconds (UTC-aligned: unix time has no offset)."""
-    if dialect == "sqlite":  # CAST truncates toward zero: the floor of a positive time
-        return f"CAST({column} / {bucket_s} AS INTEGER) * {bucket_s}"
-    return f"CAST(floor({column} / {bucket_s}) AS BIGINT) * {bucket_s}"
-
-
-def _where(dialect: Dialect, where: UsageFilter, *extra: str) -> tuple[str, list[object]]:
-    condition, params = where_sql(dialect, where)
-    clauses = [condition.removeprefix(" WHERE ")] if condition else []
-    clauses += extra
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 def usage_report_sql(
@@ -135,7 +119,7 @@ def usage_report_sql(
     filters = [(c, v) for c, v in (("model", where.model), ("key_id", where.key_id)) if v]
     span = rolled_span(start, end, rolled_until) if bucket_s % HOUR_S == 0 else None
     source, params = source_sql(dialect, start=start, end=end, span=span, filters=filters)
-    column = _COLUMN[group_by] if group_by != "none" else "''"
+    column = COLUMN[group_by] if group_by != "none" else "''"
     names = SUMS[1:]
     sums = ", ".join(f"SUM({name})" for name in SUMS)
     named_sums = ", ".join(f"SUM({name}) AS {name}" for name in SUMS)
@@ -153,53 +137,8 @@ def usage_report_sql(
     return sql, params
 
 
-def _rank_sql(p: float, floor_or_ceil: str) -> str:
-    """0-based rank below or above the p-quantile among n values: floor/ceil(p * (n - 1))."""
-    position = f"({p!r} * (n - 1))"
-    floor = f"CAST({position} AS INTEGER)"
-    if floor_or_ceil == "floor":
-        return floor
-    return f"({floor} + ({position} > {floor}))"
-
-
-def latency_sql(
-    dialect: Dialect, where: UsageFilter, bucket_s: int, group_by: LatencyGroup
-) -> list[tuple[str, list[object]]]:
-    """PostgreSQL: one query of (t, group, n, [p50, p95] per metric). SQLite: one query per
-    metric of (t, group, n, rank, value), the values at the ranks around each percentile."""
-    answered = "status >= 200 AND status < 300"
-    column = _COLUMN[group_by]
-    bucket = bucket_sql(dialect, bucket_s)
-    if dialect == "postgresql":
-        condition, params = _where(dialect, where, answered)
-        ranks = ", ".join(repr(p) for p in PERCENTILES)
-        percentiles = ", ".join(
-            f"percentile_cont(ARRAY[{ranks}]) WITHIN GROUP (ORDER BY {metric})"
-            for metric in LATENCY_METRICS
-        )
-        sql = (
-            f"SELECT {bucket} AS t, COALESCE({column}, '') AS grp, COUNT(*), "  # noqa: S608
-            f"{percentiles} FROM {TABLE}{condition} GROUP BY 1, 2"
-        )
-        return [(sql, params)]
-    queries = []
-    wanted = ", ".join(_rank_sql(p, side) for p in PERCENTILES for side in ("floor", "ceil"))
-    for metric in LATENCY_METRICS:
-        condition, params = _where(dialect, where, answered, f"{metric} IS NOT NULL")
-        sql = (
-            f"WITH ranked AS (SELECT {bucket} AS t, "  # noqa: S608 constants only
-            f"COALESCE({column}, '') AS grp, {metric} AS v, "
-            f"ROW_NUMBER() OVER (PARTITION BY {bucket}, {column} ORDER BY {metric}) - 1 AS i, "
-            f"COUNT(*) OVER (PARTITION BY {bucket}, {column}) AS n "
-            f"FROM {TABLE}{condition}) "
-            f"SELECT t, grp, n, i, v FROM ranked WHERE i IN ({wanted})"
-        )
-        queries.append((sql, params))
-    return queries
-
-
 def backend_traffic_sql(dialect: Dialect, start: float) -> tuple[str, list[object]]:
-    condition, params = _where(dialect, UsageFilter(start=start), "backend IS NOT NULL")
+    condition, params = where_clause(dialect, UsageFilter(start=start), "backend IS NOT NULL")
     return (
         "SELECT backend, COUNT(*), "  # noqa: S608 constants only
         "SUM(CASE WHEN status >= 500 THEN 1 ELSE 0 END), "
@@ -207,21 +146,6 @@ def backend_traffic_sql(dialect: Dialect, start: float) -> tuple[str, list[objec
         f"FROM {TABLE}{condition} GROUP BY backend ORDER BY backend",
         params,
     )
-
-
-def interpolate(ranked: dict[int, float], n: int, p: float) -> float | None:
-    """`percentile_cont(p)` from the values at ranks floor and ceil of p * (n - 1)."""
-    if n == 0:
-        return None
-    position = p * (n - 1)
-    low, high = math.floor(position), math.ceil(position)
-    if low not in ranked or high not in ranked:
-        return None
-    return ranked[low] + (ranked[high] - ranked[low]) * (position - low)
-
-
-def _group(value: object) -> str | None:
-    return None if value in ("", None) else str(value)
 
 
 def usage_report(records: Sequence[Sequence[Any]]) -> UsageReport:
@@ -232,7 +156,7 @@ def usage_report(records: Sequence[Sequence[Any]]) -> UsageReport:
         if t is None:
             totals.append(
                 UsageTotals(
-                    group=_group(group),
+                    group=group_value(group),
                     requests=values[0],
                     billed_requests=values[1],
                     revenue_micro_usd=values[2],
@@ -245,7 +169,7 @@ def usage_report(records: Sequence[Sequence[Any]]) -> UsageReport:
         point = UsagePoint(
             t=int(t), requests=values[0], billed_requests=values[1], revenue_micro_usd=values[2]
         )
-        series.setdefault((None if other else _group(group), bool(other)), []).append(point)
+        series.setdefault((None if other else group_value(group), bool(other)), []).append(point)
     totals.sort(key=lambda g: (-g.requests, g.group or ""))
     rank = {g.group: i for i, g in enumerate(totals)}
     ordered = sorted(series.items(), key=lambda item: (item[0][1], rank.get(item[0][0], 0)))
@@ -256,64 +180,6 @@ def usage_report(records: Sequence[Sequence[Any]]) -> UsageReport:
             for (group, other), points in ordered
         ],
     )
-
-
-def _latency_point(t: int, n: int, figures: dict[str, tuple[float | None, ...]]) -> LatencyPoint:
-    def figure(metric: str, index: int) -> float | None:
-        values = figures.get(metric)
-        value = None if values is None else values[index]
-        return None if value is None else round(float(value), 3)
-
-    return LatencyPoint(
-        t=t,
-        requests=n,
-        ttft_p50_ms=figure("ttft_ms", 0),
-        ttft_p95_ms=figure("ttft_ms", 1),
-        total_p50_ms=figure("total_ms", 0),
-        total_p95_ms=figure("total_ms", 1),
-        queue_p50_ms=figure("queue_ms", 0),
-        queue_p95_ms=figure("queue_ms", 1),
-    )
-
-
-def _series(points: dict[tuple[str | None, int], LatencyPoint]) -> list[LatencySeries]:
-    by_group: dict[str | None, list[LatencyPoint]] = {}
-    for (group, _), point in sorted(
-        points.items(), key=lambda item: (item[0][0] or "", item[0][1])
-    ):
-        by_group.setdefault(group, []).append(point)
-    return [LatencySeries(group=group, points=series) for group, series in by_group.items()]
-
-
-def pg_latency(records: Sequence[Sequence[Any]]) -> list[LatencySeries]:
-    points: dict[tuple[str | None, int], LatencyPoint] = {}
-    for t, group, n, *arrays in records:
-        figures = {
-            metric: tuple(values) if values is not None else (None, None)
-            for metric, values in zip(LATENCY_METRICS, arrays, strict=True)
-        }
-        points[(_group(group), int(t))] = _latency_point(int(t), int(n), figures)
-    return _series(points)
-
-
-def sqlite_latency(per_metric: Sequence[Sequence[Sequence[Any]]]) -> list[LatencySeries]:
-    """From each metric's rows of (t, group, n, rank, value), as `latency_sql` returns them."""
-    counts: dict[tuple[str | None, int], dict[str, int]] = {}
-    ranked: dict[tuple[str | None, int], dict[str, dict[int, float]]] = {}
-    for metric, records in zip(LATENCY_METRICS, per_metric, strict=True):
-        for t, group, n, rank, value in records:
-            cell = (_group(group), int(t))
-            counts.setdefault(cell, {})[metric] = int(n)
-            ranked.setdefault(cell, {}).setdefault(metric, {})[int(rank)] = float(value)
-    points = {}
-    for cell, metrics in counts.items():
-        figures = {
-            metric: tuple(interpolate(ranked[cell][metric], n, p) for p in PERCENTILES)
-            for metric, n in metrics.items()
-        }
-        # every answered row has a total time: its count is the bucket's
-        points[cell] = _latency_point(cell[1], metrics.get("total_ms", 0), figures)
-    return _series(points)
 
 
 def backend_traffic(records: Sequence[Sequence[Any]]) -> dict[str, BackendTraffic]:
@@ -340,14 +206,8 @@ class LedgerReports:
     async def usage(
         self, where: UsageFilter, *, bucket_s: int, group_by: UsageGroup, top: int
     ) -> UsageReport:
+        await self._refresh()
         rollup = self._rollup
-        store = self._ledger.store
-        if rollup is not None and rollup.due():
-            await self._ledger.flush()
-            if isinstance(store, SqliteLedgerStore):
-                await store.run(rollup.refresh_sqlite)
-            elif isinstance(store, PostgresLedgerStore):
-                await rollup.refresh_postgres(store.pool)
         rolled_until = None if rollup is None else rollup.rolled_until
         records = await self._fetch(
             lambda dialect: [
@@ -359,17 +219,55 @@ class LedgerReports:
     async def latency(
         self, where: UsageFilter, *, bucket_s: int, group_by: LatencyGroup
     ) -> list[LatencySeries]:
+        """Whole settled buckets from the rollup (when no model or key filter narrows the
+        rows), every other bucket computed from the ledger's rows."""
         store = self._ledger.store
-        records = await self._fetch(lambda dialect: latency_sql(dialect, where, bucket_s, group_by))
+        await self._refresh()
+        rollup = self._rollup
+        start = where.start if where.start is not None else 0.0
+        end = where.end if where.end is not None else _FAR_FUTURE_S
+        span = None
+        if rollup is not None and where.model is None and where.key_id is None:
+            span = rolled_span(start, end, rollup.rolled_until, bucket_s)
+        ranges = [(start, end)] if span is None else [(start, span[0]), (span[1], end)]
+        raw = [
+            UsageFilter(key_id=where.key_id, model=where.model, start=low, end=high)
+            for low, high in ranges
+            if low < high
+        ]
+
+        def queries(dialect: Dialect) -> list[tuple[str, list[object]]]:
+            out = [q for part in raw for q in latency_sql(dialect, part, bucket_s, group_by)]
+            if span is not None:
+                out.append((latency_select_sql(dialect), [bucket_s, group_by, *span]))
+            return out
+
+        records = await self._fetch(queries)
         if not records:
             return []
+        rolled = records.pop() if span is not None else []
         if isinstance(store, PostgresLedgerStore):
-            return pg_latency(records[0])
-        return sqlite_latency(records)
+            parts = [pg_latency(r) for r in records]
+        else:
+            per = len(LATENCY_METRICS)
+            parts = [sqlite_latency(records[i : i + per]) for i in range(0, len(records), per)]
+        return merge_series([*parts, rolled_latency(rolled)])
 
     async def backends(self, since: float) -> dict[str, BackendTraffic]:
         records = await self._fetch(lambda dialect: [backend_traffic_sql(dialect, since)])
         return backend_traffic(records[0]) if records else {}
+
+    async def _refresh(self) -> None:
+        """Bring the rollup up to date when it is due (this edge's rows flushed first)."""
+        rollup = self._rollup
+        store = self._ledger.store
+        if rollup is None or not rollup.due():
+            return
+        await self._ledger.flush()
+        if isinstance(store, SqliteLedgerStore):
+            await store.run(rollup.refresh_sqlite)
+        elif isinstance(store, PostgresLedgerStore):
+            await rollup.refresh_postgres(store.pool)
 
     async def _fetch(
         self, queries: Callable[[Dialect], list[tuple[str, list[object]]]]

@@ -14,6 +14,12 @@ and rolls again each hour that differs. Refreshes run at most every `refresh_s`,
 that finds the rollup due; on PostgreSQL one edge at a time (an advisory lock: the others read
 what is there), on SQLite in one transaction on the ledger's thread.
 
+Latency percentiles cannot be summed, so they are kept per bucket: `warmgate_latency_buckets`
+holds each settled hour's and each settled day's p50 and p95 per model and per backend,
+computed by the same queries as a report over rows (`proxy.ledger.percentiles`) and computed
+again with the hour (and its day) when its row count changes. A report takes whole settled
+buckets from there and computes the others from rows.
+
 The tables belong to this module (their own schema component, `usage_rollup`), not to the
 ledger's store: the ledger's writes are untouched.
 """
@@ -26,12 +32,32 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from warmgate.proxy.ledger.usage import TABLE
+from warmgate.proxy.ledger.percentiles import (
+    LatencyGroup,
+    LatencySeries,
+    latency_sql,
+    pg_latency,
+    sqlite_latency,
+)
+from warmgate.proxy.ledger.usage import TABLE, UsageFilter
 from warmgate.proxy.store.database import Dialect, migrate_postgres, migrate_sqlite, transaction
 
 HOUR_S = 3600
 HOURLY = "warmgate_usage_hourly"
 HOURS = "warmgate_usage_hours"
+LATENCY = "warmgate_latency_buckets"
+DAY_S = 86400
+GROUPINGS: tuple[LatencyGroup, ...] = ("model", "backend")
+FIGURES = (
+    "ttft_p50_ms",
+    "ttft_p95_ms",
+    "total_p50_ms",
+    "total_p95_ms",
+    "queue_p50_ms",
+    "queue_p95_ms",
+)
+# A percentile sorts every row of its bucket; PostgreSQL's default 4 MB spills a month to disk.
+PG_WORK_MEM = "64MB"
 COMPONENT = "usage_rollup"
 SETTLE_S = 2 * HOUR_S
 RECHECK_S = 2 * 86400
@@ -60,6 +86,22 @@ _STEPS = (
         PRIMARY KEY (hour, model, key_id, backend)
     );
     CREATE TABLE {HOURS} (hour BIGINT PRIMARY KEY, ledger_rows BIGINT NOT NULL)
+    """,
+    f"""
+    CREATE TABLE {LATENCY} (
+        bucket_s BIGINT NOT NULL,
+        t BIGINT NOT NULL,
+        grouping TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        requests BIGINT NOT NULL,
+        ttft_p50_ms DOUBLE PRECISION,
+        ttft_p95_ms DOUBLE PRECISION,
+        total_p50_ms DOUBLE PRECISION,
+        total_p95_ms DOUBLE PRECISION,
+        queue_p50_ms DOUBLE PRECISION,
+        queue_p95_ms DOUBLE PRECISION,
+        PRIMARY KEY (bucket_s, t, grouping, grp)
+    )
     """,
 )
 # What one ledger row adds to each of SUMS.
@@ -174,6 +216,10 @@ class UsageRollup:
                 self._roll_sqlite(conn, *span)
                 rolled_until = span[1]
                 first_hour = span[0] if first_hour is None else first_hour
+                self._roll_latency_sqlite(conn, HOUR_S, *span)
+                days = complete_days(span[0], span[1], rolled_until)
+                if days is not None:
+                    self._roll_latency_sqlite(conn, DAY_S, *days)
             if rolled_until is not None and first_hour is not None:
                 low, high = plan.recheck_span(first_hour, rolled_until)
                 rolled = dict(
@@ -187,9 +233,22 @@ class UsageRollup:
                     conn.execute(f"DELETE FROM {HOURLY} WHERE hour = ?", (hour,))  # noqa: S608
                     conn.execute(f"DELETE FROM {HOURS} WHERE hour = ?", (hour,))  # noqa: S608
                     self._roll_sqlite(conn, hour, hour + HOUR_S)
+                    self._roll_latency_sqlite(conn, HOUR_S, hour, hour + HOUR_S)
+                    days = complete_days(hour, hour + HOUR_S, rolled_until)
+                    if days is not None:
+                        self._roll_latency_sqlite(conn, DAY_S, *days)
         until = None if rolled_until is None else int(rolled_until)
         self._done(until)
         return until
+
+    def _roll_latency_sqlite(
+        self, conn: sqlite3.Connection, bucket_s: int, start: int, end: int
+    ) -> None:
+        conn.execute(latency_delete_sql("sqlite"), (bucket_s, start, end))
+        for grouping in GROUPINGS:
+            queries = latency_sql("sqlite", UsageFilter(start=start, end=end), bucket_s, grouping)
+            series = sqlite_latency([conn.execute(sql, p).fetchall() for sql, p in queries])
+            conn.executemany(latency_insert_sql("sqlite"), latency_rows(bucket_s, grouping, series))
 
     def _roll_sqlite(self, conn: sqlite3.Connection, start: int, end: int) -> None:
         conn.execute(roll_sql("sqlite"), (start, end))
@@ -228,6 +287,10 @@ class UsageRollup:
             await self._roll_postgres(conn, *span)
             rolled_until = span[1]
             first_hour = span[0] if first_hour is None else first_hour
+            await self._roll_latency_postgres(conn, HOUR_S, *span)
+            days = complete_days(span[0], span[1], rolled_until)
+            if days is not None:
+                await self._roll_latency_postgres(conn, DAY_S, *days)
         if rolled_until is None or first_hour is None:
             return
         low, high = plan.recheck_span(first_hour, rolled_until)
@@ -246,6 +309,22 @@ class UsageRollup:
             await conn.execute(f"DELETE FROM {HOURLY} WHERE hour = $1", hour)  # noqa: S608
             await conn.execute(f"DELETE FROM {HOURS} WHERE hour = $1", hour)  # noqa: S608
             await self._roll_postgres(conn, hour, hour + HOUR_S)
+            await self._roll_latency_postgres(conn, HOUR_S, hour, hour + HOUR_S)
+            days = complete_days(hour, hour + HOUR_S, rolled_until)
+            if days is not None:
+                await self._roll_latency_postgres(conn, DAY_S, *days)
+
+    async def _roll_latency_postgres(self, conn: Any, bucket_s: int, start: int, end: int) -> None:
+        await conn.execute(f"SET LOCAL work_mem = '{PG_WORK_MEM}'")
+        await conn.execute(latency_delete_sql("postgresql"), bucket_s, start, end)
+        where = UsageFilter(start=float(start), end=float(end))
+        for grouping in GROUPINGS:
+            queries = latency_sql("postgresql", where, bucket_s, grouping)
+            sql, params = queries[0]
+            series = pg_latency(await conn.fetch(sql, *params))
+            await conn.executemany(
+                latency_insert_sql("postgresql"), latency_rows(bucket_s, grouping, series)
+            )
 
     async def _roll_postgres(self, conn: Any, start: int, end: int) -> None:
         await conn.execute(roll_sql("postgresql"), float(start), float(end))
@@ -263,13 +342,56 @@ class UsageRollup:
         self._refreshed_at = self._monotonic()
 
 
-def rolled_span(start: float, end: float, rolled_until: int | None) -> tuple[int, int] | None:
-    """The whole hours of [start, end) that the rollup holds; None when there are none."""
+def complete_days(start: int, end: int, rolled_until: int) -> tuple[int, int] | None:
+    """The days that meet [start, end) and have settled whole by `rolled_until`, [from, to)."""
+    first = start // DAY_S * DAY_S
+    last = min(math.ceil(end / DAY_S) * DAY_S, rolled_until // DAY_S * DAY_S)
+    return (first, last) if first < last else None
+
+
+def rolled_span(
+    start: float, end: float, rolled_until: int | None, bucket_s: int = HOUR_S
+) -> tuple[int, int] | None:
+    """The whole buckets of [start, end) that the rollup holds; None when there are none."""
     if rolled_until is None:
         return None
-    first = math.ceil(start / HOUR_S) * HOUR_S
-    last = min(math.floor(end / HOUR_S) * HOUR_S, rolled_until)
+    first = math.ceil(start / bucket_s) * bucket_s
+    last = min(math.floor(end / bucket_s) * bucket_s, rolled_until // bucket_s * bucket_s)
     return (first, last) if first < last else None
+
+
+def latency_delete_sql(dialect: Dialect) -> str:
+    marks = [_mark(dialect, i) for i in (1, 2, 3)]
+    return (
+        f"DELETE FROM {LATENCY} WHERE bucket_s = {marks[0]} "  # noqa: S608 constants only
+        f"AND t >= {marks[1]} AND t < {marks[2]}"
+    )
+
+
+def latency_insert_sql(dialect: Dialect) -> str:
+    columns = ("bucket_s", "t", "grouping", "grp", "requests", *FIGURES)
+    marks = ", ".join(_mark(dialect, i) for i in range(1, len(columns) + 1))
+    return f"INSERT INTO {LATENCY} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+
+
+def latency_select_sql(dialect: Dialect) -> str:
+    """The rolled buckets of one size and grouping in [$3, $4): (t, grp, requests, figures)."""
+    marks = [_mark(dialect, i) for i in (1, 2, 3, 4)]
+    return (
+        f"SELECT t, grp, requests, {', '.join(FIGURES)} FROM {LATENCY} "  # noqa: S608
+        f"WHERE bucket_s = {marks[0]} AND grouping = {marks[1]} "
+        f"AND t >= {marks[2]} AND t < {marks[3]}"
+    )
+
+
+def latency_rows(
+    bucket_s: int, grouping: str, series: list[LatencySeries]
+) -> list[tuple[object, ...]]:
+    return [
+        (bucket_s, p.t, grouping, s.group or "", p.requests, *(getattr(p, f) for f in FIGURES))
+        for s in series
+        for p in s.points
+    ]
 
 
 def source_sql(

@@ -16,7 +16,8 @@ from tests.console.seed import (
     seeded_rows,
 )
 from warmgate.proxy.ledger import Ledger, LedgerRow, UsageFilter, open_ledger
-from warmgate.proxy.ledger.reports import LatencySeries, LedgerReports, UsageSeries, interpolate
+from warmgate.proxy.ledger.percentiles import LatencySeries, interpolate
+from warmgate.proxy.ledger.reports import LedgerReports, UsageSeries
 from warmgate.proxy.ledger.rollup import UsageRollup
 
 pytestmark = pytest.mark.anyio
@@ -122,16 +123,17 @@ def _latency(series: list[LatencySeries]) -> dict[tuple[str | None, int], dict[s
 
 
 @pytest.mark.parametrize("group_by", ["model", "backend"])
+@pytest.mark.parametrize("bucket_s", [3600, DAY_S])
 async def test_latency_percentiles_are_percentile_cont_of_the_answered_rows(
-    ledger: Ledger, group_by: str
+    reports: LedgerReports, group_by: str, bucket_s: int
 ) -> None:
-    series = await LedgerReports(ledger).latency(
+    series = await reports.latency(
         RANGE,
-        bucket_s=DAY_S,
+        bucket_s=bucket_s,
         group_by=group_by,  # type: ignore[arg-type]
     )
     column = {"model": lambda r: r.model, "backend": lambda r: r.backend}[group_by]
-    expected = expected_latency(ROWS, column)
+    expected = expected_latency(ROWS, column, bucket_s=bucket_s)
     got = _latency(series)
     assert got.keys() == expected.keys()
     for cell, figures in expected.items():
@@ -188,6 +190,10 @@ async def test_a_row_written_after_its_hour_was_rolled_is_counted_at_the_next_re
     assert after.groups[0].requests == before.groups[0].requests + 1
     assert after.groups[0].revenue_micro_usd == before.groups[0].revenue_micro_usd + 2000
     assert after == await LedgerReports(ledger).usage(RANGE, bucket_s=DAY_S, group_by="none", top=1)
+    for bucket_s in (3600, DAY_S):
+        assert await reports.latency(
+            RANGE, bucket_s=bucket_s, group_by="model"
+        ) == await LedgerReports(ledger).latency(RANGE, bucket_s=bucket_s, group_by="model")
 
 
 async def test_edges_sharing_a_store_roll_each_hour_once(ledger: Ledger) -> None:
