@@ -16,11 +16,14 @@ setup(
         for package in find_packages(include=[f"{folder}*" for folder in CODE_FOLDERS])
     ]
     # Data only: folders of YAML, named as packages so that setuptools ships their files.
-    + [f"warmgate.{folder}" for folder in find_namespace_packages(include=["sky", "sky.*"])],
+    + [f"warmgate.{folder}" for folder in find_namespace_packages(include=["sky", "sky.*"])]
+    # Data only too: the console's pages, scripts and styles, and the vendored docs viewer.
+    + ["warmgate.proxy.console.static", "warmgate.proxy.console.static.vendor"],
     package_dir={f"warmgate.{folder}": folder for folder in (*CODE_FOLDERS, "sky")},
     package_data={
-        # The console's pages, scripts and styles, and the vendored API docs viewer.
-        "warmgate.proxy": ["py.typed", "console/static/*", "console/static/vendor/swagger-ui/*"],
+        "warmgate.proxy": ["py.typed"],
+        "warmgate.proxy.console.static": ["*.html", "*.js", "*.css"],
+        "warmgate.proxy.console.static.vendor": ["swagger-ui/*"],
         "warmgate.backends": ["py.typed"],
         "warmgate.sky": ["README.md"],
         "warmgate.sky.models": ["*.yaml"],
