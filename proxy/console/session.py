@@ -42,6 +42,11 @@ class Session(msgspec.Struct, frozen=True):
     expires_at: int  # unix seconds
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison of text from a request (bytes: any character is allowed)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -66,10 +71,6 @@ class ConsoleSessions:
         self.ttl_s = ttl_s
         self._clock = clock
 
-    @property
-    def enabled(self) -> bool:
-        return self._signing_key is not None
-
     def _sign(self, payload: str) -> str:
         assert self._signing_key is not None
         return _b64(hmac.new(self._signing_key, payload.encode(), hashlib.sha256).digest())
@@ -87,10 +88,10 @@ class ConsoleSessions:
         if not cookie or self._signing_key is None:
             return None
         payload, _, signature = cookie.rpartition(".")
-        if not payload or not hmac.compare_digest(signature, self._sign(payload)):
+        if not payload or not _same(signature, self._sign(payload)):
             return None
         expires, _, session_id = payload.partition(".")
-        if not expires.isdigit():
+        if not (expires.isascii() and expires.isdigit()):
             return None
         expires_at = int(expires)
         if not session_id or self._clock() >= expires_at:
@@ -101,7 +102,7 @@ class ConsoleSessions:
         return self._sign(_CSRF_CONTEXT.decode() + session.session_id)
 
     def check_csrf(self, session: Session, token: str | None) -> None:
-        if not token or not hmac.compare_digest(token, self.csrf_token(session)):
+        if not token or not _same(token, self.csrf_token(session)):
             raise PermissionDenied(
                 "This request needs the console's CSRF token (X-CSRF-Token).", code="csrf_failed"
             )
@@ -113,4 +114,4 @@ def login_token() -> str:
 
 
 def login_token_matches(cookie: str | None, field: str | None) -> bool:
-    return bool(cookie) and bool(field) and hmac.compare_digest(str(cookie), str(field))
+    return bool(cookie) and bool(field) and _same(str(cookie), str(field))

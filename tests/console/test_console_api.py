@@ -96,6 +96,10 @@ def test_a_session_changes_nothing_without_its_csrf_token(browser: httpx.Client)
     token = browser.get("/console/session").json()["csrf_token"]
     wrong = browser.post("/admin/keys", json={"name": "bad"}, headers={"x-csrf-token": "x" + token})
     assert wrong.status_code == 403
+    odd = browser.post(
+        "/admin/keys", json={"name": "bad"}, headers={"x-csrf-token": "é".encode("latin-1")}
+    )
+    assert odd.status_code == 403
     made = browser.post("/admin/keys", json={"name": "with token"}, headers={"x-csrf-token": token})
     assert made.status_code == 201
     assert made.json()["secret"].startswith("wg-")
@@ -136,8 +140,18 @@ def test_a_session_ends_at_its_expiry_and_a_forged_one_never_starts() -> None:
     expires, sid, signature = cookie.split(".")
     assert sessions.verify(f"{int(expires) + 3600}.{sid}.{signature}") is None
     assert sessions.verify(cookie + "x") is None
+    assert sessions.verify(f"²{expires}.{sid}.{signature}") is None
+    assert sessions.verify("é.é.é") is None
     now[0] += 60
     assert sessions.verify(cookie) is None
+
+
+def test_a_garbled_session_cookie_is_no_session(seeded: SeededEdge) -> None:
+    for value in (b"\xe9.\xe9.\xe9", b"1.2", b"", b"....", b"99999999999.x.y"):
+        cookie = b"warmgate_console=" + value
+        answer = seeded.edge.http.get("/admin/reports/fleet", headers={"cookie": cookie})
+        assert answer.status_code == 401, value
+        assert answer.json()["error"]["code"] == "invalid_api_key"
 
 
 def test_logout_clears_the_session(browser: httpx.Client) -> None:
