@@ -97,7 +97,7 @@ def test_a_session_changes_nothing_without_its_csrf_token(browser: httpx.Client)
     wrong = browser.post("/admin/keys", json={"name": "bad"}, headers={"x-csrf-token": "x" + token})
     assert wrong.status_code == 403
     odd = browser.post(
-        "/admin/keys", json={"name": "bad"}, headers={"x-csrf-token": "é".encode("latin-1")}
+        "/admin/keys", json={"name": "bad"}, headers={b"x-csrf-token": "é".encode("latin-1")}
     )
     assert odd.status_code == 403
     made = browser.post("/admin/keys", json={"name": "with token"}, headers={"x-csrf-token": token})
@@ -149,7 +149,7 @@ def test_a_session_ends_at_its_expiry_and_a_forged_one_never_starts() -> None:
 def test_a_garbled_session_cookie_is_no_session(seeded: SeededEdge) -> None:
     for value in (b"\xe9.\xe9.\xe9", b"1.2", b"", b"....", b"99999999999.x.y"):
         cookie = b"warmgate_console=" + value
-        answer = seeded.edge.http.get("/admin/reports/fleet", headers={"cookie": cookie})
+        answer = seeded.edge.http.get("/admin/reports/fleet", headers={b"cookie": cookie})
         assert answer.status_code == 401, value
         assert answer.json()["error"]["code"] == "invalid_api_key"
 
