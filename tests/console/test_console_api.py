@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.billing.edge import edge_settings, running_edge, sim_cluster
 from tests.console.edge import ADMIN_KEY, SeededEdge, login, seeded_edge
 from tests.console.seed import DAY_S, day_label, expected_usage
 from warmgate.proxy.console.session import SESSION_COOKIE, ConsoleSessions
@@ -122,6 +123,22 @@ def test_the_report_endpoints_answer_the_admin_key_and_refuse_others(seeded: See
         assert seeded.edge.admin("GET", path).status_code == 200, path
         assert seeded.edge.get(path, secret).status_code == 403, path
         assert seeded.edge.http.get(path).status_code == 401, path
+
+
+def test_a_session_from_one_edge_holds_on_another_with_the_same_admin_key(
+    browser: httpx.Client, tmp_path: Path
+) -> None:
+    cookie = browser.cookies[SESSION_COOKIE]
+    cluster = sim_cluster(time_scale=0.01)
+    try:
+        other = edge_settings(f"sqlite:///{tmp_path / 'other.db'}", cluster.urls)
+        for environ, status in (({}, 200), ({"WG_ADMIN_KEY": "wg-another-admin-key"}, 401)):
+            with running_edge(other, environ) as edge:
+                http = edge.http
+                http.cookies.set(SESSION_COOKIE, cookie)
+                assert http.get("/admin/reports/fleet").status_code == status
+    finally:
+        cluster.stop()
 
 
 def test_sessions_hold_on_every_edge_with_the_same_admin_key(browser: httpx.Client) -> None:
