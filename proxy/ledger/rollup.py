@@ -1,4 +1,4 @@
-"""The hourly usage rollup: the console's month views read per-hour sums, not a month of rows.
+"""The console's rollup: month views read per-hour sums and percentiles, not a month of rows.
 
 `warmgate_usage_hourly` holds, per hour, model, key and backend, the sums the usage report
 needs; `warmgate_usage_hours` lists every rolled hour with the number of ledger rows it summed.
@@ -11,8 +11,10 @@ in it have finished and been written. The ledger only ever gains rows, so a row 
 than that (a very long stream, an edge's spool replayed after an outage) changes its hour's row
 count: every refresh compares the counts of the last `recheck_s` of rolled hours with the ledger
 and rolls again each hour that differs. Refreshes run at most every `refresh_s`, from the report
-that finds the rollup due; on PostgreSQL one edge at a time (an advisory lock: the others read
-what is there), on SQLite in one transaction on the ledger's thread.
+that finds the rollup due, each spending about `budget_s` on new hours, a day at a time (a long
+history is rolled over several refreshes, oldest first, while reports read rows for the rest);
+on PostgreSQL one edge at a time (an advisory lock: the others read what is there), on SQLite in
+one transaction on the ledger's thread.
 
 Latency percentiles cannot be summed, so they are kept per bucket: `warmgate_latency_buckets`
 holds each settled hour's and each settled day's p50 and p95 per model and per backend,
@@ -29,7 +31,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from warmgate.proxy.ledger.percentiles import (
@@ -62,6 +64,8 @@ COMPONENT = "usage_rollup"
 SETTLE_S = 2 * HOUR_S
 RECHECK_S = 2 * 86400
 REFRESH_S = 60.0
+CHUNK_S = 86400
+BUDGET_S = 1.0
 SUMS = (
     "requests",
     "billed_requests",
@@ -165,6 +169,14 @@ class RollupPlan:
         return max(first_hour, rolled_until - int(self.recheck_s)), rolled_until
 
 
+def chunks(span: tuple[int, int] | None, size_s: int) -> Iterator[tuple[int, int]]:
+    """[from, to) in pieces of at most `size_s`, oldest first."""
+    if span is None:
+        return
+    for start in range(span[0], span[1], size_s):
+        yield start, min(start + size_s, span[1])
+
+
 def stale_hours(rolled: dict[int, int], counted: dict[int, int]) -> list[int]:
     """Rolled hours whose ledger row count changed since."""
     return sorted(h for h in rolled if counted.get(h, 0) != rolled[h])
@@ -180,9 +192,16 @@ class UsageRollup:
         settle_s: float = SETTLE_S,
         recheck_s: float = RECHECK_S,
         refresh_s: float = REFRESH_S,
+        chunk_s: int = CHUNK_S,
+        budget_s: float = BUDGET_S,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """A refresh rolls new hours `chunk_s` at a time until `budget_s` is spent (at least
+        one chunk), so a ledger with a long history is rolled over several refreshes, none of
+        which holds the database long."""
+        self._chunk_s = chunk_s
+        self._budget_s = budget_s
         self._settle_s = settle_s
         self._recheck_s = recheck_s
         self._refresh_s = refresh_s
@@ -211,15 +230,17 @@ class UsageRollup:
             first_row = None
             if rolled_until is None:
                 first_row = conn.execute(f"SELECT MIN(started_at) FROM {TABLE}").fetchone()[0]  # noqa: S608
-            span = plan.new_span(rolled_until, first_row)
-            if span is not None:
-                self._roll_sqlite(conn, *span)
-                rolled_until = span[1]
-                first_hour = span[0] if first_hour is None else first_hour
-                self._roll_latency_sqlite(conn, HOUR_S, *span)
-                days = complete_days(span[0], span[1], rolled_until)
+            deadline = self._monotonic() + self._budget_s
+            for start, end in chunks(plan.new_span(rolled_until, first_row), self._chunk_s):
+                self._roll_sqlite(conn, start, end)
+                self._roll_latency_sqlite(conn, HOUR_S, start, end)
+                days = complete_days(start, end, end)
                 if days is not None:
                     self._roll_latency_sqlite(conn, DAY_S, *days)
+                rolled_until = end
+                first_hour = start if first_hour is None else first_hour
+                if self._monotonic() >= deadline:
+                    break
             if rolled_until is not None and first_hour is not None:
                 low, high = plan.recheck_span(first_hour, rolled_until)
                 rolled = dict(
@@ -282,15 +303,17 @@ class UsageRollup:
         first_row = None
         if rolled_until is None:
             first_row = await conn.fetchval(f"SELECT MIN(started_at) FROM {TABLE}")  # noqa: S608
-        span = plan.new_span(rolled_until, first_row)
-        if span is not None:
-            await self._roll_postgres(conn, *span)
-            rolled_until = span[1]
-            first_hour = span[0] if first_hour is None else first_hour
-            await self._roll_latency_postgres(conn, HOUR_S, *span)
-            days = complete_days(span[0], span[1], rolled_until)
+        deadline = self._monotonic() + self._budget_s
+        for start, end in chunks(plan.new_span(rolled_until, first_row), self._chunk_s):
+            await self._roll_postgres(conn, start, end)
+            await self._roll_latency_postgres(conn, HOUR_S, start, end)
+            days = complete_days(start, end, end)
             if days is not None:
                 await self._roll_latency_postgres(conn, DAY_S, *days)
+            rolled_until = end
+            first_hour = start if first_hour is None else first_hour
+            if self._monotonic() >= deadline:
+                break
         if rolled_until is None or first_hour is None:
             return
         low, high = plan.recheck_span(first_hour, rolled_until)

@@ -3,6 +3,7 @@ and the same as plain Python computes from the rows (percentiles as `percentile_
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import AsyncIterator
 
@@ -194,6 +195,30 @@ async def test_a_row_written_after_its_hour_was_rolled_is_counted_at_the_next_re
         assert await reports.latency(
             RANGE, bucket_s=bucket_s, group_by="model"
         ) == await LedgerReports(ledger).latency(RANGE, bucket_s=bucket_s, group_by="model")
+
+
+async def test_a_long_history_is_rolled_a_day_per_refresh_with_the_same_figures(
+    ledger: Ledger,
+) -> None:
+    ticks = [0.0]
+    now = DAYS[-1] + 2 * DAY_S
+    rollup = UsageRollup(clock=lambda: now, budget_s=0, monotonic=lambda: ticks[0])
+    reports = LedgerReports(ledger, rollup=rollup)
+    rows_only = LedgerReports(ledger)
+    first_hour = int(min(r.started_at for r in ROWS) // 3600 * 3600)
+    settled = int((now - 2 * 3600) // 3600 * 3600)
+    steps = []
+    while rollup.rolled_until is None or rollup.rolled_until < settled:
+        usage = await reports.usage(RANGE, bucket_s=3600, group_by="model", top=10)
+        assert usage == await rows_only.usage(RANGE, bucket_s=3600, group_by="model", top=10)
+        latency = await reports.latency(RANGE, bucket_s=DAY_S, group_by="backend")
+        assert latency == await rows_only.latency(RANGE, bucket_s=DAY_S, group_by="backend")
+        steps.append(rollup.rolled_until)
+        ticks[0] += 60
+    assert steps[0] == first_hour + DAY_S
+    assert steps[-1] == settled
+    assert all(b - a == DAY_S for a, b in itertools.pairwise(steps[:-1]))  # type: ignore[operator]
+    assert len(steps) == -(-(settled - first_hour) // DAY_S)
 
 
 async def test_edges_sharing_a_store_roll_each_hour_once(ledger: Ledger) -> None:
