@@ -13,7 +13,9 @@ days by day, and by key), each over real HTTP with the admin key, several times.
 Before the edge starts, the rollup of the whole month is built in one go (timed: an edge does the
 same a day of history per refresh, about a second at a time); the edge's first report (a
 refresh with nothing new to roll) is timed on its own, and the views after it read the rollup for
-whole settled hours and days and the ledger's rows for the rest. Writes benchmarks/results/console.{json,md} (the .md is the committed summary).
+whole settled hours and days and the ledger's rows for the rest.
+
+Writes benchmarks/results/console.{json,md} (the .md is the committed summary).
 """
 
 from __future__ import annotations
