@@ -212,10 +212,11 @@ def test_a_key_made_in_the_console_serves_the_sdk_until_it_is_revoked_there(
     sign_in(page, ADMIN_KEY)
     wait_ready(page, "usage")
     show(page, "keys")
+    assert page.locator("#key-secret").is_hidden()  # no secret box before a key is made
     page.fill("#key-create input[name=name]", "made in the browser")
     page.fill("#key-create input[name=rpm]", "600")
     page.click("#key-create button[type=submit]")
-    page.wait_for_selector("#key-secret:not([hidden])", timeout=WAIT_MS)
+    page.wait_for_selector("#key-secret", state="visible", timeout=WAIT_MS)
     wait_ready(page, "keys")
     secret = page.inner_text("#key-secret-value")
     key_id = page.get_attribute("#key-secret-value", "data-key-id")

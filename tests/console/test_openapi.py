@@ -49,7 +49,12 @@ def documented_routes(document: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def test_the_document_is_valid_openapi() -> None:
-    validate(openapi_document())
+    document = openapi_document()
+    validate(document)
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            assert operation["summary"], (method, path)  # the docs page lists it by these
+            assert operation["tags"], (method, path)
 
 
 def test_the_document_lists_exactly_the_routes_the_app_serves() -> None:

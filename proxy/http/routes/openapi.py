@@ -85,6 +85,7 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": endpoint.name,
         "summary": endpoint.summary,
+        "tags": ["openai"],
         "security": [{"bearer": []}],
         "responses": {
             "200": {"description": "OK", "content": answer},
@@ -123,6 +124,7 @@ def openapi_document(endpoints: Sequence[Endpoint] = ENDPOINTS) -> dict[str, Any
         "get": {
             "operationId": "list_models",
             "summary": "List the models this key may use",
+            "tags": ["openai"],
             "security": [{"bearer": []}],
             "responses": {
                 "200": {
@@ -137,6 +139,7 @@ def openapi_document(endpoints: Sequence[Endpoint] = ENDPOINTS) -> dict[str, Any
         "get": {
             "operationId": "retrieve_model",
             "summary": "Retrieve a model (the id may be percent-encoded: org%2Fname)",
+            "tags": ["openai"],
             "security": [{"bearer": []}],
             "parameters": [
                 {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -147,14 +150,18 @@ def openapi_document(endpoints: Sequence[Endpoint] = ENDPOINTS) -> dict[str, Any
             },
         }
     }
-    paths["/health"] = {"get": {"summary": "Liveness", "responses": {"200": plain}}}
+    ops = ["operations"]
+    paths["/health"] = {"get": {"summary": "Liveness", "tags": ops, "responses": {"200": plain}}}
     paths["/ready"] = {
         "get": {
             "summary": "Readiness: a backend is healthy and no shutdown has begun",
+            "tags": ops,
             "responses": {"200": plain, **_errors("503")},
         }
     }
-    paths["/metrics"] = {"get": {"summary": "Prometheus metrics", "responses": {"200": plain}}}
+    paths["/metrics"] = {
+        "get": {"summary": "Prometheus metrics", "tags": ops, "responses": {"200": plain}}
+    }
     paths.update(admin_paths())
     return {
         "openapi": "3.1.0",
