@@ -11,7 +11,7 @@ days by day, and by key), each over real HTTP with the admin key, several times.
     python -m benchmarks.console --rows 200000 --repeat 3
 
 Before the edge starts, the rollup of the whole month is built in one go (timed: an edge does the
-same a day of history per refresh, about a second at a time); the edge's first report (a
+same over several refreshes, about a second at a time); the edge's first report (a
 refresh with nothing new to roll) is timed on its own, and the views after it read the rollup for
 whole settled hours and days and the ledger's rows for the rest.
 
@@ -256,8 +256,8 @@ def report(
         f"each view requested {args.repeat} times over HTTP with the admin key "
         f"(`python -m benchmarks.console --store {args.store} --rows {args.rows}`). "
         f"Seeding took {seed_s:.0f} s; building the rollup of the whole month in one go "
-        f"{rollup_s:.1f} s (an edge rolls a day of history per refresh, about a second at a "
-        "time, while its reports read rows for what is not rolled yet).",
+        f"{rollup_s:.1f} s (an edge rolls its history six hours at a time, about a second per "
+        "refresh, while its reports read rows for what is not rolled yet).",
         "",
         "| view | median ms | min ms | max ms | answer bytes |",
         "|---|---|---|---|---|",

@@ -21,11 +21,10 @@ from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 
 from warmgate.proxy.errors import InvalidRequest
+from warmgate.proxy.ledger.percentiles import LatencyGroup, LatencySeries
 from warmgate.proxy.ledger.reports import (
     BUCKET_S,
     Bucket,
-    LatencyGroup,
-    LatencySeries,
     LedgerReports,
     UsageGroup,
     UsagePoint,

@@ -197,12 +197,13 @@ async def test_a_row_written_after_its_hour_was_rolled_is_counted_at_the_next_re
         ) == await LedgerReports(ledger).latency(RANGE, bucket_s=bucket_s, group_by="model")
 
 
-async def test_a_long_history_is_rolled_a_day_per_refresh_with_the_same_figures(
+async def test_a_long_history_is_rolled_a_chunk_per_refresh_with_the_same_figures(
     ledger: Ledger,
 ) -> None:
     ticks = [0.0]
     now = DAYS[-1] + 2 * DAY_S
-    rollup = UsageRollup(clock=lambda: now, budget_s=0, monotonic=lambda: ticks[0])
+    chunk_s = 6 * 3600
+    rollup = UsageRollup(clock=lambda: now, budget_s=0, chunk_s=chunk_s, monotonic=lambda: ticks[0])
     reports = LedgerReports(ledger, rollup=rollup)
     rows_only = LedgerReports(ledger)
     first_hour = int(min(r.started_at for r in ROWS) // 3600 * 3600)
@@ -215,10 +216,10 @@ async def test_a_long_history_is_rolled_a_day_per_refresh_with_the_same_figures(
         assert latency == await rows_only.latency(RANGE, bucket_s=DAY_S, group_by="backend")
         steps.append(rollup.rolled_until)
         ticks[0] += 60
-    assert steps[0] == first_hour + DAY_S
+    assert steps[0] == first_hour + chunk_s
     assert steps[-1] == settled
-    assert all(b - a == DAY_S for a, b in itertools.pairwise(steps[:-1]))  # type: ignore[operator]
-    assert len(steps) == -(-(settled - first_hour) // DAY_S)
+    assert all(b - a == chunk_s for a, b in itertools.pairwise(steps[:-1]))  # type: ignore[operator]
+    assert len(steps) == -(-(settled - first_hour) // chunk_s)
 
 
 async def test_edges_sharing_a_store_roll_each_hour_once(ledger: Ledger) -> None:
