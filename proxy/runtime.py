@@ -17,12 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from warmgate.proxy.keys import Key, KeyRefresher, KeyRing, OpenKeyRing, hash_secret, open_key_store
 from warmgate.proxy.ledger import (
-    GroupBy,
     Ledger,
-    LedgerRow,
-    LedgerStore,
-    UsageBucket,
-    UsageFilter,
     open_ledger,
 )
 from warmgate.proxy.limits import build_limiter
@@ -122,8 +117,8 @@ class Runtime:
             flush_interval_s=settings.ledger.flush_interval_ms / 1000.0,
             batch_rows=settings.ledger.batch_rows,
             enabled=settings.ledger.enabled,
+            flush_observer=self.metrics.observe_ledger_flush,
         )
-        self.ledger.store = TimedLedgerStore(self.ledger.store, self.metrics.observe_ledger_flush)
         self.metrics.add_collector(lambda: ledger_families(self.ledger))
         # In-process quotas resume from the ledger's counts, so a restart hands out nothing twice.
         self.limiter: Limiter = build_limiter(
@@ -241,45 +236,6 @@ def build_tracer(settings: Settings, exporter: SpanExporter | None = None) -> Tr
         exporter=exporter,
     )
     return tracer
-
-
-class TimedLedgerStore:
-    """The ledger's store, each batch insert timed for `warmgate_ledger_flush_seconds`."""
-
-    def __init__(
-        self,
-        store: LedgerStore,
-        observe: Callable[[float], None],
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._store = store
-        self._observe = observe
-        self._monotonic = monotonic
-
-    async def insert(self, rows: list[LedgerRow]) -> int:
-        started = self._monotonic()
-        try:
-            return await self._store.insert(rows)
-        finally:
-            self._observe(self._monotonic() - started)
-
-    async def start(self, *, create: bool = True) -> None:
-        await self._store.start(create=create)
-
-    async def close(self) -> None:
-        await self._store.close()
-
-    async def get(self, request_id: str) -> LedgerRow | None:
-        return await self._store.get(request_id)
-
-    async def usage(self, where: UsageFilter, group_by: GroupBy | None) -> list[UsageBucket]:
-        return await self._store.usage(where, group_by)
-
-    async def rows(self, where: UsageFilter) -> list[LedgerRow]:
-        return await self._store.rows(where)
-
-    async def admitted_since(self, start: float) -> dict[str, int]:
-        return await self._store.admitted_since(start)
 
 
 def ledger_families(ledger: Ledger) -> Iterator[Family]:

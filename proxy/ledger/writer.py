@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 
 import structlog
 
@@ -34,8 +36,13 @@ class Ledger:
         batch_rows: int = DEFAULT_BATCH_ROWS,
         max_pending: int = DEFAULT_MAX_PENDING,
         enabled: bool = True,
+        flush_observer: Callable[[float], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        # Told how long each batch took to write (warmgate_ledger_flush_seconds).
+        self._flush_observer = flush_observer
+        self._monotonic = monotonic
         self.enabled = enabled
         self._interval_s = flush_interval_s
         self._batch_rows = batch_rows
@@ -115,6 +122,7 @@ class Ledger:
             if not batch:
                 return 0
             self._flushing = batch
+            started = self._monotonic()
             try:
                 inserted = await self.store.insert(batch)
             except BaseException:
@@ -122,6 +130,8 @@ class Ledger:
                 raise
             finally:
                 self._flushing = []
+                if self._flush_observer is not None:
+                    self._flush_observer(self._monotonic() - started)
             self.written += inserted
             return inserted
 
