@@ -1,6 +1,8 @@
 """Durable key records in SQLite or PostgreSQL: the source the key ring is refreshed from.
 
 A record holds the key's public fields and the SHA-256 of its secret, never the secret itself.
+Every call is bounded by the store's timeouts (`proxy.store.database`): a database that is down
+answers `StoreUnavailable` (503) to the admin API, and the refresher keeps its last snapshot.
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ class SqliteKeyStore(SqliteDatabase):
             "max_concurrency, quota, quota_period, expires_at, revoked, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
-        await self.run(lambda db: db.execute(sql, params))
+        await self.run(lambda db: db.execute(sql, params), write=True)
 
     async def load(self) -> list[tuple[str, Key]]:
         sql = f"SELECT {_COLUMNS} FROM warmgate_keys ORDER BY created_at, id"  # noqa: S608 constant
@@ -184,13 +186,13 @@ class SqliteKeyStore(SqliteDatabase):
             with transaction(db) as conn:
                 conn.execute(sql, params)
 
-        await self.run(run)
+        await self.run(run, write=True)
         return await self.get(key_id)
 
     async def revoke(self, key_id: str) -> Key | None:
         sql = "UPDATE warmgate_keys SET revoked = 1, updated_at = ? WHERE id = ?"
         now = self._clock()
-        await self.run(lambda db: db.execute(sql, (now, key_id)))
+        await self.run(lambda db: db.execute(sql, (now, key_id)), write=True)
         return await self.get(key_id)
 
 
@@ -200,7 +202,7 @@ class PostgresKeyStore(PostgresDatabase):
         self._clock = clock
 
     async def insert(self, key: Key, secret_hash: str) -> None:
-        await self.pool.execute(
+        await self.execute(
             "INSERT INTO warmgate_keys (id, name, secret_hash, allowed_models, rpm, "
             "max_concurrency, quota, quota_period, expires_at, revoked, created_at, updated_at) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -208,13 +210,13 @@ class PostgresKeyStore(PostgresDatabase):
         )
 
     async def load(self) -> list[tuple[str, Key]]:
-        rows = await self.pool.fetch(
+        rows = await self.fetch(
             f"SELECT {_COLUMNS} FROM warmgate_keys ORDER BY created_at, id"  # noqa: S608 constant
         )
         return [_row_to_key(tuple(row)) for row in rows]
 
     async def get(self, key_id: str) -> Key | None:
-        row = await self.pool.fetchrow(
+        row = await self.fetchrow(
             f"SELECT {_COLUMNS} FROM warmgate_keys WHERE id = $1",  # noqa: S608 constant
             key_id,
         )
@@ -225,11 +227,11 @@ class PostgresKeyStore(PostgresDatabase):
         columns["updated_at"] = self._clock()
         assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=1))
         sql = f"UPDATE warmgate_keys SET {assignments} WHERE id = ${len(columns) + 1}"  # noqa: S608
-        await self.pool.execute(sql, *columns.values(), key_id)
+        await self.execute(sql, *columns.values(), key_id)
         return await self.get(key_id)
 
     async def revoke(self, key_id: str) -> Key | None:
-        await self.pool.execute(
+        await self.execute(
             "UPDATE warmgate_keys SET revoked = TRUE, updated_at = $1 WHERE id = $2",
             self._clock(),
             key_id,

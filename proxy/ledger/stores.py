@@ -1,18 +1,25 @@
 """Ledger stores: SQLite (WAL, one dedicated thread) and PostgreSQL (asyncpg pool).
 
 Inserts are idempotent on the request id (`ON CONFLICT DO NOTHING`), so a re-flush after a
-failure or a restart never duplicates a row.
+failure or a restart never duplicates a row. An insert the database refuses for the values it
+holds raises `RowsRejected` (the writer then bisects the batch); one that fails because the
+database is away raises `StoreUnavailable` (the writer keeps the rows and retries).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import sys
+from collections.abc import Iterator
+from typing import Any
 
 from warmgate.proxy.ledger import schema
 from warmgate.proxy.ledger.row import FIELDS, LedgerRow
 from warmgate.proxy.ledger.usage import (
     GroupBy,
     LedgerStore,
+    RowsRejected,
     UsageBucket,
     UsageFilter,
     admitted_sql,
@@ -29,6 +36,7 @@ from warmgate.proxy.store.database import (
     parse_store_url,
     transaction,
 )
+from warmgate.proxy.store.outage import DEFAULT_READ_TIMEOUT_S, DEFAULT_WRITE_TIMEOUT_S
 
 _PG_ROWS_PER_STATEMENT = 1000  # 21 parameters a row, under PostgreSQL's 32767 per statement
 # Under SQLite's default 32766 variables per statement (3.32+) too. One multi-row INSERT per
@@ -75,16 +83,69 @@ def _insert_values(groups: str) -> str:
     )
 
 
-def open_ledger_store(url: str) -> LedgerStore:
+# What SQLite's driver raises for a value it cannot bind (an integer past 64 bits, a lone
+# surrogate) or a row a constraint or trigger refuses.
+_SQLITE_REJECTIONS = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.ProgrammingError,
+    sqlite3.InterfaceError,
+    OverflowError,
+    UnicodeEncodeError,
+)
+
+
+def _postgres_rejections() -> tuple[type[Exception], ...]:
+    """PostgreSQL's classes for a refused value: data exceptions (class 22, also what asyncpg
+    raises for an argument it cannot encode), integrity constraints (23, triggers included),
+    program limits (54: an index row too large)."""
+    errors = sys.modules["asyncpg"].exceptions
+    return (
+        errors.DataError,
+        errors.IntegrityConstraintViolationError,
+        errors.ProgramLimitExceededError,
+    )
+
+
+@contextlib.contextmanager
+def _rejections(kinds: tuple[type[Exception], ...]) -> Iterator[None]:
+    try:
+        yield
+    except kinds as exc:
+        raise RowsRejected(type(exc).__name__) from exc
+
+
+def open_ledger_store(
+    url: str,
+    *,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
+) -> LedgerStore:
     parsed = parse_store_url(url)
     if parsed.dialect == "sqlite":
-        return SqliteLedgerStore(parsed)
-    return PostgresLedgerStore(parsed)
+        return SqliteLedgerStore(
+            parsed, read_timeout_s=read_timeout_s, write_timeout_s=write_timeout_s
+        )
+    return PostgresLedgerStore(
+        parsed, read_timeout_s=read_timeout_s, write_timeout_s=write_timeout_s
+    )
 
 
 class SqliteLedgerStore(SqliteDatabase):
-    def __init__(self, url: StoreUrl) -> None:
-        super().__init__(url, "ledger", schema.SQLITE_STEPS)
+    def __init__(
+        self,
+        url: StoreUrl,
+        *,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
+    ) -> None:
+        super().__init__(
+            url,
+            "ledger",
+            schema.SQLITE_STEPS,
+            read_timeout_s=read_timeout_s,
+            write_timeout_s=write_timeout_s,
+        )
         self._statements: dict[int, str] = {}  # rows per statement (a power of two) -> INSERT
 
     async def insert(self, rows: list[LedgerRow]) -> int:
@@ -105,7 +166,8 @@ class SqliteLedgerStore(SqliteDatabase):
                     conn.execute(sql, params)
             return conn.total_changes - before
 
-        return await self.run(run)
+        with _rejections(_SQLITE_REJECTIONS):
+            return await self.run(run, write=True)
 
     async def get(self, request_id: str) -> LedgerRow | None:
         sql, _ = rows_sql("sqlite", UsageFilter())
@@ -130,13 +192,26 @@ class SqliteLedgerStore(SqliteDatabase):
 
 
 class PostgresLedgerStore(PostgresDatabase):
-    def __init__(self, url: StoreUrl) -> None:
-        super().__init__(url, "ledger", schema.POSTGRES_STEPS, max_connections=4)
+    def __init__(
+        self,
+        url: StoreUrl,
+        *,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
+    ) -> None:
+        super().__init__(
+            url,
+            "ledger",
+            schema.POSTGRES_STEPS,
+            max_connections=4,
+            read_timeout_s=read_timeout_s,
+            write_timeout_s=write_timeout_s,
+        )
         self._statements: dict[int, str] = {}  # rows per statement -> its INSERT
 
     async def insert(self, rows: list[LedgerRow]) -> int:
-        inserted = 0
-        async with self.pool.acquire() as conn, conn.transaction():
+        async def run(conn: Any) -> int:
+            inserted = 0
             for first in range(0, len(rows), _PG_ROWS_PER_STATEMENT):
                 chunk = rows[first : first + _PG_ROWS_PER_STATEMENT]
                 params = [value for row in chunk for value in row_params(row)]
@@ -145,24 +220,27 @@ class PostgresLedgerStore(PostgresDatabase):
                     sql = self._statements[len(chunk)] = _pg_insert_many(len(chunk))
                 status = await conn.execute(sql, *params)
                 inserted += int(status.rsplit(" ", 1)[-1])  # "INSERT 0 <n>"
-        return inserted
+            return inserted
+
+        with _rejections(_postgres_rejections()):
+            return await self.transact(run)
 
     async def get(self, request_id: str) -> LedgerRow | None:
         sql, _ = rows_sql("postgresql", UsageFilter())
         sql = sql.replace(" ORDER BY started_at", " WHERE request_id = $1")
-        record = await self.pool.fetchrow(sql, request_id)
+        record = await self.fetchrow(sql, request_id)
         return None if record is None else row_from_record(tuple(record))
 
     async def usage(self, where: UsageFilter, group_by: GroupBy | None) -> list[UsageBucket]:
         sql, params = usage_sql("postgresql", where, group_by)
-        records = await self.pool.fetch(sql, *params)
+        records = await self.fetch(sql, *params)
         return [bucket(tuple(record)) for record in records]
 
     async def rows(self, where: UsageFilter) -> list[LedgerRow]:
         sql, params = rows_sql("postgresql", where)
-        records = await self.pool.fetch(sql, *params)
+        records = await self.fetch(sql, *params)
         return [row_from_record(tuple(record)) for record in records]
 
     async def admitted_since(self, start: float) -> dict[str, int]:
-        records = await self.pool.fetch(admitted_sql("postgresql"), start)
+        records = await self.fetch(admitted_sql("postgresql"), start)
         return {str(record[0]): int(record[1]) for record in records}

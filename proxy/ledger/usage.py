@@ -41,7 +41,15 @@ def admitted_sql(dialect: Dialect) -> str:
     )
 
 
+class RowsRejected(Exception):  # noqa: N818  # named for what happened, as StoreUnavailable
+    """The database refused the rows of an insert for what they hold (a value it cannot store,
+    a constraint), not because it is away: a smaller batch may land."""
+
+
 class LedgerStore(Protocol):
+    """Inserts raise `RowsRejected` when the rows were refused, `StoreUnavailable` when the
+    database is away or too slow; reads raise `StoreUnavailable` likewise."""
+
     async def start(self, *, create: bool = True) -> None: ...
     async def close(self) -> None: ...
     async def insert(self, rows: list[LedgerRow]) -> int: ...

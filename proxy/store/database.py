@@ -4,7 +4,10 @@ Both share one URL (`[ledger] url`): `sqlite:///path/to/warmgate.db` or `postgre
 SQLite runs in WAL mode on one dedicated thread per store, so the event loop never blocks on disk;
 PostgreSQL goes through an asyncpg pool. Schema changes are numbered steps per component, applied
 once and recorded in `warmgate_schema`. `SqliteDatabase` and `PostgresDatabase` open and migrate
-one component's store; the key stores and the ledger stores are built on them.
+one component's store; the key stores, the ledger stores and the response bindings are built on
+them. Every call after `start()` is bounded (`proxy.store.outage`): a read by `read_timeout_s`, a
+write by `write_timeout_s`; past it, or when the database is away, the call raises
+`StoreUnavailable` (503) instead of hanging.
 """
 
 from __future__ import annotations
@@ -12,12 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import msgspec
+
+from warmgate.proxy.store.outage import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_READ_TIMEOUT_S,
+    DEFAULT_WRITE_TIMEOUT_S,
+    Deadlines,
+)
 
 Dialect = Literal["sqlite", "postgresql"]
 T = TypeVar("T")
@@ -154,10 +164,21 @@ class SqliteDatabase:
     """One component's SQLite file: opened in WAL mode and migrated by `start()`, then used from
     one dedicated thread, so the event loop never blocks on disk."""
 
-    def __init__(self, url: StoreUrl, component: str, steps: Sequence[str]) -> None:
+    def __init__(
+        self,
+        url: StoreUrl,
+        component: str,
+        steps: Sequence[str],
+        *,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
+    ) -> None:
         self._path = url.target
         self._component = component
         self._steps = steps
+        self.read_timeout_s = read_timeout_s
+        self.write_timeout_s = write_timeout_s
+        self._deadlines = Deadlines()
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
 
@@ -170,11 +191,14 @@ class SqliteDatabase:
         if not create and not await self._call(lambda: bool(self._path) and is_file(self._path)):
             raise StoreMissing(f"no {self._component} store at {self._path or ':memory:'}")
         self._conn = await self._call(lambda: connect_sqlite(self._path))
-        if not create and not await self.run(lambda conn: sqlite_version(conn, self._component)):
+        if not create and not await self._call(
+            lambda: sqlite_version(self._connection(), self._component)
+        ):
             raise StoreMissing(f"{self._path} holds no {self._component} store")
-        await self.run(lambda conn: migrate_sqlite(conn, self._component, self._steps))
+        await self._call(lambda: migrate_sqlite(self._connection(), self._component, self._steps))
 
     async def close(self) -> None:
+        await self._deadlines.close()
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await self._call(conn.close)
@@ -182,15 +206,19 @@ class SqliteDatabase:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """`fn(connection)` on the database's thread."""
+    async def run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        """`fn(connection)` on the database's thread, within the read (or write) timeout."""
+        conn = self._connection()
+        timeout_s = self.write_timeout_s if write else self.read_timeout_s
+        return await self._deadlines.run(self._call(lambda: fn(conn)), timeout_s)
+
+    def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RuntimeError(f"{self._component} store is not started")
-        conn = self._conn
-        return await self._call(lambda: fn(conn))
+        return self._conn
 
-    async def _call(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+    def _call(self, fn: Callable[[], T]) -> Awaitable[T]:
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
 
 class PostgresDatabase:
@@ -198,12 +226,24 @@ class PostgresDatabase:
     `start()`. The driver is imported only here, so only fleets with PostgreSQL load it."""
 
     def __init__(
-        self, url: StoreUrl, component: str, steps: Sequence[str], *, max_connections: int
+        self,
+        url: StoreUrl,
+        component: str,
+        steps: Sequence[str],
+        *,
+        max_connections: int,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
     ) -> None:
         self._dsn = url.target
         self._component = component
         self._steps = steps
         self._max_connections = max_connections
+        self.read_timeout_s = read_timeout_s
+        self.write_timeout_s = write_timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._deadlines = Deadlines()
         self._pool: Any = None
 
     async def start(self, *, create: bool = True) -> None:
@@ -212,7 +252,7 @@ class PostgresDatabase:
         import asyncpg  # noqa: PLC0415 only fleets with PostgreSQL load the driver
 
         self._pool = await asyncpg.create_pool(
-            self._dsn, min_size=1, max_size=self._max_connections
+            self._dsn, min_size=1, max_size=self._max_connections, timeout=self._connect_timeout_s
         )
         async with self._pool.acquire() as conn:
             if not create and not await postgres_version(conn, self._component):
@@ -221,9 +261,13 @@ class PostgresDatabase:
             await migrate_postgres(conn, self._component, self._steps)
 
     async def close(self) -> None:
+        await self._deadlines.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), timeout=self._connect_timeout_s)
+            except TimeoutError:  # connections held by a partition: drop them
+                pool.terminate()
 
     @property
     def pool(self) -> Any:
@@ -231,3 +275,25 @@ class PostgresDatabase:
         if self._pool is None:
             raise RuntimeError(f"{self._component} store is not started")
         return self._pool
+
+    async def fetch(self, sql: str, *args: object) -> list[Any]:
+        records: list[Any] = await self._deadlines.run(
+            self.pool.fetch(sql, *args), self.read_timeout_s
+        )
+        return records
+
+    async def fetchrow(self, sql: str, *args: object) -> Any:
+        return await self._deadlines.run(self.pool.fetchrow(sql, *args), self.read_timeout_s)
+
+    async def execute(self, sql: str, *args: object) -> str:
+        status: str = await self._deadlines.run(self.pool.execute(sql, *args), self.write_timeout_s)
+        return status
+
+    async def transact(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        """`fn(connection)` inside one transaction, within the write timeout."""
+
+        async def run() -> T:
+            async with self.pool.acquire() as conn, conn.transaction():
+                return await fn(conn)
+
+        return await self._deadlines.run(run(), self.write_timeout_s)
