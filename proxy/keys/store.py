@@ -22,6 +22,7 @@ from warmgate.proxy.store.database import (
     parse_store_url,
     transaction,
 )
+from warmgate.proxy.store.outage import DEFAULT_READ_TIMEOUT_S, DEFAULT_WRITE_TIMEOUT_S
 
 _COLUMNS = (
     "id, name, allowed_models, rpm, max_concurrency, quota, quota_period, expires_at, revoked, "
@@ -106,11 +107,18 @@ class KeyStore(Protocol):
     async def revoke(self, key_id: str) -> Key | None: ...
 
 
-def open_key_store(url: str, *, clock: Callable[[], float] = time.time) -> KeyStore:
+def open_key_store(
+    url: str,
+    *,
+    clock: Callable[[], float] = time.time,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
+) -> KeyStore:
     parsed = parse_store_url(url)
+    timeouts = {"read_timeout_s": read_timeout_s, "write_timeout_s": write_timeout_s}
     if parsed.dialect == "sqlite":
-        return SqliteKeyStore(parsed, clock=clock)
-    return PostgresKeyStore(parsed, clock=clock)
+        return SqliteKeyStore(parsed, clock=clock, **timeouts)
+    return PostgresKeyStore(parsed, clock=clock, **timeouts)
 
 
 def _models_text(models: list[str] | frozenset[str] | None) -> str | None:
@@ -152,8 +160,21 @@ def _insert_params(key: Key, secret_hash: str, now: float) -> tuple[Any, ...]:
 
 
 class SqliteKeyStore(SqliteDatabase):
-    def __init__(self, url: StoreUrl, *, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(url, "keys", _SQLITE_STEPS)
+    def __init__(
+        self,
+        url: StoreUrl,
+        *,
+        clock: Callable[[], float] = time.time,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
+    ) -> None:
+        super().__init__(
+            url,
+            "keys",
+            _SQLITE_STEPS,
+            read_timeout_s=read_timeout_s,
+            write_timeout_s=write_timeout_s,
+        )
         self._clock = clock
 
     async def insert(self, key: Key, secret_hash: str) -> None:
@@ -197,8 +218,22 @@ class SqliteKeyStore(SqliteDatabase):
 
 
 class PostgresKeyStore(PostgresDatabase):
-    def __init__(self, url: StoreUrl, *, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(url, "keys", _POSTGRES_STEPS, max_connections=2)
+    def __init__(
+        self,
+        url: StoreUrl,
+        *,
+        clock: Callable[[], float] = time.time,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
+    ) -> None:
+        super().__init__(
+            url,
+            "keys",
+            _POSTGRES_STEPS,
+            max_connections=2,
+            read_timeout_s=read_timeout_s,
+            write_timeout_s=write_timeout_s,
+        )
         self._clock = clock
 
     async def insert(self, key: Key, secret_hash: str) -> None:

@@ -8,10 +8,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from tests.support.ledger import T0, ledger_row
 from warmgate.proxy.ledger import (
     BilledReason,
     Ledger,
-    LedgerRow,
     UsageFilter,
     billing_decision,
     format_usd,
@@ -23,28 +23,7 @@ from warmgate.proxy.ledger.stores import SqliteLedgerStore
 from warmgate.proxy.store.database import parse_store_url
 
 DAY = 86_400.0
-T0 = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
-
-
-def make_row(request_id: str, **fields: object) -> LedgerRow:
-    values: dict[str, object] = {
-        "key_id": "key_a",
-        "model": "demo",
-        "backend": "b0",
-        "endpoint": "/v1/chat/completions",
-        "stream": False,
-        "started_at": T0,
-        "finished_at": T0 + 0.5,
-        "status": 200,
-        "billed": True,
-        "billed_reason": "completed",
-        "price_micro_usd": 1000,
-        "prompt_tokens": 10,
-        "cached_tokens": 4,
-        "completion_tokens": 7,
-    }
-    values.update(fields)
-    return LedgerRow(request_id=request_id, **values)  # type: ignore[arg-type]
+make_row = ledger_row
 
 
 @pytest.mark.parametrize(
