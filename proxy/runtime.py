@@ -11,20 +11,20 @@ from __future__ import annotations
 import gc
 import importlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from warmgate.proxy.keys import Key, KeyRefresher, KeyRing, OpenKeyRing, hash_secret, open_key_store
 from warmgate.proxy.ledger import (
-    Ledger,
     open_ledger,
 )
 from warmgate.proxy.limits import build_limiter
 from warmgate.proxy.limits.admission import Limiter
 from warmgate.proxy.observability.edge import SINGLE, EdgeMetrics, WorkerSeat
 from warmgate.proxy.observability.logs import RequestLog
-from warmgate.proxy.observability.metrics import Family, Metrics, MetricSource, Sample
+from warmgate.proxy.observability.metrics import Metrics, MetricSource
 from warmgate.proxy.observability.process import ProcessCollector
 from warmgate.proxy.observability.tracing import Tracer
 from warmgate.proxy.pipeline.relay import Relay
@@ -105,7 +105,11 @@ class Runtime:
             events=log,
         )
         self.keys: KeyRing = KeyRing() if settings.auth.enabled else OpenKeyRing()
-        self.key_store = open_key_store(settings.ledger_url)
+        self.key_store = open_key_store(
+            settings.ledger_url,
+            read_timeout_s=settings.ledger.read_timeout_s,
+            write_timeout_s=settings.ledger.write_timeout_s,
+        )
         self.key_refresher = KeyRefresher(
             self.key_store,
             self.keys,
@@ -117,9 +121,13 @@ class Runtime:
             flush_interval_s=settings.ledger.flush_interval_ms / 1000.0,
             batch_rows=settings.ledger.batch_rows,
             enabled=settings.ledger.enabled,
+            data_dir=Path(settings.data_dir).resolve(),
+            spool=settings.ledger.spool,
+            read_timeout_s=settings.ledger.read_timeout_s,
+            write_timeout_s=settings.ledger.write_timeout_s,
             flush_observer=self.metrics.observe_ledger_flush,
         )
-        self.metrics.add_collector(lambda: ledger_families(self.ledger))
+        self.metrics.add_collector(self.ledger.collect)
         # In-process quotas resume from the ledger's counts, so a restart hands out nothing twice.
         self.limiter: Limiter = build_limiter(
             enabled=settings.limits.enabled,
@@ -236,26 +244,3 @@ def build_tracer(settings: Settings, exporter: SpanExporter | None = None) -> Tr
         exporter=exporter,
     )
     return tracer
-
-
-def ledger_families(ledger: Ledger) -> Iterator[Family]:
-    """The ledger writer's queue and totals, at scrape time."""
-    yield Family(
-        "warmgate_ledger_queue_rows",
-        "Ledger rows recorded and not yet written to the store.",
-        "gauge",
-        [Sample((), float(ledger.pending))],
-        merge="sum",
-    )
-    yield Family(
-        "warmgate_ledger_rows_written_total",
-        "Ledger rows written to the store.",
-        "counter",
-        [Sample((), float(ledger.written))],
-    )
-    yield Family(
-        "warmgate_ledger_rows_dropped_total",
-        "Ledger rows dropped because the queue was full (the store was down for long).",
-        "counter",
-        [Sample((), float(ledger.dropped))],
-    )

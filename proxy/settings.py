@@ -167,6 +167,14 @@ class LedgerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     url_env: str | None = None
     flush_interval_ms: int = 100
     batch_rows: int = 500
+    # Each row is appended to a file under `data_dir` before its answer leaves, and replayed at
+    # the next start if it was not stored: a killed process loses no answered row. Off: it may
+    # lose the rows of its last flush window.
+    spool: bool = True
+    # Usage and admin reads (and the flush before them) answer 503 past this; a flush that
+    # takes longer than `write_timeout_s` is given up and retried.
+    read_timeout_s: PositiveSeconds = 5.0
+    write_timeout_s: PositiveSeconds = 10.0
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -306,17 +306,31 @@ class Ledger:
         """The ledger's gauges and counters, for `/metrics`."""
 
         def one(name: str, help_text: str, kind: str, value: float) -> Family:
-            return Family(name, help_text, kind, (Sample((), float(value)),))
+            # Every gauge here is a quantity of this process: the edge's is their sum.
+            merge = "sum" if kind == "gauge" else None
+            return Family(name, help_text, kind, (Sample((), float(value)),), merge=merge)
 
         spool = self.spool
         return (
             one(
-                "warmgate_ledger_pending_rows",
+                "warmgate_ledger_queue_rows",
                 "Rows recorded, not yet stored.",
                 "gauge",
                 self.pending,
             ),
             one("warmgate_ledger_rows_written_total", "Rows stored.", "counter", self.written),
+            one(
+                "warmgate_ledger_rows_dropped_total",
+                "Rows dropped from a full queue that no spool held (the store was away for long).",
+                "counter",
+                self.dropped,
+            ),
+            one(
+                "warmgate_ledger_rows_spilled_total",
+                "Rows left to the spool alone while the queue was full, stored once it drains.",
+                "counter",
+                self.spilled,
+            ),
             one(
                 "warmgate_ledger_rows_set_aside_total",
                 "Rows the database refused, kept in the dead-letter file.",

@@ -9,7 +9,7 @@ the limit slot, the error event for a stream that broke off, and the exchange's 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from warmgate.proxy.answers.shaping import StreamTranslator
 from warmgate.proxy.errors import BackendTimeout, StreamInterrupted
@@ -28,12 +28,28 @@ async def relay_stream(
     translator: StreamTranslator,
     *,
     close: Callable[[Exchange], None],
+    settle: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncGenerator[bytes, None]:
-    """The client's stream. Its `finally` releases the backend and the limit slot, accounts
-    the stream and `close`s the exchange, whether the stream ended, broke off, or the client
-    went away."""
+    """The client's stream. Its `finally` releases the backend and the limit slot, and
+    accounts the stream and `close`s the exchange if that has not happened yet, whether the
+    stream ended, broke off, or the client went away.
+
+    The exchange is closed (its ledger row recorded, and so spooled) before the bytes that end
+    the answer are yielded, the final event or the error event of a stream that broke off: a
+    client that has its whole answer has its row, even if the process is killed at once.
+    `settle` runs just before, for what must be done before the client can act on the answer
+    (a stored response's binding written to the shared store)."""
     outcome = Outcome.OK
     released = False
+    accounted = False
+
+    def account(result: Outcome) -> None:
+        nonlocal accounted
+        if not accounted:
+            accounted = True
+            account_stream(translator, exchange, result)
+            close(exchange)
+
     try:
         try:
             async for chunk in answer.chunks():
@@ -41,6 +57,11 @@ async def relay_stream(
                 out = translator.feed(chunk)
                 if out:
                     exchange.mark_first_byte()
+                if translator.complete and not accounted:  # `out` ends the answer
+                    if settle is not None:
+                        await settle()
+                    account(Outcome.SERVER_ERROR if translator.failed else Outcome.OK)
+                if out:
                     yield out
             released = True
             answer.release()
@@ -48,10 +69,14 @@ async def relay_stream(
                 outcome = Outcome.SERVER_ERROR
             elif not translator.complete:
                 outcome = Outcome.STREAM_CUT
-                yield translator.fail(StreamInterrupted("The model backend's stream broke off."))
+                end = translator.fail(StreamInterrupted("The model backend's stream broke off."))
+                account(outcome)
+                yield end
         except (StreamInterrupted, BackendTimeout) as error:
             outcome = Outcome.STREAM_CUT
-            yield translator.fail(error)
+            end = translator.fail(error)
+            account(outcome)
+            yield end
     except (asyncio.CancelledError, GeneratorExit):
         outcome = Outcome.CANCELLED
         exchange.cancelled = True
@@ -61,8 +86,7 @@ async def relay_stream(
             answer.abort()
         lease.finish(outcome)
         admission.release()
-        account_stream(translator, exchange, outcome)
-        close(exchange)
+        account(outcome)
 
 
 def account_stream(translator: StreamTranslator, exchange: Exchange, outcome: Outcome) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,7 +40,11 @@ def edge_settings(
     keys: list[dict[str, Any]] | None = None,
     flush_interval_ms: int = 20,
     limits_enabled: bool = True,
+    data_dir: Path | None = None,
+    ledger: dict[str, Any] | None = None,
 ) -> Settings:
+    """`data_dir` (the ledger's spool): by default the SQLite file's folder; `ledger`: more
+    `[ledger]` settings."""
     models: list[dict[str, Any]] = [
         {
             "name": "demo",
@@ -57,18 +62,20 @@ def edge_settings(
                 "backends": [{"url": url} for url in broken_urls],
             }
         )
+    if data_dir is None and ledger_url.startswith("sqlite:///"):
+        data_dir = Path(ledger_url.removeprefix("sqlite:///")).parent
     raw: dict[str, Any] = {
-        "data_dir": ledger_url,  # replaced below: settings need a directory
         "health": {"interval_s": 3600, "probe_path": "/health", "breaker_failures": 1000},
         "routing": {"load_poll_interval_s": 0, "policy": "round_robin"},
         "upstream": {"max_attempts": 1},
         "auth": {"admin_key_env": "WG_ADMIN_KEY", "refresh_interval_s": 3600},
         "limits": {"redis_url": redis_url, "enabled": limits_enabled},
-        "ledger": {"url": ledger_url, "flush_interval_ms": flush_interval_ms},
+        "ledger": {"url": ledger_url, "flush_interval_ms": flush_interval_ms, **(ledger or {})},
         "models": models,
         "keys": keys or [],
     }
-    raw.pop("data_dir")
+    if data_dir is not None:
+        raw["data_dir"] = str(data_dir)
     return parse_settings(raw)
 
 

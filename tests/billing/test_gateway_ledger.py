@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 from openai import AsyncOpenAI
 
+from benchmarks.cut_relay import CutRelay
 from tests.billing.edge import PRICE, PRICE_MICRO_USD, edge_settings, running_edge, sim_cluster
-from tests.support.ledger import stored_rows
-from warmgate.proxy.ledger import LedgerRow
+from tests.billing.held_backend import HeldStreamBackend
+from tests.support.ledger import spooled_rows, stored_rows
+from warmgate.proxy.ledger import LedgerRow, spool_directory
 
 MESSAGES: Any = [{"role": "user", "content": "Tell me about flat prices."}]
 
@@ -94,9 +98,11 @@ async def run_mix(base_url: str, secret: str) -> dict[str, str]:
 
 
 def test_concurrent_mixed_requests_leave_exactly_one_correctly_billed_row_each(
-    store_url: str, demo_sim: Any, broken_sim: Any
+    store_url: str, demo_sim: Any, broken_sim: Any, tmp_path: Path
 ) -> None:
-    settings = edge_settings(store_url, list(demo_sim.urls), list(broken_sim.urls))
+    settings = edge_settings(
+        store_url, list(demo_sim.urls), list(broken_sim.urls), data_dir=tmp_path
+    )
     with running_edge(settings) as edge:
         key_id, secret = edge.create_key(allowed_models=["demo", "broken"])
         expected = asyncio.run(run_mix(edge.base_url, secret))
@@ -152,3 +158,108 @@ def test_concurrent_mixed_requests_leave_exactly_one_correctly_billed_row_each(
         assert generation["price_usd"] == "0.002000"
         assert set(LedgerRow.__struct_fields__) <= set(generation)
     assert len(asyncio.run(stored_rows(store_url))) == len(rows)  # the restart added nothing
+
+
+UNSTORABLE_MODELS = ["m\u0000", "m\u0001\u001b[2J", "m\u007f\u0085", "m\ud800", "m" * 20_000]
+
+
+def test_a_nul_in_a_model_name_is_answered_and_billing_goes_on(
+    store_url: str, demo_sim: Any, tmp_path: Path
+) -> None:
+    settings = edge_settings(store_url, list(demo_sim.urls), data_dir=tmp_path)
+    with running_edge(settings) as edge:
+        key_id, secret = edge.create_key()
+        client = edge.sdk(secret)
+        refused: list[str] = []
+        for model in UNSTORABLE_MODELS:
+            # JSON escapes, as any client may send them (a lone surrogate is valid JSON text).
+            body = json.dumps({"model": model, "messages": MESSAGES, "max_tokens": 2})
+            answer = edge.http.post(
+                "/v1/chat/completions",
+                content=body,
+                headers={"authorization": f"Bearer {secret}", "content-type": "application/json"},
+            )
+            assert answer.status_code in {400, 404}, answer.text
+            assert answer.json()["error"]["type"] == "invalid_request_error"
+            refused.append(answer.headers["x-request-id"])
+        answered = []
+        for _ in range(5):
+            raw = client.chat.completions.with_raw_response.create(
+                model="demo", messages=MESSAGES, max_tokens=2
+            )
+            answered.append(raw.headers["x-request-id"])
+        usage = edge.get("/v1/usage", secret)
+        assert usage.status_code == 200, usage.text
+        assert usage.json()["total"]["requests"] == len(refused) + len(answered)
+        assert usage.json()["total"]["billed_requests"] == len(answered)
+    rows = {row.request_id: row for row in asyncio.run(stored_rows(store_url))}
+    assert set(refused) | set(answered) <= set(rows)
+    nul_row = rows[refused[0]]
+    assert (nul_row.key_id, nul_row.status, nul_row.model) == (key_id, 404, "m\ufffd")
+
+
+@pytest.mark.postgres
+def test_usage_and_admin_reads_answer_503_while_the_store_is_partitioned(
+    postgres_url: str, demo_sim: Any, tmp_path: Path
+) -> None:
+    with CutRelay("127.0.0.1", 5432) as relay:
+        settings = edge_settings(
+            relay.url_for(postgres_url),
+            list(demo_sim.urls),
+            data_dir=tmp_path,
+            ledger={"read_timeout_s": 1.0, "write_timeout_s": 1.0},
+        )
+        with running_edge(settings) as edge:
+            key_id, secret = edge.create_key()
+            client = edge.sdk(secret)
+            relay.partition()
+            # Answers go on without the database; their rows wait in the spool.
+            raw = client.chat.completions.with_raw_response.create(
+                model="demo", messages=MESSAGES, max_tokens=2
+            )
+            request_id = raw.headers["x-request-id"]
+            for answer in (
+                edge.get("/v1/usage", secret),
+                edge.get(f"/v1/generations/{request_id}-unknown", secret),
+                edge.admin("GET", "/admin/usage"),
+                edge.admin("GET", "/admin/keys"),
+                edge.admin("GET", f"/admin/keys/{key_id}"),
+                edge.admin("POST", "/admin/keys", json={"name": "during-the-cut"}),
+            ):
+                assert answer.status_code == 503, answer.text
+                assert answer.json()["error"]["code"] == "store_unavailable"
+                assert answer.json()["error"]["type"] == "server_error"
+            relay.restore()
+            usage = edge.get("/v1/usage", secret)
+            assert usage.status_code == 200, usage.text
+            assert usage.json()["total"]["requests"] == 1
+            assert edge.admin("GET", "/admin/keys").status_code == 200
+
+
+def test_a_row_is_spooled_before_the_answer_that_ends_it_leaves(tmp_path: Path) -> None:
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with HeldStreamBackend() as backend:
+        # An hour's flush window: the rows stay in the spool while the test looks.
+        settings = edge_settings(ledger_url, [backend.url], flush_interval_ms=3_600_000)
+        spool = spool_directory(tmp_path, ledger_url)
+        with running_edge(settings) as edge:
+            _, secret = edge.create_key()
+            headers = {"authorization": f"Bearer {secret}"}
+            body = {"model": "demo", "messages": MESSAGES}
+            answer = edge.http.post("/v1/chat/completions", json=body, headers=headers)
+            assert answer.status_code == 200
+            spooled = {row.request_id: row for row in spooled_rows(spool)}
+            assert spooled[answer.headers["x-request-id"]].billed_reason == "completed"
+
+            stream = {**body, "stream": True}
+            with edge.http.stream(
+                "POST", "/v1/chat/completions", json=stream, headers=headers
+            ) as events:
+                for line in events.iter_lines():
+                    if line == "data: [DONE]":
+                        break
+                # The backend still holds its stream open; the client has its whole answer.
+                spooled = {row.request_id: row for row in spooled_rows(spool)}
+                row = spooled[events.headers["x-request-id"]]
+                assert (row.billed_reason, row.completion_tokens) == ("completed", 1)
+                backend.release.set()

@@ -11,14 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
-import msgspec
 import pytest
 
 from benchmarks.cut_relay import CutRelay
-from tests.support.ledger import ledger_row, stored_rows
+from tests.support.ledger import ledger_row, spooled_rows, stored_rows
 from warmgate.proxy.ledger import (
     Ledger,
-    LedgerRow,
     open_ledger,
     open_ledger_store,
     spool_directory,
@@ -50,15 +48,6 @@ async def main(url, data_dir, stored, spooled):
 
 asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
 """
-
-
-def spooled_rows(directory: Path) -> list[LedgerRow]:
-    decode = msgspec.json.Decoder(LedgerRow).decode
-    return [
-        decode(line)
-        for segment in sorted(directory.glob("*.spool"))
-        for line in segment.read_bytes().splitlines()
-    ]
 
 
 def kill_after_recording(url: str, data_dir: Path, *, stored: int, spooled: int) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from warmgate.proxy.ledger import LedgerRow, UsageFilter, open_ledger_store
 
@@ -55,3 +57,13 @@ async def execute_sql(url: str, script: str) -> None:
         await conn.execute(script)
     finally:
         await conn.close()
+
+
+def spooled_rows(directory: Path) -> list[LedgerRow]:
+    """The rows in the spool segments under `directory` (the ledger's `spool_directory`)."""
+    decode = msgspec.json.Decoder(LedgerRow).decode
+    return [
+        decode(line)
+        for segment in sorted(directory.glob("*.spool"))
+        for line in segment.read_bytes().splitlines()
+    ]
