@@ -32,6 +32,7 @@ from warmgate.proxy.routing.bindings import ResponseBindings
 from warmgate.proxy.routing.catalog import declare
 from warmgate.proxy.routing.pool import Pool
 from warmgate.proxy.settings import Settings
+from warmgate.proxy.store.bindings import open_binding_store
 from warmgate.proxy.upstream.client import Upstream
 from warmgate.proxy.wire.views import DecodeOptions
 
@@ -139,7 +140,18 @@ class Runtime:
             if isinstance(source, MetricSource):
                 self.metrics.add_collector(source.metric_families)
         self.upstream = Upstream(settings.upstream)
-        self.bindings = ResponseBindings()
+        self.bindings = ResponseBindings(
+            open_binding_store(
+                settings.ledger_url,
+                read_timeout_s=settings.bindings.read_timeout_s,
+                write_timeout_s=settings.bindings.write_wait_s,
+            )
+            if settings.bindings.shared
+            else None,
+            capacity=settings.bindings.cache_entries,
+            wait_s=settings.bindings.write_wait_s,
+            retention_s=settings.bindings.retention_days * 86_400.0,
+        )
         self.relay = Relay(
             keys=self.keys,
             limiter=self.limiter,
@@ -188,6 +200,7 @@ class Runtime:
         try:
             await self.key_store.start()
             await self.key_refresher.start()
+            await self.bindings.start()
             await self.limiter.start()
             await self.upstream.start()
             await self.pool.start()
@@ -215,6 +228,7 @@ class Runtime:
                 await self.pool.close()
                 await self.upstream.close()
                 await self.limiter.close()
+                await self.bindings.close()
                 await self.key_refresher.close()
                 await self.key_store.close()
         finally:

@@ -177,6 +177,21 @@ class LedgerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     write_timeout_s: PositiveSeconds = 10.0
 
 
+class BindingsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Responses API ids bound to the backend holding each response."""
+
+    # Written through to the gateway's database (`[ledger] url`): every edge on it finds every
+    # response, also after a restart. Off: this edge's memory only.
+    shared: bool = True
+    # Bindings kept in this edge's memory (the newest); others cost one database read.
+    cache_entries: PositiveInt = 100_000
+    # An answer that creates a response waits at most this for its binding to be written.
+    write_wait_s: PositiveSeconds = 2.0
+    # A request naming a response this edge does not know answers 503 past this.
+    read_timeout_s: PositiveSeconds = 2.0
+    retention_days: PositiveSeconds = 30.0
+
+
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The HTTP edge itself."""
 
@@ -233,6 +248,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ledger: LedgerSettings = msgspec.field(default_factory=LedgerSettings)
     tracing: TracingSettings = msgspec.field(default_factory=TracingSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    bindings: BindingsSettings = msgspec.field(default_factory=BindingsSettings)
 
     @property
     def ledger_url(self) -> str:

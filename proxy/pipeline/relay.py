@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import NamedTuple
 
 from warmgate.proxy.answers.shaping import AnswerContext
@@ -129,7 +129,11 @@ class Relay:
         try:
             key = self._authenticate(inbound, exchange)
             view = self._decode(endpoint, inbound, exchange)
-            route = self._resolve(view, key, exchange)
+            route = (
+                self._resolve(view, exchange)
+                if view.response_ref is None
+                else await self._resolve_stored(view, key, exchange)
+            )
             self._authorize(key, view, route)
             admission = await self._admit(key, route, exchange, headers)
             body = endpoint.prepare(view, inbound.body, route.entry.served_name)
@@ -148,9 +152,15 @@ class Relay:
                     watch.stop()
                 streaming = True
                 lease, answer = connected
-                translator = translate(context, self._binder(exchange, lease.backend.id))
+                bind, settle = self._binder(exchange, lease.backend.id)
                 events = relay_stream(
-                    answer, lease, admission, exchange, translator, close=self._account
+                    answer,
+                    lease,
+                    admission,
+                    exchange,
+                    translate(context, bind),
+                    close=self._account,
+                    settle=settle,
                 )
                 return EventStream(events, headers=headers.items())
             return await self._respond(endpoint, context, connected, exchange, headers)
@@ -190,15 +200,18 @@ class Relay:
         exchange.stream = view.stream
         return view
 
-    def _resolve(self, view: RequestView, key: Key, exchange: Exchange) -> Route:
-        """The model's catalog entry and, for a request that names a stored response, the
-        backend holding it. A response is found only by the key that created it, and only
-        under the model it was created with."""
-        if view.response_ref is None:
-            entry = self._pool.resolve(view.model)
-            exchange.model = entry.name
-            return Route(entry)
-        binding = self._bindings.find(view.response_ref, key.id)
+    def _resolve(self, view: RequestView, exchange: Exchange) -> Route:
+        """The model's catalog entry."""
+        entry = self._pool.resolve(view.model)
+        exchange.model = entry.name
+        return Route(entry)
+
+    async def _resolve_stored(self, view: RequestView, key: Key, exchange: Exchange) -> Route:
+        """For a request that names a stored response: the model's entry and the backend
+        holding the response (from memory, or one read of the shared store). A response is
+        found only by the key that created it, and only under the model it was created with."""
+        assert view.response_ref is not None
+        binding = await self._bindings.find(view.response_ref, key.id)
         model = view.model or (binding.model if binding is not None else "")
         bound = self._pool.resolve(model) if model else None
         if binding is None or bound is None or binding.model != bound.name:
@@ -263,7 +276,8 @@ class Relay:
             exchange.cached_tokens = shaped.usage.cached_tokens
             exchange.completion_tokens = shaped.usage.completion_tokens
         if shaped.response_id is not None:
-            self._bind(shaped.response_id, exchange, lease.backend.id)
+            # Written before the answer leaves: the client's next request may reach any edge.
+            await self._bindings.landed(self._bind(shaped.response_id, exchange, lease.backend.id))
         exchange.completed = True
         exchange.mark_first_byte()
         return JsonResponse(
@@ -293,14 +307,30 @@ class Relay:
             price = self._prices[entry.name] = (micro, format_usd(micro))
         return price
 
-    def _bind(self, response_id: str, exchange: Exchange, backend_id: str) -> None:
+    def _bind(
+        self, response_id: str, exchange: Exchange, backend_id: str
+    ) -> asyncio.Future[None] | None:
+        """Bind a stored response to its backend; the write to wait for, if any."""
         if response_id and exchange.model is not None:
-            self._bindings.bind(response_id, Binding(exchange.key_id, exchange.model, backend_id))
+            return self._bindings.bind(
+                response_id, Binding(exchange.key_id, exchange.model, backend_id)
+            )
+        return None
 
-    def _binder(self, exchange: Exchange, backend_id: str) -> Callable[[str], None]:
-        """Binds a stored response to its backend as soon as a stream names it."""
+    def _binder(
+        self, exchange: Exchange, backend_id: str
+    ) -> tuple[Callable[[str], None], Callable[[], Awaitable[None]]]:
+        """For a stream: binds a stored response to its backend as soon as the stream names
+        it, and (the second) waits for that binding's write before the stream's last event."""
+        written: list[asyncio.Future[None]] = []
 
         def bind(response_id: str) -> None:
-            self._bind(response_id, exchange, backend_id)
+            landed = self._bind(response_id, exchange, backend_id)
+            if landed is not None:
+                written.append(landed)
 
-        return bind
+        async def settle() -> None:
+            for landed in written:
+                await self._bindings.landed(landed)
+
+        return bind, settle

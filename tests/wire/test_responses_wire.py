@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -157,15 +158,18 @@ def test_an_image_answer_without_image_bytes_is_an_error(payload: bytes) -> None
         images_response(payload, "url")
 
 
-def test_bindings_are_per_key_and_keep_the_newest() -> None:
-    bindings = ResponseBindings(capacity=2)
-    bindings.bind("resp_1", Binding("key_a", "demo", "demo@a"))
-    bindings.bind("resp_2", Binding("key_a", "demo", "demo@b"))
-    assert bindings.find("resp_1", "key_a") == Binding("key_a", "demo", "demo@a")
-    assert bindings.find("resp_1", "key_b") is None
-    bindings.bind("resp_3", Binding("key_a", "demo", "demo@a"))
-    assert bindings.find("resp_1", "key_a") is None
-    assert len(bindings) == 2
+def test_bindings_in_memory_are_per_key_and_keep_the_newest() -> None:
+    async def run() -> None:
+        bindings = ResponseBindings(capacity=2)
+        assert bindings.bind("resp_1", Binding("key_a", "demo", "demo@a")) is None
+        bindings.bind("resp_2", Binding("key_a", "demo", "demo@b"))
+        assert await bindings.find("resp_1", "key_a") == Binding("key_a", "demo", "demo@a")
+        assert await bindings.find("resp_1", "key_b") is None
+        bindings.bind("resp_3", Binding("key_a", "demo", "demo@a"))
+        assert await bindings.find("resp_1", "key_a") is None
+        assert len(bindings) == 2
+
+    asyncio.run(run())
 
 
 def test_events_name_the_public_model_instead_of_the_served_one() -> None:
