@@ -66,8 +66,9 @@ class Spool:
 
     # -- the request path --------------------------------------------------------------------
 
-    def append(self, row: LedgerRow) -> None:
-        """One row, one `write`; never raises (a full disk is logged once, then counted)."""
+    def append(self, row: LedgerRow) -> bool:
+        """One row, one `write`; False when it could not be written (a full disk: logged
+        once, then counted). Never raises."""
         segment = self._current
         try:
             if segment is None:
@@ -82,10 +83,11 @@ class Spool:
             if not self._failing:
                 self._failing = True
                 _log.error("ledger_spool_failed", error=type(exc).__name__, errno=exc.errno)
-            return
+            return False
         if self._failing:
             self._failing = False
             _log.info("ledger_spool_recovered", failures=self.failures)
+        return True
 
     # -- the writer ----------------------------------------------------------------------------
 
@@ -106,14 +108,15 @@ class Spool:
         for segment in sealed:
             segment.remove()
 
-    def claim(self) -> list[LedgerRow]:
-        """The rows of every segment no live process holds; those segments become sealed
-        segments of this spool, deleted by `discard` once the rows are stored."""
+    def claim(self, max_rows: int) -> list[LedgerRow]:
+        """The rows of segments no live process holds, whole segments until `max_rows` are
+        read (the rest wait for a later claim); those segments become sealed segments of this
+        spool, deleted by `discard` once the rows are stored."""
         self.directory.mkdir(parents=True, exist_ok=True)
         own = {segment.path for segment in self._segments()}
         rows: list[LedgerRow] = []
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
-            if path in own:
+            if path in own or len(rows) >= max_rows:
                 continue
             segment = _lock(path)
             if segment is None:

@@ -91,6 +91,7 @@ class Ledger:
         self._flush_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._store_failures = 0  # consecutive failed flushes
+        self._unspooled = 0  # rows queued since the spool last held them all
         self._swept_at = monotonic()
         self.dropped = 0
         self.spilled = 0
@@ -104,8 +105,8 @@ class Ledger:
         if not self.enabled:
             return
         row = sanitized(row)
-        if self.spool is not None:
-            self.spool.append(row)
+        if self.spool is not None and not self.spool.append(row):
+            self._unspooled += 1
         pending = self._pending
         if not pending:
             self._has_rows.set()
@@ -117,7 +118,7 @@ class Ledger:
 
     def _overflow(self) -> None:
         spool = self.spool
-        if spool is not None and not spool.failures:
+        if spool is not None and not self._unspooled:
             # Every queued row is in the spool: let its segments go and forget the rows here.
             spilled = len(self._pending)
             spool.close(keep=True)
@@ -205,6 +206,7 @@ class Ledger:
                 self.dead_letters.set_aside(rows, error)
             if spool is not None and took_all:
                 spool.discard()
+                self._unspooled = 0
             return inserted
 
     async def _insert(self, rows: list[LedgerRow], refused: list[tuple[LedgerRow, str]]) -> int:
@@ -223,7 +225,8 @@ class Ledger:
         """Queue the rows of spool segments no live process holds (a crash, a failed drain)."""
         if self.spool is None:
             return
-        rows = [sanitized(row) for row in self.spool.claim()]
+        room = max(self._batch_rows, self._max_pending // 2 - len(self._pending))
+        rows = [sanitized(row) for row in self.spool.claim(room)]
         if rows:
             self.replayed += len(rows)
             self._pending[:0] = rows
