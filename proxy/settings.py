@@ -189,7 +189,7 @@ class BindingsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     write_wait_s: PositiveSeconds = 2.0
     # A request naming a response this edge does not know answers 503 past this.
     read_timeout_s: PositiveSeconds = 2.0
-    retention_days: PositiveSeconds = 30.0
+    retention_days: Annotated[float, msgspec.Meta(gt=0)] = 30.0
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
