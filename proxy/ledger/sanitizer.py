@@ -61,8 +61,35 @@ def clean_text(value: str) -> str:
     return _UNSTORABLE.sub(REPLACEMENT, value)
 
 
+def _storable(row: LedgerRow) -> bool:
+    """The usual case, checked field by field without a loop over names."""
+    for text in (
+        row.request_id,
+        row.key_id,
+        row.model,
+        row.backend,
+        row.endpoint,
+        row.billed_reason,
+        row.error_code,
+    ):
+        if text is not None and (len(text) > MAX_TEXT_CHARS or not text.isprintable()):
+            return False
+    return (
+        0 <= row.status <= INT32_MAX
+        and 0 <= row.retries <= INT32_MAX
+        and 0 <= row.price_micro_usd <= MAX_PRICE_MICRO_USD
+        and 0 <= row.prompt_tokens <= MAX_TOKENS
+        and 0 <= row.cached_tokens <= MAX_TOKENS
+        and 0 <= row.completion_tokens <= MAX_TOKENS
+        and math.isfinite(row.started_at + row.finished_at + row.queue_ms + row.total_ms)
+        and (row.ttft_ms is None or math.isfinite(row.ttft_ms))
+    )
+
+
 def sanitized(row: LedgerRow) -> LedgerRow:
     """`row` itself when every value is storable, else a copy with the values made so."""
+    if _storable(row):
+        return row
     changes: dict[str, object] = {}
     for name in TEXT_FIELDS:
         text = getattr(row, name)
