@@ -187,6 +187,8 @@ class Ledger:
             batch = self._pending[:MAX_FLUSH_ROWS]
             self._pending = self._pending[MAX_FLUSH_ROWS:]
             if not batch:
+                if spool is not None:
+                    spool.discard()  # nothing queued, nothing in flight: every row is stored
                 return 0
             took_all = not self._pending  # then every row of the sealed segments is in batch
             self._flushing = batch

@@ -134,6 +134,9 @@ async def test_segments_are_deleted_once_their_rows_are_stored(
             assert spooled_rows(directory) == []  # no segment holds a stored row
         ledger.record(ledger_row("req_last"))
         assert [row.request_id for row in spooled_rows(directory)] == ["req_last"]
+        assert await ledger.flush() == 1
+        assert await ledger.flush() == 0  # an idle flush lets go of what is stored
+        assert spooled_rows(directory) == []
     assert list(directory.glob("*")) == []
 
 
