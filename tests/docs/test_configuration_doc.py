@@ -26,6 +26,7 @@ SECTIONS: dict[str, type[msgspec.Struct]] = {
     "`[[keys]]`": settings.StaticKeySettings,
     "`[limits]`": settings.LimitsSettings,
     "`[ledger]`": settings.LedgerSettings,
+    "`[bindings]`": settings.BindingsSettings,
     "`[metrics]`": settings.MetricsSettings,
     "`[tracing]`": settings.TracingSettings,
 }
