@@ -39,7 +39,7 @@ from warmgate.proxy.ledger.usage import (
     UsageBucket,
     UsageFilter,
 )
-from warmgate.proxy.observability.metrics import Family, Sample
+from warmgate.proxy.observability.metrics import Family, Merge, Sample
 from warmgate.proxy.store.outage import DEFAULT_READ_TIMEOUT_S, deadline
 
 DEFAULT_FLUSH_INTERVAL_S = 0.1
@@ -312,7 +312,7 @@ class Ledger:
 
         def one(name: str, help_text: str, kind: str, value: float) -> Family:
             # Every gauge here is a quantity of this process: the edge's is their sum.
-            merge = "sum" if kind == "gauge" else None
+            merge: Merge = "sum" if kind == "gauge" else None
             return Family(name, help_text, kind, (Sample((), float(value)),), merge=merge)
 
         spool = self.spool
