@@ -152,7 +152,8 @@ def test_a_response_made_on_edge_a_is_used_on_edge_b_and_after_a_restarts(
         for _ in range(2):  # both replicas in turn: the binding, not luck, finds it
             assert on_b.responses.retrieve(created.id).output_text == created.output_text
         events = list(on_a.responses.create(model="demo", input="stream", stream=True))
-        assert events[-1].type == "response.completed"
+        # The simulator, like SGLang, ends `incomplete` when the answer reaches the token limit.
+        assert events[-1].type in ("response.completed", "response.incomplete")
         streamed_id = events[-1].response.id
         assert on_b.responses.retrieve(streamed_id).id == streamed_id
         background = on_a.responses.create(model="demo", input="long task", background=True)
@@ -167,7 +168,8 @@ def test_a_response_made_on_edge_a_is_used_on_edge_b_and_after_a_restarts(
         again = on_a.responses.create(
             model="demo", input="and again", previous_response_id=follow.id, max_output_tokens=16
         )
-        assert again.status == "completed"
+        assert again.previous_response_id == follow.id
+        assert again.status in ("completed", "incomplete")  # 16 tokens may reach the limit
     finally:
         edge_a.stop()
         edge_b.stop()
