@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from warmgate.proxy.keys.key import Key
+from warmgate.proxy.limits.health import LimiterHealth
 
 Headers = list[tuple[str, str]]
 
@@ -32,6 +33,7 @@ class Limiter(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def admit(self, key: Key, model: str) -> Admission: ...
+    def health(self) -> LimiterHealth: ...
 
 
 class Unlimited:
@@ -45,3 +47,6 @@ class Unlimited:
 
     async def admit(self, key: Key, model: str) -> Admission:
         return Admission([])
+
+    def health(self) -> LimiterHealth:
+        return LimiterHealth()

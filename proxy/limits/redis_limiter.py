@@ -1,31 +1,46 @@
-"""Limits shared by every edge through Redis: one Lua script checks and counts atomically.
+"""Limits shared by every limiter process (workers, edges, regions) through Redis, without a
+round trip per request.
 
-Per key, in one hash slot (`{key id}`): a counter per minute window, a counter per quota period,
-and a sorted set of in-flight leases scored by their expiry, so that slots held by an edge that
-died come back after `lease_ttl_s` instead of leaking. The time comes from the caller's clock,
-so every edge (and a test's fake clock) decides with the same windows as `policy`.
+Each process leases units of a key's limits from Redis and admits requests from what it holds:
+a request waits for Redis only when its process holds none (then every request waiting beside
+it shares one round trip), and a process asks for more before it runs out. Redis counts units
+when it grants them, and never grants past a limit.
+
+What each limit guarantees (N = live limiter processes, from the registry in Redis):
+- Redis reachable: requests per minute, the quota of a day or month, and concurrent requests
+  are never exceeded, across all processes. Units granted but unused (at most 5 % of a limit
+  over all processes, `shares.SPARE_SHARE`; none at all for limits under 20 times N) may make a
+  key get less than its limit while other processes hold them; a process gives back what it
+  holds when its key has been idle for one renewal interval, and a window's units end with
+  the window. Concurrency slots held for a process lapse after `lease_ttl_s` unless renewed,
+  which the process does while its requests live; so the slots of a process that died come
+  back within `lease_ttl_s`.
+- Redis unreachable: never open. A process admits at most the units it holds plus its local
+  share (`local_share`, else 1/N) of what was left of each limit when it last heard from
+  Redis (`shares.degraded_cap`); in a window it never heard of, its local share of the whole
+  limit. With all N processes cut off, a key gets at most its limit in every window that
+  began during the outage. Admissions decided that way are counted and, once Redis answers
+  again, recorded there, so the rest of the window accounts for them. One log line when Redis
+  becomes unreachable and one when it is back; it is retried every `probe_interval_s`.
+- Slow Redis: a request that must wait for Redis waits at most `store_timeout_s` for a free
+  connection and as long again for the answer; then it is decided on local shares as above.
+  Requests never go ahead unchecked, whatever the error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-import secrets
+import contextlib
+import os
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import redis.asyncio as redis
-import structlog
-from redis.exceptions import RedisError
-
-from warmgate.proxy.errors import RateLimited
 from warmgate.proxy.keys.key import Key
 from warmgate.proxy.limits.admission import Admission
+from warmgate.proxy.limits.grants import KeyGrants, Tally, Waiter
+from warmgate.proxy.limits.health import EventLog, HealthTracker, LimiterHealth, StructlogEvents
+from warmgate.proxy.limits.limit_store import LimitStore, StoreUnavailableError
 from warmgate.proxy.limits.policy import (
-    MINUTE_S,
-    Counters,
-    Refusal,
     WindowClock,
     Windows,
     has_limits,
@@ -34,48 +49,13 @@ from warmgate.proxy.limits.policy import (
     with_default_rpm,
 )
 
-DEFAULT_LEASE_TTL_S = 900.0  # longer than any request: the upstream read timeout bounds one
 KEY_PREFIX = "warmgate:limits"
-
-_log = structlog.get_logger("warmgate.limits")
-
-# KEYS: rpm counter, quota counter, lease set.
-# ARGV: now, rpm, max_concurrency, quota (-1 = no limit), rpm_ttl_s, quota_ttl_s, lease id,
-#       lease expiry, lease set ttl_s.
-# Returns {refusal (0 none, 2 quota, 3 concurrency, 4 rpm), rpm used, in flight, quota used},
-# the counts being those before the request when refused and after it when admitted.
-_ADMIT = """
-local now = tonumber(ARGV[1])
-local rpm = tonumber(ARGV[2])
-local conc = tonumber(ARGV[3])
-local quota = tonumber(ARGV[4])
-local rpm_used = tonumber(redis.call('GET', KEYS[1]) or '0')
-local quota_used = tonumber(redis.call('GET', KEYS[2]) or '0')
-local in_flight = 0
-if conc >= 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  in_flight = redis.call('ZCARD', KEYS[3])
-end
-if quota >= 0 and quota_used >= quota then return {2, rpm_used, in_flight, quota_used} end
-if conc >= 0 and in_flight >= conc then return {3, rpm_used, in_flight, quota_used} end
-if rpm >= 0 and rpm_used >= rpm then return {4, rpm_used, in_flight, quota_used} end
-if rpm >= 0 then
-  rpm_used = redis.call('INCR', KEYS[1])
-  if rpm_used == 1 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
-end
-if quota >= 0 then
-  quota_used = redis.call('INCR', KEYS[2])
-  if quota_used == 1 then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
-end
-if conc >= 0 then
-  redis.call('ZADD', KEYS[3], ARGV[8], ARGV[7])
-  redis.call('EXPIRE', KEYS[3], ARGV[9])
-  in_flight = in_flight + 1
-end
-return {0, rpm_used, in_flight, quota_used}
-"""
-
-_REFUSALS = {2: Refusal.QUOTA, 3: Refusal.CONCURRENCY, 4: Refusal.RPM}
+DEFAULT_LEASE_TTL_S = 10.0
+DEFAULT_PROBE_INTERVAL_S = 1.0
+DEFAULT_STORE_TIMEOUT_S = 1.0
+DEFAULT_MAX_CONNECTIONS = 32
+# Renewals per lease: a holding survives two lost renewals in a row.
+RENEWALS_PER_LEASE = 3
 
 
 class RedisLimiter:
@@ -84,110 +64,288 @@ class RedisLimiter:
         url: str,
         *,
         clock: Callable[[], float] = time.time,
-        lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         prefix: str = KEY_PREFIX,
-        fail_open: bool = True,
         default_rpm: int | None = None,
+        lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+        probe_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
+        store_timeout_s: float = DEFAULT_STORE_TIMEOUT_S,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        local_share: float | None = None,
+        worker_count: int = 1,
+        process_id: str | None = None,
+        events: EventLog | None = None,
     ) -> None:
+        """`clock` gives the wall time of windows and leases (the same on every process);
+        `sleep` paces the background renewals (a test steps them with `maintain()` instead);
+        `local_share` is the part of each limit this process enforces when Redis is out (None:
+        1/N, N = live processes, counted from `worker_count` until Redis was first heard)."""
         self._url = url
-        self._default_rpm = default_rpm
         self._clock = clock
-        self._lease_ttl_s = lease_ttl_s
+        self._sleep = sleep
         self._prefix = prefix
-        self._fail_open = fail_open
-        self._redis: Any = None
-        self._script: Any = None
-        self._releases: set[asyncio.Task[None]] = set()
+        self._default_rpm = default_rpm
+        self._lease_ttl_s = lease_ttl_s
+        self._renew_interval_s = lease_ttl_s / RENEWALS_PER_LEASE
+        self._probe_interval_s = probe_interval_s
+        self._store_timeout_s = store_timeout_s
+        self._max_connections = max_connections
+        self._local_share = local_share
+        self._process_id = process_id or os.urandom(8).hex()
+        self._health = HealthTracker(events or StructlogEvents())
+        self._health.processes = max(1, worker_count)
+        self._store: LimitStore | None = None
+        self._grants: dict[str, KeyGrants] = {}
         self._windows = WindowClock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._maintainer: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return "RedisLimiter()"  # the URL may carry a password
 
+    # Lifecycle.
+
     async def start(self) -> None:
-        self._redis = redis.Redis.from_url(self._url)
-        self._script = self._redis.register_script(_ADMIT)
-        try:
-            await self._redis.ping()
-        except (OSError, RedisError) as exc:
-            if not self._fail_open:
-                raise
-            _log.warning("limits_store_unavailable", error=type(exc).__name__, fail_open=True)
+        self._store = LimitStore(
+            self._url,
+            prefix=self._prefix,
+            timeout_s=self._store_timeout_s,
+            max_connections=self._max_connections,
+        )
+        await self._heartbeat()  # unreachable: start on local shares, logged once
+        self._maintainer = asyncio.get_running_loop().create_task(self._maintain())
 
     async def close(self) -> None:
-        if self._releases:
-            await asyncio.gather(*self._releases, return_exceptions=True)
-        if self._redis is not None:
-            client, self._redis = self._redis, None
-            await client.aclose()
+        """Stop renewing, give back what this process holds (one try each), deregister."""
+        maintainer, self._maintainer = self._maintainer, None
+        if maintainer is not None:
+            maintainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintainer
+        await self.settle()
+        store, self._store = self._store, None
+        if store is None:
+            return
+        if self._health.reachable:
+            for key_id, grants in list(self._grants.items()):
+                if grants.holds_grants():
+                    self._exchange_soon(key_id, grants, keep_spares=False)
+            await self.settle()
+            with contextlib.suppress(StoreUnavailableError):
+                await store.leave(self._process_id)
+        await store.close()
 
-    def _keys(self, key: Key, windows: Windows) -> list[str]:
-        base = f"{self._prefix}:{{{key.id}}}"
-        period = windows.quota_label or "none"
-        return [f"{base}:rpm:{windows.minute}", f"{base}:quota:{period}", f"{base}:leases"]
+    async def settle(self) -> None:
+        """Wait until every exchange under way has ended (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def health(self) -> LimiterHealth:
+        return self._health.snapshot()
+
+    # The request path.
 
     async def admit(self, key: Key, model: str) -> Admission:
         key = with_default_rpm(key, self._default_rpm)
-        now = self._clock()
-        windows = self._windows.at(now, key.quota_period)
         if not has_limits(key):
             return Admission([])
-        quota, quota_ttl = -1, 60
-        if key.quota is not None and key.quota_period is not None:
-            quota = key.quota
-            quota_ttl = math.ceil(windows.quota_reset_s) + 60
-        lease = secrets.token_hex(8)
-        keys = self._keys(key, windows)
+        now = self._clock()
+        windows = self._windows.at(now, key.quota_period)
+        grants = self._grants.get(key.id)
+        if grants is None:
+            grants = self._grants[key.id] = KeyGrants(key, windows)
+        grants.refresh(key, windows)
+        grants.last_admit_s = now
+        if grants.may_skip_redis():
+            degraded = not self._health.reachable
+            refusal = grants.refusal(self._share() if degraded else None)
+            if refusal is None:
+                admission = self._admitted(grants, key, windows)
+                if degraded:
+                    self._health.degraded_admitted += 1
+                elif grants.runs_low(self._health.processes) and not grants.exchanging:
+                    self._exchange_soon(key.id, grants, keep_spares=True)
+                return admission
+            if degraded:
+                self._health.degraded_refused += 1
+                raise refusal_error(refusal, key, windows, grants.counters())
+        future: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
+        grants.waiters.append(Waiter(future, key, windows))
+        self._health.waits += 1
+        if not grants.exchanging:
+            self._exchange_soon(key.id, grants, keep_spares=True)
         try:
-            result = await self._script(
-                keys=keys,
-                args=[
-                    repr(now),
-                    -1 if key.rpm is None else key.rpm,
-                    -1 if key.max_concurrency is None else key.max_concurrency,
-                    quota,
-                    math.ceil(MINUTE_S) * 2,
-                    quota_ttl,
-                    lease,
-                    repr(now + self._lease_ttl_s),
-                    math.ceil(self._lease_ttl_s),
-                ],
-            )
-        except (OSError, RedisError) as exc:
-            return self._unavailable(exc)
-        code, rpm_used, in_flight, quota_used = (int(v) for v in result)
-        counters = Counters(rpm_used=rpm_used, concurrent=in_flight, quota_used=quota_used)
-        if code:
-            raise refusal_error(_REFUSALS[code], key, windows, counters)
-        if key.max_concurrency is None:
-            return Admission(ratelimit_headers(key, windows, counters))
-        lease_set = keys[2]
-        return Admission(
-            ratelimit_headers(key, windows, counters), lambda: self._release(lease_set, lease)
+            return await future
+        except asyncio.CancelledError:
+            # The client left: a slot handed over just before gives itself back.
+            if future.done() and not future.cancelled() and future.exception() is None:
+                future.result().release()
+            raise
+
+    def _admitted(self, grants: KeyGrants, key: Key, windows: Windows) -> Admission:
+        grants.take()
+        headers = ratelimit_headers(key, windows, grants.counters())
+        slots = grants.slots
+        if slots is None:
+            return Admission(headers)
+        key_id = key.id
+        return Admission(headers, lambda: self._release(key_id, grants, slots))
+
+    def _release(self, key_id: str, grants: KeyGrants, slots: Tally) -> None:
+        slots.release()
+        if not grants.holds_extra(self._health.processes):
+            return
+        if grants.exchanging or not self._health.reachable or self._store is None:
+            grants.dirty = True  # given back after the exchange under way, or once Redis is back
+        else:
+            self._exchange_soon(key_id, grants, keep_spares=True)
+
+    def _share(self) -> float:
+        if self._local_share is not None:
+            return self._local_share
+        return 1.0 / self._health.processes
+
+    # Exchanges with Redis, one at a time per key, each owned by this limiter.
+
+    def _exchange_soon(self, key_id: str, grants: KeyGrants, *, keep_spares: bool) -> None:
+        grants.exchanging = True
+        task = asyncio.get_running_loop().create_task(
+            self._exchange(key_id, grants, keep_spares=keep_spares)
         )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    def _unavailable(self, exc: BaseException) -> Admission:
-        _log.warning(
-            "limits_store_unavailable", error=type(exc).__name__, fail_open=self._fail_open
-        )
-        if not self._fail_open:
-            raise RateLimited(
-                "The rate limiter is unavailable. Please try again in 1s.",
-                headers={"retry-after": "1"},
-            )
-        return Admission([])
-
-    def _release(self, lease_set: str, lease: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._remove(lease_set, lease))
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
-
-    async def _remove(self, lease_set: str, lease: str) -> None:
+    async def _exchange(self, key_id: str, grants: KeyGrants, *, keep_spares: bool) -> None:
         try:
-            await self._redis.zrem(lease_set, lease)
-        except Exception as exc:  # noqa: BLE001 the lease expires by itself after lease_ttl_s
-            _log.warning("limits_release_failed", error=type(exc).__name__)
+            while True:
+                self._admit_from_stock(grants)
+                waiting = list(grants.waiters)
+                grants.waiters.clear()
+                if not await self._exchange_once(key_id, grants, waiting, keep_spares):
+                    break
+                if not grants.waiters and not grants.dirty:
+                    break
+        finally:
+            grants.exchanging = False
+            grants.waiters_in_exchange = False
 
-    async def settle(self) -> None:
-        """Wait until every released slot has reached Redis (tests, shutdown)."""
-        while self._releases:
-            await asyncio.gather(*self._releases, return_exceptions=True)
+    def _admit_from_stock(self, grants: KeyGrants) -> None:
+        """Requests that queued behind an exchange take units it brought, in order."""
+        while grants.waiters and grants.refusal(None) is None:
+            self._answer(grants, grants.waiters.popleft())
+
+    async def _exchange_once(
+        self, key_id: str, grants: KeyGrants, waiting: list[Waiter], keep_spares: bool
+    ) -> bool:
+        """One round trip; False when Redis could not be reached (the waiting requests are
+        then decided on local shares)."""
+        store = self._store
+        if store is None or not self._health.reachable:
+            self._decide_locally(grants, waiting)
+            grants.dirty = True
+            return False
+        now = self._clock()
+        planned = grants.plan(len(waiting), self._health.processes, keep_spares=keep_spares)
+        grants.dirty = False
+        grants.waiters_in_exchange = bool(waiting)
+        try:
+            admitted, answers = await store.exchange(
+                key_id,
+                grants.windows,
+                now=now,
+                process_id=self._process_id,
+                waiting=len(waiting),
+                planned=planned,
+                lease_ttl_s=self._lease_ttl_s,
+            )
+        except StoreUnavailableError as exc:
+            self._health.failed(str(exc), local_share=self._share())
+            self._decide_locally(grants, waiting)
+            grants.dirty = True
+            return False
+        finally:
+            grants.waiters_in_exchange = False
+        self._health.exchanges += 1
+        if self._health.answered():
+            self._reconcile_all()
+        refusal = grants.settle(planned, answers, len(waiting))
+        for position, waiter in enumerate(waiting):
+            if position < admitted:
+                self._answer(grants, waiter)
+            elif not waiter.future.done():
+                assert refusal is not None
+                waiter.future.set_exception(
+                    refusal_error(refusal, waiter.key, waiter.windows, grants.counters())
+                )
+        if grants.holds_extra(self._health.processes):
+            grants.dirty = True
+        return True
+
+    def _answer(self, grants: KeyGrants, waiter: Waiter) -> None:
+        """Admit a waiting request, unless its client left (its units stay in stock)."""
+        if not waiter.future.done():
+            waiter.future.set_result(self._admitted(grants, waiter.key, waiter.windows))
+
+    def _decide_locally(self, grants: KeyGrants, waiting: list[Waiter]) -> None:
+        share = self._share()
+        for waiter in waiting:
+            if waiter.future.done():
+                continue
+            refusal = grants.refusal(share)
+            if refusal is None:
+                self._health.degraded_admitted += 1
+                self._answer(grants, waiter)
+            else:
+                self._health.degraded_refused += 1
+                waiter.future.set_exception(
+                    refusal_error(refusal, waiter.key, waiter.windows, grants.counters())
+                )
+
+    # Maintenance: the registry heartbeat (the probe while Redis is out), renewals, returns.
+
+    async def _maintain(self) -> None:
+        while True:
+            await self._sleep(
+                self._renew_interval_s if self._health.reachable else self._probe_interval_s
+            )
+            await self.maintain()
+
+    async def maintain(self) -> None:
+        """One round of what runs in the background: heartbeat, then each key's exchange if
+        it holds slots to renew, spares of an idle key to give back, or a record to fix."""
+        if not await self._heartbeat():
+            return
+        now = self._clock()
+        for key_id, grants in list(self._grants.items()):
+            if grants.exchanging:
+                continue
+            # Units of a window that has ended are worth nothing: forget them, not return them.
+            grants.refresh(grants.key, self._windows.at(now, grants.key.quota_period))
+            idle = now - grants.last_admit_s >= self._renew_interval_s
+            if grants.dirty or (grants.slots is not None and grants.slots.mine > 0):
+                self._exchange_soon(key_id, grants, keep_spares=not idle)
+            elif idle and grants.holds_grants():
+                self._exchange_soon(key_id, grants, keep_spares=False)
+            elif idle and grants.idle():
+                del self._grants[key_id]
+
+    async def _heartbeat(self) -> bool:
+        store = self._store
+        if store is None:
+            return False
+        try:
+            processes = await store.heartbeat(
+                self._process_id, now=self._clock(), ttl_s=self._lease_ttl_s
+            )
+        except StoreUnavailableError as exc:
+            self._health.failed(str(exc), local_share=self._share())
+            return False
+        self._health.processes = processes
+        if self._health.answered():
+            self._reconcile_all()
+        return True
+
+    def _reconcile_all(self) -> None:
+        """Redis is back: record what was admitted on local shares meanwhile."""
+        for grants in self._grants.values():
+            grants.dirty = True
