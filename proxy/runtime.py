@@ -135,6 +135,9 @@ class Runtime:
             redis_url=settings.limits.redis_url,
             quota_seed=self.ledger.admitted_since,
             default_rpm=settings.limits.default_rpm,
+            local_share=settings.limits.local_share,
+            store_timeout_s=settings.limits.store_timeout_s,
+            events=log,
         )
         for source in (self.limiter, self.ledger):
             if isinstance(source, MetricSource):

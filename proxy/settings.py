@@ -143,9 +143,28 @@ class StaticKeySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
 
 
 class LimitsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Per-key limits store: in process, or Redis for a fleet of edges."""
+    """Per-key limits (requests per minute, concurrent requests, a quota per day or month):
+    held in this process, or shared through Redis by every worker and edge.
 
-    # Off: no per-key limit is enforced and no x-ratelimit-* header is sent.
+    What each mode guarantees, for every one of the three limits:
+    - No `redis_url`, one process: exact; quotas resume from the ledger after a restart.
+    - No `redis_url`, several workers of one edge: they cannot share counters, so each
+      enforces its part of every limit (the parts sum to the limit, one more unit to some
+      workers when it does not divide): no key ever gets more than its limit, but a key whose
+      requests all reach one worker gets only that worker's part, possibly 0 (a limit of 1
+      with 2 workers). Use Redis to share limits exactly among workers.
+    - `redis_url`, Redis reachable: never exceeded across all workers and edges. Each process
+      holds a few units leased ahead (at most 5 % of a limit in all; none for limits under
+      20 per process), so a request rarely waits a round trip to Redis; units held unused
+      by one process can make a key get up to 5 % less elsewhere for a short while.
+    - `redis_url`, Redis unreachable: never open. Each process admits what it holds plus
+      `local_share` (unset: 1 / the number of live processes, counted through Redis) of what
+      was left of each limit when it last heard from Redis, logs one line, counts every
+      decision, and goes back to shared limits on its own once Redis answers.
+    """
+
+    # Off: no per-key limit is enforced and no x-ratelimit-* header is sent (the model
+    # allow-list still holds: it is authorization, not a limit).
     enabled: bool = True
     # Redis shared by every edge, as a URL; or the name of the environment variable holding
     # it (`redis_url_env`), so that no password sits in the file. At most one of the two.
@@ -154,6 +173,12 @@ class LimitsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The requests per minute of every key with neither an rpm nor a quota (its answers carry
     # the x-ratelimit-* headers of that window); 0: such keys are unlimited, without headers.
     default_rpm: Annotated[int, msgspec.Meta(ge=0)] = 6000
+    # The part of each limit one process enforces while Redis is unreachable; unset: 1 / the
+    # number of live processes Redis last counted (before any answer: this edge's workers).
+    local_share: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
+    # Longest wait for Redis (a free connection, then its answer) before a request is decided
+    # on the local share; a cross-region Redis needs more than its round trip.
+    store_timeout_s: PositiveSeconds = 1.0
 
 
 class LedgerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
