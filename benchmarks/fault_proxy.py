@@ -4,6 +4,9 @@ replica): latency per direction, every connection cut, new connections refused, 
     async with FaultProxy("127.0.0.1", 6379) as proxy:
         url = f"redis://127.0.0.1:{proxy.port}/0"
         proxy.delay(to_server_s=0.04, to_client_s=0.0)  # 40 ms more per round trip
+        proxy.stall()          # bytes stop moving (connections stay open) ...
+        await proxy.stalled()  # ... until some are held back; then
+        proxy.resume()         # they go on, in order
         await proxy.cut()      # every open connection is dropped; new ones are still accepted
         await proxy.refuse()   # the port is closed (connect: refused) and open ones dropped
         await proxy.restore()  # the same port accepts again
@@ -68,9 +71,8 @@ class _Link:
         finally:
             sender.cancel()
 
-    @staticmethod
     async def _send(
-        queue: asyncio.Queue[tuple[float, bytes]], writer: asyncio.StreamWriter
+        self, queue: asyncio.Queue[tuple[float, bytes]], writer: asyncio.StreamWriter
     ) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -78,6 +80,7 @@ class _Link:
             wait_s = due - loop.time()
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
+            await self._proxy.flowing()
             if not chunk:
                 if writer.can_write_eof():
                     writer.write_eof()
@@ -111,6 +114,9 @@ class FaultProxy:
         self.to_server_s = 0.0
         self.to_client_s = 0.0
         self.accepted = 0  # connections accepted since start
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._held = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._links: dict[_Link, asyncio.Task[None]] = {}
 
@@ -140,6 +146,24 @@ class FaultProxy:
         """Hold the bytes going each way this long (0: none)."""
         self.to_server_s = to_server_s
         self.to_client_s = to_client_s
+
+    def stall(self) -> None:
+        """Hold every byte from now on (each way), connections open, until `resume()`."""
+        self._held.clear()
+        self._flowing.clear()
+
+    async def stalled(self) -> None:
+        """Return once bytes are being held by a stall."""
+        await self._held.wait()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    async def flowing(self) -> None:
+        """Wait, holding a link's next bytes, while stalled."""
+        if not self._flowing.is_set():
+            self._held.set()
+            await self._flowing.wait()
 
     async def cut(self) -> None:
         """Drop every open connection; new ones are still accepted."""
@@ -221,6 +245,21 @@ class FaultProxyThread:
     def delay(self, *, to_server_s: float = 0.0, to_client_s: float = 0.0) -> None:
         async def change() -> None:
             self.proxy.delay(to_server_s=to_server_s, to_client_s=to_client_s)
+
+        self._run(change())
+
+    def stall(self) -> None:
+        async def change() -> None:
+            self.proxy.stall()
+
+        self._run(change())
+
+    def stalled(self) -> None:
+        self._run(self.proxy.stalled())
+
+    def resume(self) -> None:
+        async def change() -> None:
+            self.proxy.resume()
 
         self._run(change())
 

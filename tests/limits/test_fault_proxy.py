@@ -59,6 +59,20 @@ async def test_each_direction_is_delayed_by_its_own_latency(proxy: FaultProxy) -
 
 
 @pytest.mark.anyio
+async def test_a_stall_holds_the_bytes_until_resumed(proxy: FaultProxy) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    proxy.stall()
+    writer.write(b"held")
+    await proxy.stalled()
+    reply = asyncio.create_task(reader.readexactly(4))
+    await asyncio.sleep(0)
+    assert not reply.done()
+    proxy.resume()
+    assert await reply == b"held"
+    writer.close()
+
+
+@pytest.mark.anyio
 async def test_a_cut_drops_open_connections_and_new_ones_still_work(proxy: FaultProxy) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
     writer.write(b"x")
