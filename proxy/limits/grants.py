@@ -25,7 +25,7 @@ SLOTS_WINDOW = "slots"
 
 
 class Tally:
-    __slots__ = ("limit", "mine", "total", "used", "window")
+    __slots__ = ("limit", "local_cap", "mine", "total", "used", "window")
 
     def __init__(self, window: int | str, limit: int) -> None:
         self.window = window
@@ -33,6 +33,9 @@ class Tally:
         self.used = 0
         self.mine = 0
         self.total = 0
+        # Set by the first decision on local shares in this window; it still bounds the
+        # window after Redis is back, until every process has told Redis what it admitted.
+        self.local_cap: int | None = None
 
     @property
     def stock(self) -> int:
@@ -42,8 +45,10 @@ class Tally:
         """What may be in use: the grants (`local_share` None: Redis is reachable), else the
         grants plus the local share of what was left (`shares.degraded_cap`)."""
         if local_share is None:
-            return self.mine
-        return degraded_cap(self.limit, self.mine, self.total, local_share)
+            return self.mine if self.local_cap is None else min(self.mine, self.local_cap)
+        if self.local_cap is None:
+            self.local_cap = degraded_cap(self.limit, self.mine, self.total, local_share)
+        return self.local_cap
 
     def release(self) -> None:
         """A request holding one of these concurrency slots ended."""
@@ -57,11 +62,11 @@ class Tally:
 
 
 class Waiter(NamedTuple):
-    """An admission waiting for an exchange with Redis; answered with an Admission or a 429."""
+    """An admission waiting for an exchange with Redis; answered with an Admission or a 429
+    (whose headers show the windows it was decided in)."""
 
     future: asyncio.Future[Admission]
     key: Key
-    windows: Windows
 
 
 class TallyRequest(NamedTuple):
@@ -181,6 +186,11 @@ class KeyGrants:
             or (rpm is not None and rpm.stock > 0)
         )
 
+    def forget_local_caps(self) -> None:
+        for tally in self.tallies():
+            if tally is not None:
+                tally.local_cap = None
+
     def idle(self) -> bool:
         slots = self.slots
         return not self.waiters and not self.exchanging and (slots is None or slots.used == 0)
@@ -194,7 +204,10 @@ class KeyGrants:
             if tally is None:
                 planned.append(None)
                 continue
-            keep = spare_cap(tally.limit, processes) if keep_spares else 0
+            # No spares for a window lived through on local shares: Redis may not yet know
+            # what the other processes admitted in it.
+            spare = keep_spares and tally.local_cap is None
+            keep = spare_cap(tally.limit, processes) if spare else 0
             wanted = tally.used + waiting + keep
             if wanted < tally.mine:
                 # Given back as far as this process is concerned, even should the exchange

@@ -56,6 +56,13 @@ DEFAULT_STORE_TIMEOUT_S = 1.0
 DEFAULT_MAX_CONNECTIONS = 32
 # Renewals per lease: a holding survives two lost renewals in a row.
 RENEWALS_PER_LEASE = 3
+# After an outage, local caps hold this many probe intervals: every process has found Redis
+# back by then and recorded what it admitted meanwhile.
+SETTLE_PROBES = 2
+# A process stays counted in the registry this many leases after its last heartbeat. Counting
+# one that died only makes local shares smaller; missing one that lives (a late heartbeat)
+# would make them too large, so the registry errs on the long side.
+REGISTRY_LEASES = 3
 
 
 class RedisLimiter:
@@ -99,6 +106,9 @@ class RedisLimiter:
         self._windows = WindowClock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._maintainer: asyncio.Task[None] | None = None
+        # After an outage: when every process has had time to find Redis back (its probe)
+        # and tell it what it admitted on local shares, so the windows' local caps can go.
+        self._local_caps_until: float | None = None
 
     def __repr__(self) -> str:
         return "RedisLimiter()"  # the URL may carry a password
@@ -150,6 +160,8 @@ class RedisLimiter:
         if not has_limits(key):
             return Admission([])
         now = self._clock()
+        if self._local_caps_until is not None:
+            self._expire_local_caps(now)
         windows = self._windows.at(now, key.quota_period)
         grants = self._grants.get(key.id)
         if grants is None:
@@ -160,7 +172,7 @@ class RedisLimiter:
             degraded = not self._health.reachable
             refusal = grants.refusal(self._share() if degraded else None)
             if refusal is None:
-                admission = self._admitted(grants, key, windows)
+                admission = self._admitted(grants, key)
                 if degraded:
                     self._health.degraded_admitted += 1
                 elif grants.runs_low(self._health.processes) and not grants.exchanging:
@@ -170,7 +182,7 @@ class RedisLimiter:
                 self._health.degraded_refused += 1
                 raise refusal_error(refusal, key, windows, grants.counters())
         future: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
-        grants.waiters.append(Waiter(future, key, windows))
+        grants.waiters.append(Waiter(future, key))
         self._health.waits += 1
         if not grants.exchanging:
             self._exchange_soon(key.id, grants, keep_spares=True)
@@ -182,9 +194,10 @@ class RedisLimiter:
                 future.result().release()
             raise
 
-    def _admitted(self, grants: KeyGrants, key: Key, windows: Windows) -> Admission:
+    def _admitted(self, grants: KeyGrants, key: Key) -> Admission:
+        """Admit a request in the tallies' windows (those of now: see `_roll`)."""
         grants.take()
-        headers = ratelimit_headers(key, windows, grants.counters())
+        headers = ratelimit_headers(key, grants.windows, grants.counters())
         slots = grants.slots
         if slots is None:
             return Admission(headers)
@@ -218,10 +231,15 @@ class RedisLimiter:
     async def _exchange(self, key_id: str, grants: KeyGrants, *, keep_spares: bool) -> None:
         try:
             while True:
+                self._roll(grants, grants.windows)  # units of an ended window are no use
                 self._admit_from_stock(grants)
                 waiting = list(grants.waiters)
                 grants.waiters.clear()
                 if not await self._exchange_once(key_id, grants, waiting, keep_spares):
+                    # Redis is out: the requests that queued meanwhile are decided now too.
+                    queued = list(grants.waiters)
+                    grants.waiters.clear()
+                    self._decide_locally(grants, queued)
                     break
                 if not grants.waiters and not grants.dirty:
                     break
@@ -245,13 +263,14 @@ class RedisLimiter:
             grants.dirty = True
             return False
         now = self._clock()
+        planned_windows = grants.windows
         planned = grants.plan(len(waiting), self._health.processes, keep_spares=keep_spares)
         grants.dirty = False
         grants.waiters_in_exchange = bool(waiting)
         try:
             admitted, answers = await store.exchange(
                 key_id,
-                grants.windows,
+                planned_windows,
                 now=now,
                 process_id=self._process_id,
                 waiting=len(waiting),
@@ -269,24 +288,43 @@ class RedisLimiter:
         if self._health.answered():
             self._reconcile_all()
         refusal = grants.settle(planned, answers, len(waiting))
+        if self._roll(grants, planned_windows):
+            # Units of a window that ended while they travelled: the requests go again, in
+            # the window they are decided in.
+            grants.waiters.extendleft(reversed(waiting))
+            return True
         for position, waiter in enumerate(waiting):
-            if position < admitted:
+            # Redis's room, and this window's local cap should it have one (see Tally).
+            local = grants.refusal(None)
+            if position < admitted and local is None:
                 self._answer(grants, waiter)
             elif not waiter.future.done():
-                assert refusal is not None
+                refused = local or refusal
+                assert refused is not None
                 waiter.future.set_exception(
-                    refusal_error(refusal, waiter.key, waiter.windows, grants.counters())
+                    refusal_error(refused, waiter.key, grants.windows, grants.counters())
                 )
         if grants.holds_extra(self._health.processes):
             grants.dirty = True
         return True
 
+    def _roll(self, grants: KeyGrants, since: Windows) -> bool:
+        """Move the tallies to the windows of now; True when a minute or quota period of
+        theirs has ended since `since`."""
+        now = self._windows.at(self._clock(), grants.key.quota_period)
+        ended = (grants.rpm is not None and now.minute != since.minute) or (
+            grants.quota is not None and now.quota_label != since.quota_label
+        )
+        grants.refresh(grants.key, now)
+        return ended
+
     def _answer(self, grants: KeyGrants, waiter: Waiter) -> None:
         """Admit a waiting request, unless its client left (its units stay in stock)."""
         if not waiter.future.done():
-            waiter.future.set_result(self._admitted(grants, waiter.key, waiter.windows))
+            waiter.future.set_result(self._admitted(grants, waiter.key))
 
     def _decide_locally(self, grants: KeyGrants, waiting: list[Waiter]) -> None:
+        self._roll(grants, grants.windows)  # a failed call may have outlasted its window
         share = self._share()
         for waiter in waiting:
             if waiter.future.done():
@@ -298,7 +336,7 @@ class RedisLimiter:
             else:
                 self._health.degraded_refused += 1
                 waiter.future.set_exception(
-                    refusal_error(refusal, waiter.key, waiter.windows, grants.counters())
+                    refusal_error(refusal, waiter.key, grants.windows, grants.counters())
                 )
 
     # Maintenance: the registry heartbeat (the probe while Redis is out), renewals, returns.
@@ -316,6 +354,7 @@ class RedisLimiter:
         if not await self._heartbeat():
             return
         now = self._clock()
+        self._expire_local_caps(now)
         for key_id, grants in list(self._grants.items()):
             if grants.exchanging:
                 continue
@@ -335,7 +374,7 @@ class RedisLimiter:
             return False
         try:
             processes = await store.heartbeat(
-                self._process_id, now=self._clock(), ttl_s=self._lease_ttl_s
+                self._process_id, now=self._clock(), ttl_s=self._lease_ttl_s * REGISTRY_LEASES
             )
         except StoreUnavailableError as exc:
             self._health.failed(str(exc), local_share=self._share())
@@ -345,7 +384,15 @@ class RedisLimiter:
             self._reconcile_all()
         return True
 
+    def _expire_local_caps(self, now: float) -> None:
+        until = self._local_caps_until
+        if until is not None and now >= until:
+            self._local_caps_until = None
+            for grants in self._grants.values():
+                grants.forget_local_caps()
+
     def _reconcile_all(self) -> None:
         """Redis is back: record what was admitted on local shares meanwhile."""
+        self._local_caps_until = self._clock() + SETTLE_PROBES * self._probe_interval_s
         for grants in self._grants.values():
             grants.dirty = True

@@ -131,6 +131,23 @@ async def test_one_process_with_spares_still_stops_at_the_exact_limit(
     assert len(admitted(await outcomes(edge, key, 10))) == 10
 
 
+async def test_units_that_arrive_after_their_minute_ended_are_not_used_in_the_next(
+    processes: Callable[..., Any], proxy: FaultProxy, clock: FakeClock
+) -> None:
+    clock.now = WINDOW_START + 59
+    (edge,) = await processes(1, url=f"redis://127.0.0.1:{proxy.port}/0")
+    key = new_key(rpm=2)
+    await edge.admit(key, "demo")
+    proxy.stall()
+    late = asyncio.create_task(edge.admit(key, "demo"))  # asks Redis for this minute's unit
+    await proxy.stalled()
+    clock.advance(1)  # the minute ends while the answer is on its way
+    proxy.resume()
+    assert dict((await late).headers)["x-ratelimit-remaining-requests"] == "1"
+    # It was decided in the new minute, with a unit of it: one is left there, not two.
+    assert len(admitted(await outcomes(edge, key, 3))) == 1
+
+
 async def test_a_full_connection_pool_makes_requests_wait_and_never_admits_unchecked(
     processes: Callable[..., Any], proxy: FaultProxy
 ) -> None:
@@ -178,6 +195,24 @@ async def test_unreachable_redis_leaves_each_process_its_local_share_never_open(
     assert events.names() == ["limits_store_unreachable"]  # one line, not one per request
 
 
+async def test_requests_queued_behind_an_exchange_that_fails_are_decided_on_local_shares(
+    processes: Callable[..., Any], proxy: FaultProxy, clock: FakeClock
+) -> None:
+    clock.now = WINDOW_START
+    (edge,) = await processes(1, url=f"redis://127.0.0.1:{proxy.port}/0")
+    key = new_key(rpm=10)
+    proxy.stall()
+    first = asyncio.create_task(edge.admit(key, "demo"))  # its exchange is held
+    await proxy.stalled()
+    queued = [asyncio.create_task(edge.admit(key, "demo")) for _ in range(3)]
+    await asyncio.sleep(0)  # they join the queue behind the held exchange
+    await proxy.refuse()  # the held exchange fails
+    async with asyncio.timeout(5):  # a bound, should they be stranded
+        results = await asyncio.gather(first, *queued)
+    assert all(isinstance(result, Admission) for result in results)
+    assert edge.health().degraded_admitted == 4
+
+
 async def test_a_configured_local_share_replaces_the_count_of_processes(
     processes: Callable[..., Any], proxy: FaultProxy, clock: FakeClock
 ) -> None:
@@ -211,6 +246,34 @@ async def test_after_an_outage_redis_is_used_again_and_learns_what_was_admitted(
     assert levels == [("warning", "limits_store_unreachable"), ("info", "limits_store_reachable")]
     recovered = events.lines[-1][2]
     assert (recovered["degraded_admitted"], recovered["degraded_refused"]) == (9, 11)
+
+
+async def test_a_window_lived_through_an_outage_stays_within_the_local_shares_after_it(
+    processes: Callable[..., Any], proxy: FaultProxy, clock: FakeClock
+) -> None:
+    clock.now = WINDOW_START
+    edges = await processes(3, url=f"redis://127.0.0.1:{proxy.port}/0")
+    for edge in edges:
+        await edge.maintain()
+    key = new_key(rpm=600)  # each process keeps up to 10 spares
+    await proxy.refuse()
+    assert [len(admitted(await outcomes(edge, key, 250))) for edge in edges] == [200] * 3
+    await proxy.restore()
+    first, *others = edges
+    await first.maintain()  # back first: Redis knows its 200, not yet the others' 400
+    await first.settle()
+    assert first.health().store == "reachable"
+    assert admitted(await outcomes(first, key, 50)) == []  # its share of this window is used
+    clock.advance(2)  # the others find Redis back and record theirs
+    for edge in others:
+        await edge.maintain()
+        await edge.settle()
+    await first.maintain()
+    # Redis holds exactly the 600 admitted: no spares were taken while it could not know.
+    assert [len(admitted(await outcomes(edge, key, 50))) for edge in edges] == [0, 0, 0]
+    clock.advance(60)  # the next window is shared through Redis again
+    total = sum([len(admitted(await outcomes(edge, key, 250))) for edge in edges])
+    assert 600 * 0.95 <= total <= 600  # less only by the spares the first two still hold
 
 
 async def test_a_redis_blip_during_a_release_does_not_hold_the_slot_for_long(
