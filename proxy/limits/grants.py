@@ -186,6 +186,17 @@ class KeyGrants:
             or (rpm is not None and rpm.stock > 0)
         )
 
+    def local_room(self) -> tuple[int, Refusal] | None:
+        """How many more requests the local caps of this window allow, and the limit that
+        binds, when a tally has one (see Tally.local_cap)."""
+        least: tuple[int, Refusal] | None = None
+        for refusal, tally in zip(LIMITS, self.tallies(), strict=True):
+            if tally is not None and tally.local_cap is not None:
+                room = max(0, tally.local_cap - tally.used)
+                if least is None or room < least[0]:
+                    least = (room, refusal)
+        return least
+
     def forget_local_caps(self) -> None:
         for tally in self.tallies():
             if tally is not None:

@@ -1,30 +1,14 @@
 """Limits shared by every limiter process (workers, edges, regions) through Redis, without a
-round trip per request.
+round trip per request (what each limit guarantees: the package's docstring).
 
 Each process leases units of a key's limits from Redis and admits requests from what it holds:
 a request waits for Redis only when its process holds none (then every request waiting beside
-it shares one round trip), and a process asks for more before it runs out. Redis counts units
-when it grants them, and never grants past a limit.
-
-What each limit guarantees (N = live limiter processes, from the registry in Redis):
-- Redis reachable: requests per minute, the quota of a day or month, and concurrent requests
-  are never exceeded, across all processes. Units granted but unused (at most 5 % of a limit
-  over all processes, `shares.SPARE_SHARE`; none at all for limits under 20 times N) may make a
-  key get less than its limit while other processes hold them; a process gives back what it
-  holds when its key has been idle for one renewal interval, and a window's units end with
-  the window. Concurrency slots held for a process lapse after `lease_ttl_s` unless renewed,
-  which the process does while its requests live; so the slots of a process that died come
-  back within `lease_ttl_s`.
-- Redis unreachable: never open. A process admits at most the units it holds plus its local
-  share (`local_share`, else 1/N) of what was left of each limit when it last heard from
-  Redis (`shares.degraded_cap`); in a window it never heard of, its local share of the whole
-  limit. With all N processes cut off, a key gets at most its limit in every window that
-  began during the outage. Admissions decided that way are counted and, once Redis answers
-  again, recorded there, so the rest of the window accounts for them. One log line when Redis
-  becomes unreachable and one when it is back; it is retried every `probe_interval_s`.
-- Slow Redis: a request that must wait for Redis waits at most `store_timeout_s` for a free
-  connection and as long again for the answer; then it is decided on local shares as above.
-  Requests never go ahead unchecked, whatever the error.
+it shares one round trip), and a process asks for more when half of its spares are used.
+Redis counts units when it grants them, and never grants past a limit. Concurrency slots are
+leased for `lease_ttl_s` and renewed while their requests live. When Redis fails, requests
+are decided on local shares at once, the state change is logged once, counted in `health()`,
+and Redis is probed every `probe_interval_s` until it answers. A request that must wait for
+Redis waits at most `store_timeout_s` for a free connection and as long for the answer.
 """
 
 from __future__ import annotations
@@ -41,6 +25,7 @@ from warmgate.proxy.limits.grants import KeyGrants, Tally, Waiter
 from warmgate.proxy.limits.health import EventLog, HealthTracker, LimiterHealth, StructlogEvents
 from warmgate.proxy.limits.limit_store import LimitStore, StoreUnavailableError
 from warmgate.proxy.limits.policy import (
+    Refusal,
     WindowClock,
     Windows,
     has_limits,
@@ -262,6 +247,12 @@ class RedisLimiter:
             self._decide_locally(grants, waiting)
             grants.dirty = True
             return False
+        local = grants.local_room()
+        if local is not None and len(waiting) > local[0]:
+            # Beyond this window's local cap: refused without asking Redis for units they
+            # could not use (see Tally.local_cap).
+            waiting, beyond = waiting[: local[0]], waiting[local[0] :]
+            self._refuse(grants, beyond, local[1])
         now = self._clock()
         planned_windows = grants.windows
         planned = grants.plan(len(waiting), self._health.processes, keep_spares=keep_spares)
@@ -293,17 +284,10 @@ class RedisLimiter:
             # the window they are decided in.
             grants.waiters.extendleft(reversed(waiting))
             return True
-        for position, waiter in enumerate(waiting):
-            # Redis's room, and this window's local cap should it have one (see Tally).
-            local = grants.refusal(None)
-            if position < admitted and local is None:
-                self._answer(grants, waiter)
-            elif not waiter.future.done():
-                refused = local or refusal
-                assert refused is not None
-                waiter.future.set_exception(
-                    refusal_error(refused, waiter.key, grants.windows, grants.counters())
-                )
+        for waiter in waiting[:admitted]:
+            self._answer(grants, waiter)
+        if refusal is not None:
+            self._refuse(grants, waiting[admitted:], refusal)
         if grants.holds_extra(self._health.processes):
             grants.dirty = True
         return True
@@ -322,6 +306,13 @@ class RedisLimiter:
         """Admit a waiting request, unless its client left (its units stay in stock)."""
         if not waiter.future.done():
             waiter.future.set_result(self._admitted(grants, waiter.key))
+
+    def _refuse(self, grants: KeyGrants, waiting: list[Waiter], refusal: Refusal) -> None:
+        for waiter in waiting:
+            if not waiter.future.done():
+                waiter.future.set_exception(
+                    refusal_error(refusal, waiter.key, grants.windows, grants.counters())
+                )
 
     def _decide_locally(self, grants: KeyGrants, waiting: list[Waiter]) -> None:
         self._roll(grants, grants.windows)  # a failed call may have outlasted its window
