@@ -152,7 +152,9 @@ async def test_a_full_connection_pool_makes_requests_wait_and_never_admits_unche
     processes: Callable[..., Any], proxy: FaultProxy
 ) -> None:
     proxy.delay(to_server_s=0.005)  # every round trip holds the one connection a while
-    (edge,) = await processes(1, url=f"redis://127.0.0.1:{proxy.port}/0", max_connections=1)
+    (edge,) = await processes(
+        1, url=f"redis://127.0.0.1:{proxy.port}/0", max_connections=1, store_timeout_s=30
+    )
     keys = [new_key(quota=1, quota_period="day") for _ in range(30)]
     per_key = await asyncio.gather(*(outcomes(edge, key, 3) for key in keys))
     assert [len(admitted(results)) for results in per_key] == [1] * 30
