@@ -230,7 +230,7 @@ class KeyGrants:
         return planned
 
     @staticmethod
-    def settle(
+    def record_answer(
         planned: list[Planned | None], answers: list[TallyAnswer | None], waiting: int
     ) -> Refusal | None:
         """Record Redis's answer in the planned tallies; the limit that left no room for all

@@ -278,7 +278,7 @@ class RedisLimiter:
         self._health.exchanges += 1
         if self._health.answered():
             self._reconcile_all()
-        refusal = grants.settle(planned, answers, len(waiting))
+        refusal = grants.record_answer(planned, answers, len(waiting))
         if self._roll(grants, planned_windows):
             # Units of a window that ended while they travelled: the requests go again, in
             # the window they are decided in.
