@@ -22,6 +22,7 @@ from warmgate.proxy.ledger import (
 )
 from warmgate.proxy.limits import build_limiter
 from warmgate.proxy.limits.admission import Limiter
+from warmgate.proxy.limits.health import limiter_families
 from warmgate.proxy.observability.edge import SINGLE, EdgeMetrics, WorkerSeat
 from warmgate.proxy.observability.logs import RequestLog
 from warmgate.proxy.observability.metrics import Metrics, MetricSource
@@ -137,8 +138,11 @@ class Runtime:
             default_rpm=settings.limits.default_rpm,
             local_share=settings.limits.local_share,
             store_timeout_s=settings.limits.store_timeout_s,
+            worker_count=worker.workers,
+            worker_index=worker.number,
             events=log,
         )
+        self.metrics.add_collector(lambda: limiter_families(self.limiter.health()))
         for source in (self.limiter, self.ledger):
             if isinstance(source, MetricSource):
                 self.metrics.add_collector(source.metric_families)

@@ -140,7 +140,7 @@ def serve_workers(
         _log.warning(
             "limits_per_worker",
             workers=workers,
-            detail="without [limits] redis_url each worker counts its own requests",
+            detail="without [limits] redis_url each worker enforces its part of every limit",
         )
     return Supervisor(settings, sock, workers, on_started=on_started).run()
 

@@ -16,6 +16,8 @@ from typing import Literal, Protocol
 import msgspec
 import structlog
 
+from warmgate.proxy.observability.metrics import Family, Sample
+
 StoreState = Literal["none", "reachable", "unreachable"]
 
 
@@ -113,3 +115,53 @@ class HealthTracker:
             degraded_admitted=self.degraded_admitted,
             degraded_refused=self.degraded_refused,
         )
+
+
+def limiter_families(health: LimiterHealth) -> list[Family]:
+    """A limiter's health as `/metrics` families (a worker's counters, summed for the edge)."""
+
+    def counter(name: str, help_text: str, value: int) -> Family:
+        return Family(name, help_text, "counter", (Sample((), float(value)),))
+
+    families = [
+        counter(
+            "warmgate_limits_store_round_trips_total",
+            "Round trips with the shared limits store that granted or returned units.",
+            health.exchanges,
+        ),
+        counter(
+            "warmgate_limits_waits_total",
+            "Requests that waited for a round trip with the shared limits store.",
+            health.waits,
+        ),
+        counter(
+            "warmgate_limits_store_errors_total",
+            "Calls to the shared limits store that failed (refused, timed out, no connection).",
+            health.store_errors,
+        ),
+        counter(
+            "warmgate_limits_store_outages_total",
+            "Times the shared limits store became unreachable.",
+            health.outages,
+        ),
+        Family(
+            "warmgate_limits_degraded_decisions_total",
+            "Admissions decided on local shares while the shared limits store was unreachable.",
+            "counter",
+            (
+                Sample((("outcome", "admitted"),), float(health.degraded_admitted)),
+                Sample((("outcome", "refused"),), float(health.degraded_refused)),
+            ),
+        ),
+    ]
+    if health.store != "none":
+        families.append(
+            Family(
+                "warmgate_limits_store_reachable",
+                "1 while the shared limits store answers, 0 while limits run on local shares.",
+                "gauge",
+                (Sample((), 1.0 if health.store == "reachable" else 0.0),),
+                merge="min",
+            )
+        )
+    return families

@@ -178,6 +178,7 @@ def refusal_error(refusal: Refusal, key: Key, windows: Windows, counters: Counte
         return RateLimited(
             f"Rate limit reached for concurrent requests: limit {key.max_concurrency}, "
             f"in flight {counters.concurrent}. Please try again in 1s.",
+            limit="concurrency",
             headers=headers,
         )
     reset_s = windows.minute_reset_s
@@ -185,6 +186,7 @@ def refusal_error(refusal: Refusal, key: Key, windows: Windows, counters: Counte
     return RateLimited(
         f"Rate limit reached for requests per min (RPM): limit {key.rpm}, used "
         f"{counters.rpm_used}. Please try again in {go_duration(reset_s)}.",
+        limit="rpm",
         headers=headers,
     )
 
