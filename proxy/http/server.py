@@ -12,7 +12,8 @@ import contextlib
 import importlib
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from types import FrameType
 
 import uvicorn
@@ -91,6 +92,22 @@ def describe(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+@contextlib.contextmanager
+def _stop_signals_to(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """SIGTERM and SIGINT handled by `handler` (in the main thread only, where signals are
+    delivered); the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
+
+
 async def run(
     app: Litestar, config: uvicorn.Config, sock: socket.socket, stop_when: int | None = None
 ) -> str | None:
@@ -101,7 +118,12 @@ async def run(
     runtime: Runtime = app.state.runtime
     loop = asyncio.get_running_loop()
     server = GracefulServer(config, runtime.drain, loop)
+    # A SIGTERM while the resources start (a spool replayed, a slow database) must end in a
+    # clean stop too: the server's own handler takes the signals from now on, and uvicorn
+    # installs the same one, so no signal falls between the two. Before the server has
+    # started it only marks the stop, and `serve` then returns at once.
     async with contextlib.AsyncExitStack() as resources:
+        resources.enter_context(_stop_signals_to(server.handle_exit))
         try:
             await resources.enter_async_context(runtime.lifespan(app))
         except Exception as exc:  # noqa: BLE001 - any start-up failure ends as one line

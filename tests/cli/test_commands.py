@@ -8,6 +8,7 @@ never a credential.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -171,3 +172,26 @@ def test_sim_on_a_port_in_use_is_one_line_and_status_1() -> None:
     line = one_line(err)
     assert status == 1
     assert f"127.0.0.1:{port}" in line
+
+
+def test_a_sigterm_while_serve_starts_stops_it_cleanly(tmp_path: Path) -> None:
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        'data_dir = "state"\n[health]\nenabled = false\n'
+        '[[models]]\nname = "demo"\nbackends = [{ url = "http://127.0.0.1:1" }]\n',
+        encoding="utf-8",
+    )
+    # The banner comes once every resource is up, before uvicorn serves: a signal sent as
+    # soon as it appears lands in that gap, where a process without a handler of its own dies.
+    argv = [sys.executable, "-m", "warmgate.proxy.cli", "serve", "--config", str(config)]
+    for _ in range(3):
+        with subprocess.Popen(  # noqa: S603  # the test's own arguments
+            [*argv, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as serve:
+            assert serve.stdout is not None
+            for line in serve.stdout:
+                if line.startswith("Warmgate is serving on"):
+                    break
+            serve.send_signal(signal.SIGTERM)
+            serve.stdout.read()
+            assert serve.wait(timeout=60) == 0
