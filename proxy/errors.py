@@ -105,16 +105,38 @@ class MethodNotAllowed(GatewayError):
     code = "method_not_allowed"
 
 
+class RequestTimeout(GatewayError):
+    """The client did not send its request's headers in time."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
 
 
+class UriTooLong(GatewayError):
+    status = 414
+    type = "invalid_request_error"
+    code = "uri_too_long"
+
+
 class UnsupportedMediaType(GatewayError):
     status = 415
     type = "invalid_request_error"
     code = "unsupported_media_type"
+
+
+class HeadersTooLarge(GatewayError):
+    """The request's header fields are too many or too large in total."""
+
+    status = 431
+    type = "invalid_request_error"
+    code = "request_header_fields_too_large"
 
 
 class RateLimited(GatewayError):
@@ -150,6 +172,10 @@ class BackendError(GatewayError):
     status = 502
     type = "server_error"
     code = "backend_error"
+
+
+class AnswerTooLarge(BackendError):
+    """The backend's answer is larger than the gateway holds in memory."""
 
 
 class BackendUnreachable(BackendError):

@@ -47,7 +47,11 @@ class ModelSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     aliases: list[str] = msgspec.field(default_factory=list)
     # Flat USD per billed request; a TOML string ("0.002") keeps it exact.
     price_per_request: Decimal = Decimal(0)
-    context_length: int | None = None
+    # The longest prompt plus completion the model takes: `max_tokens` above it is a 400.
+    context_length: PositiveInt | None = None
+    # An embedding model's vector width: `dimensions` above it is a 400. Unset: the gateway
+    # still refuses `dimensions` above MAX_EMBEDDING_DIMENSIONS.
+    embedding_dimensions: PositiveInt | None = None
     policy: Policy = "cache_aware"
     backends: list[BackendSettings] = msgspec.field(default_factory=list)
 
@@ -234,6 +238,21 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Processes serving the one port (each with its own event loop); 0: one per CPU core.
     # Limits are exact across them with Redis; the ledger and keys are shared by the store.
     workers: Annotated[int, msgspec.Meta(ge=0)] = 1
+
+    # A request's head: its request line and header fields, in bytes (a longer URL gets 414,
+    # more header bytes 431), and how many header fields (more get 431). The connection is
+    # closed after either answer.
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 32 * 1024
+    max_header_count: PositiveInt = 100
+    # A client must send its whole head within this long of connecting (or, on a kept-alive
+    # connection, of its first byte): else 408 and the connection is closed (slowloris).
+    header_timeout_s: PositiveSeconds = 10.0
+    # The largest backend answer held in memory: a whole (non-streamed) answer, or one event
+    # of a stream. A larger one is a 502 and the backend's connection is closed.
+    max_answer_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024 * 1024
+    # The environment variable holding the key `GET /metrics` asks for (`Authorization:
+    # Bearer <key>`); unset: /metrics is open, as Prometheus scrapes by default.
+    metrics_key_env: str | None = None
 
 
 class TracingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

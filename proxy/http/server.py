@@ -19,6 +19,7 @@ from types import FrameType
 import uvicorn
 from litestar import Litestar
 
+from warmgate.proxy.http.protocol import guarded_protocol
 from warmgate.proxy.runtime import Runtime
 
 BACKLOG = 2048
@@ -140,12 +141,13 @@ async def run(
     return None
 
 
-def serve(app: Litestar, sock: socket.socket, *, stop_when: int | None = None) -> str | None:
-    """Serve `app` on `sock` (uvloop, httptools); resources start and stop around uvicorn, so
-    that a SIGTERM drains them while the socket still answers."""
-    config = uvicorn.Config(
+def server_config(app: Litestar) -> uvicorn.Config:
+    """uvicorn as the gateway runs it: httptools with the request-head limits of `[server]`
+    (`proxy.http.protocol`), no WebSocket, the app's lifespan driven by `run`."""
+    runtime: Runtime = app.state.runtime
+    return uvicorn.Config(
         app,
-        http="httptools",
+        http=guarded_protocol(runtime.settings.server),
         ws="none",  # no WebSocket route; also keeps uvicorn from loading websockets at all
         lifespan="off",  # `run` drives the app's lifespan itself, around uvicorn
         access_log=False,  # the gateway writes its own line per request
@@ -157,6 +159,12 @@ def serve(app: Litestar, sock: socket.socket, *, stop_when: int | None = None) -
         # After the drain, what is left are the last bytes of finished answers.
         timeout_graceful_shutdown=FINAL_WRITES_S,
     )
+
+
+def serve(app: Litestar, sock: socket.socket, *, stop_when: int | None = None) -> str | None:
+    """Serve `app` on `sock` (uvloop, httptools); resources start and stop around uvicorn, so
+    that a SIGTERM drains them while the socket still answers."""
+    config = server_config(app)
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         return runner.run(run(app, config, sock, stop_when))
 

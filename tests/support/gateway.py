@@ -18,17 +18,19 @@ from litestar import Litestar
 
 from warmgate.proxy.endpoints import ENDPOINTS, Endpoint
 from warmgate.proxy.http.app import create_app
+from warmgate.proxy.http.protocol import guarded_protocol
 from warmgate.proxy.http.server import base_url, bind
 from warmgate.proxy.settings import Settings
 
 
 def uvicorn_config(app: Litestar) -> uvicorn.Config:
-    """As `warmgate serve` runs it (uvloop, httptools, no WebSocket support, so websockets is
-    never loaded), with the app's own lifespan and no access log of uvicorn's."""
+    """As `warmgate serve` runs it (uvloop, httptools with the request-head limits of the app's
+    settings, no WebSocket support, so websockets is never loaded), with the app's own lifespan
+    and no access log of uvicorn's."""
     return uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(app.state.runtime.settings.server),
         ws="none",
         lifespan="on",
         log_level="warning",

@@ -1,0 +1,191 @@
+"""uvicorn's httptools protocol with a bounded request head: size, field count, arrival time.
+
+uvicorn's httptools protocol (0.35 to 0.55) takes request heads of any size and waits for them
+forever, and llhttp has no limit of its own; uvicorn's `h11_max_incomplete_event_size` applies
+only to its slower h11 protocol, and `timeout_keep_alive` only to idle connections between
+requests. No ASGI app can help: it is called once the whole head has arrived. So the limits
+are enforced here, in a subclass uvicorn takes through its public `Config(http=...)`, in the
+parser callbacks and connection events that the class has kept from 0.35 to 0.55
+(`connection_made`, `on_message_begin`, `on_url`, `on_header`, `on_headers_complete`,
+`connection_lost`, `send_400_response`):
+
+- a request line longer than `max_header_bytes` gets 414, more header bytes or more than
+  `max_header_count` fields 431;
+- a head not complete `header_timeout_s` after the connection opened (or, on a kept-alive
+  connection, after its next request's first byte) gets 408, or is just closed when no byte
+  of a request arrived;
+- a head the parser rejects gets 400;
+
+each in OpenAI's error shape, and the connection is closed at once: nothing more is read.
+
+And an answer sent before its request's body has arrived whole (401 for an upload without a
+valid key, 413, a bad content type) closes the connection once sent (`on_message_complete`,
+`on_response_complete`): uvicorn would otherwise read and drop the rest of the body to keep
+the connection, however large it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from warmgate.proxy.errors import (
+    GatewayError,
+    HeadersTooLarge,
+    InvalidRequest,
+    RequestTimeout,
+    UriTooLong,
+)
+from warmgate.proxy.ids import new_request_id
+from warmgate.proxy.settings import ServerSettings
+
+# Each header field costs its name, its value and its framing (": " and CRLF).
+_FIELD_FRAMING_BYTES = 4
+_STATUS_LINES = {
+    400: b"HTTP/1.1 400 Bad Request\r\n",
+    408: b"HTTP/1.1 408 Request Timeout\r\n",
+    414: b"HTTP/1.1 414 URI Too Long\r\n",
+    431: b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+}
+
+
+class _HeadRefusedError(Exception):
+    """Raised from a parser callback to stop parsing a head over its limits."""
+
+
+def refusal_bytes(error: GatewayError) -> bytes:
+    """A whole HTTP/1.1 answer to `error` that closes the connection."""
+    body = error.to_json()
+    return b"".join(
+        (
+            _STATUS_LINES[error.status],
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            b"x-request-id: " + new_request_id().encode() + b"\r\n",
+            b"connection: close\r\n\r\n",
+            body,
+        )
+    )
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """One client connection. The limits are class attributes: uvicorn builds the protocol
+    itself, so `guarded_protocol(settings)` makes the subclass that carries them."""
+
+    max_header_bytes: ClassVar[int] = ServerSettings().max_header_bytes
+    max_header_count: ClassVar[int] = ServerSettings().max_header_count
+    header_timeout_s: ClassVar[float] = ServerSettings().header_timeout_s
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0
+        self._head_fields = 0
+        self._in_head = False  # between a request's first byte and the end of its head
+        self._body_done = True  # the current request's body has arrived whole
+        self._began = False  # a request's first byte has arrived on this connection
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._refusal: GatewayError | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        self._head_fields = 0
+        self._in_head = True
+        self._began = True
+        self._body_done = False
+        if self._head_timer is None:  # a kept-alive connection's next request
+            self._arm_head_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._head_bytes += len(url)
+        if self._head_bytes > self.max_header_bytes:
+            self._refuse(UriTooLong("The request URL is too long."))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_fields += 1
+        self._head_bytes += len(name) + len(value) + _FIELD_FRAMING_BYTES
+        if self._head_fields > self.max_header_count:
+            self._refuse(
+                HeadersTooLarge(
+                    f"The request has too many header fields (at most {self.max_header_count})."
+                )
+            )
+        if self._head_bytes > self.max_header_bytes:
+            self._refuse(
+                HeadersTooLarge(
+                    f"The request's header fields are too large (at most "
+                    f"{self.max_header_bytes} bytes)."
+                )
+            )
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._disarm_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._body_done = True
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self._body_done and not self.transport.is_closing():
+            self.transport.close()  # rather than reading the rest of an unread body
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a head the parser refused (also when a callback above stopped
+        it): OpenAI's error instead of uvicorn's plain text."""
+        refusal = self._refusal or InvalidRequest("The request is not valid HTTP/1.1.")
+        self._close_with(refusal)
+
+    def _refuse(self, error: GatewayError) -> None:
+        self._refusal = error
+        raise _HeadRefusedError(error.message)
+
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self._in_head:
+            self._close_with(RequestTimeout("The request's headers did not arrive in time."))
+        elif not self._began:  # connected, and not one byte sent
+            self.transport.close()
+
+    def _close_with(self, error: GatewayError) -> None:
+        self._disarm_head_timer()
+        if not self.transport.is_closing():
+            self.transport.write(refusal_bytes(error))
+            self.transport.close()
+
+
+def guarded_protocol(settings: ServerSettings) -> type[GuardedHttpProtocol]:
+    """The protocol class for uvicorn's `Config(http=...)`, carrying `settings`' limits."""
+    return type(
+        "GuardedHttpProtocol",
+        (GuardedHttpProtocol,),
+        {
+            "max_header_bytes": settings.max_header_bytes,
+            "max_header_count": settings.max_header_count,
+            "header_timeout_s": settings.header_timeout_s,
+        },
+    )
