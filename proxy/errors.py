@@ -125,12 +125,6 @@ class UriTooLong(GatewayError):
     code = "uri_too_long"
 
 
-class UnsupportedMediaType(GatewayError):
-    status = 415
-    type = "invalid_request_error"
-    code = "unsupported_media_type"
-
-
 class HeadersTooLarge(GatewayError):
     """The request's header fields are too many or too large in total."""
 

@@ -125,11 +125,15 @@ def create_app(
         key_store=runtime.key_store,
         keys=runtime.keys,
     )
+    # Each body kind's limit, the same on the hot lane and the Litestar routes.
+    max_body_bytes = {
+        Body.JSON: settings.server.max_body_bytes,
+        Body.FORM: settings.server.max_audio_bytes + MULTIPART_OVERHEAD_BYTES,
+        Body.NONE: 0,
+    }
     app = Litestar(
         route_handlers=[
-            *endpoint_routes(
-                runtime.relay, endpoints, max_form_bytes=settings.server.max_audio_bytes
-            ),
+            *endpoint_routes(runtime.relay, endpoints, max_body_bytes=max_body_bytes),
             *model_routes(runtime.pool, runtime.keys),
             *ops_routes(runtime),
             *openapi_routes(endpoints),
@@ -159,11 +163,6 @@ def create_app(
     )
     app.state.runtime = runtime
     # The table's plain POST endpoints bypass Litestar's request machinery (proxy/http/lane.py).
-    max_body_bytes = {
-        Body.JSON: settings.server.max_body_bytes,
-        Body.FORM: settings.server.max_audio_bytes + MULTIPART_OVERHEAD_BYTES,
-        Body.NONE: 0,
-    }
     app.asgi_handler = HotLane(
         runtime.relay, app.asgi_handler, endpoints, max_body_bytes=max_body_bytes
     )

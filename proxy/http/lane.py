@@ -11,7 +11,11 @@ CORS request, a wrong method or a trailing slash are answered there exactly as b
 
 What Litestar would have done for these requests is done here the same way: the body limit
 (413 in OpenAI's shape, announced or streamed), and a bug rendered as OpenAI's 500 body and
-logged by type only.
+logged by type only. The body is read only once the relay has checked the key and the content
+type (`proxy.http.incoming`); an answer given before the body was read to its end closes the
+connection instead of draining it (`proxy.http.protocol`). Every request, Litestar's included,
+passes here first, so an HTTP/1.0 client's answer is framed for HTTP/1.0 here
+(`proxy.http.framing`).
 """
 
 from __future__ import annotations
@@ -23,20 +27,14 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from warmgate.proxy.endpoints import ENDPOINTS, Body, Endpoint
-from warmgate.proxy.errors import GatewayError, PayloadTooLarge
+from warmgate.proxy.errors import GatewayError
+from warmgate.proxy.http.framing import whole_answer
+from warmgate.proxy.http.incoming import BodyReader, read_head
 from warmgate.proxy.pipeline.relay import Inbound, Relay
-from warmgate.proxy.pipeline.replies import Answer, DisconnectWatch, error_response
+from warmgate.proxy.pipeline.replies import Answer, error_response
 
 _log = structlog.get_logger("warmgate.errors")
 _NO_PARAMS: Mapping[str, str] = {}
-
-
-class _BodyTooLargeError(Exception):
-    pass
-
-
-class _ClientGoneError(Exception):
-    pass
 
 
 class HotLane:
@@ -63,49 +61,31 @@ class HotLane:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = (
-            self._endpoints.get(scope["path"])
-            if scope["type"] == ScopeType.HTTP and scope["method"] == "POST"
-            else None
-        )
-        if endpoint is None:
+        if scope["type"] != ScopeType.HTTP:
             await self._fallback(scope, receive, send)
             return
-        authorization = content_type = traceparent = tracestate = None
-        announced = -1
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-            elif name == b"content-type":
-                content_type = value.decode("latin-1")
-            elif name == b"content-length":
-                announced = int(value) if value.isdigit() else -1
-            elif name == b"origin":
-                # A browser: Litestar's CORS middleware answers it (headers, preflight).
-                await self._fallback(scope, receive, send)
-                return
-            elif name == b"traceparent":
-                traceparent = value.decode("latin-1")
-            elif name == b"tracestate":
-                tracestate = _joined(tracestate, value.decode("latin-1"))
-        try:
-            body = await self._body(
-                receive, announced, self._max_body[endpoint.body], endpoint.body
-            )
-        except _BodyTooLargeError:
-            too_large = PayloadTooLarge("The request body is too large.")
-            await error_response(too_large)(scope, receive, send)
+        if scope["http_version"] == "1.0":
+            send = whole_answer(send)
+        endpoint = self._endpoints.get(scope["path"]) if scope["method"] == "POST" else None
+        head = read_head(scope["headers"]) if endpoint is not None else None
+        if endpoint is None or head is None or head.browser:
+            # A browser's request too: Litestar's CORS middleware answers it (headers, preflight).
+            await self._fallback(scope, receive, send)
             return
-        except _ClientGoneError:
-            return  # nobody to answer
+        reader = BodyReader(
+            receive,
+            announced=head.announced,
+            limit=self._max_body[endpoint.body],
+            kind=endpoint.body,
+        )
         inbound = Inbound(
-            authorization,
-            content_type,
-            body,
+            head.authorization,
+            head.content_type,
+            reader,
             _NO_PARAMS,
-            DisconnectWatch(receive),
-            traceparent,
-            tracestate,
+            receive,
+            head.traceparent,
+            head.tracestate,
         )
         answer: Answer
         try:
@@ -117,38 +97,3 @@ class HotLane:
             )
         # Sending cannot fail before the first byte; an error mid-stream ends the connection.
         await answer(scope, receive, send)
-
-    @staticmethod
-    async def _body(receive: Receive, announced: int, limit: int, kind: Body) -> bytes | bytearray:
-        """The whole request body, at most `limit` bytes (announced or actually sent). JSON
-        arrives mostly in one message, kept as it came; a multipart form goes into one buffer
-        of our own, validated and edited in place there."""
-        if announced > limit:
-            raise _BodyTooLargeError
-        message = await receive()
-        if message["type"] != "http.request":
-            raise _ClientGoneError
-        first: bytes = message.get("body", b"")
-        if not message.get("more_body", False) and kind is not Body.FORM:
-            if len(first) > limit:
-                raise _BodyTooLargeError
-            return first
-        parts = [first]
-        size = len(first)
-        while message.get("more_body", False):
-            message = await receive()
-            if message["type"] != "http.request":
-                raise _ClientGoneError
-            part: bytes = message.get("body", b"")
-            size += len(part)
-            if size > limit:
-                raise _BodyTooLargeError
-            parts.append(part)
-        if size > limit:
-            raise _BodyTooLargeError
-        return bytearray().join(parts) if kind is Body.FORM else b"".join(parts)
-
-
-def _joined(first: str | None, more: str) -> str:
-    """Repeated `tracestate` headers are one list, in order (W3C trace context)."""
-    return more if first is None else f"{first},{more}"

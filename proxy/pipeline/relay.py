@@ -1,9 +1,12 @@
 """The request path, one named stage after another, for every endpoint of the table.
 
-authenticate → decode → resolve → authorize → admit → connect → respond → account
+authenticate → receive → decode → resolve → authorize → bound → admit → connect → respond →
+account
 
 `Relay.handle(endpoint, inbound)` runs the stages for one request and returns its answer as a
-bare ASGI app (`proxy.pipeline.replies`). The body is decoded once (`proxy.wire`) and the
+bare ASGI app (`proxy.pipeline.replies`). The key and the content type are checked from the
+headers alone, before a byte of the body is read: an unauthenticated upload is refused without
+being received. The body is decoded once (`proxy.wire`) and the
 original bytes go upstream (only the model name and the usage flag may be spliced in); a stream
 is relayed chunk by chunk (`proxy.pipeline.streaming`); in a `finally` the request's `Exchange`
 is closed exactly once: one ledger row and one log line per request id. What differs between
@@ -17,6 +20,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import NamedTuple
 
+import structlog
+from litestar.types import Receive
+
 from warmgate.proxy.answers.shaping import AnswerContext
 from warmgate.proxy.endpoints import Body, Endpoint
 from warmgate.proxy.errors import (
@@ -27,7 +33,6 @@ from warmgate.proxy.errors import (
     QuotaExceeded,
     RateLimited,
     StreamInterrupted,
-    UnsupportedMediaType,
 )
 from warmgate.proxy.keys.key import Key
 from warmgate.proxy.keys.ring import KeyRing
@@ -51,25 +56,45 @@ from warmgate.proxy.routing.bindings import Binding, ResponseBindings
 from warmgate.proxy.routing.catalog import ModelEntry
 from warmgate.proxy.routing.pool import Pool
 from warmgate.proxy.upstream.client import Upstream
+from warmgate.proxy.wire.bounds import check_model_bounds
+from warmgate.proxy.wire.multipart import boundary_of
+from warmgate.proxy.wire.rejection import wrong_content_type
 from warmgate.proxy.wire.views import DecodeOptions, RequestView
 
 PRICE_HEADER = "x-warmgate-price-usd"
 # The status a request that the client abandoned is accounted with (nothing is sent).
 CLIENT_CLOSED = 499
+_INTERNAL_ERROR = "The server had an error while processing your request."
+_log = structlog.get_logger("warmgate.errors")
+
+
+class ClientGoneError(Exception):
+    """The client left before its request's body had arrived."""
 
 
 class Inbound(NamedTuple):
-    """A request as the HTTP entry read it."""
+    """A request as the HTTP entry has it: its head read, its body not yet."""
 
     authorization: str | None
     content_type: str | None
-    body: bytes | bytearray
+    # Reads the whole body once; called only once the key and the content type passed. Raises
+    # PayloadTooLarge past the endpoint's limit, ClientGoneError when the client leaves.
+    read_body: Callable[[], Awaitable[bytes | bytearray]]
     path_params: Mapping[str, str]
-    # Cancels the request when the client leaves while the backend works; None: not watched.
-    watch: DisconnectWatch | None = None
+    # Once the body is in, a client that leaves while the backend works cancels the request
+    # (`DisconnectWatch` on this channel); None: not watched.
+    receive: Receive | None = None
     # W3C trace context as the client sent it (passed on to the backend).
     traceparent: str | None = None
     tracestate: str | None = None
+
+
+class _Received(NamedTuple):
+    """The request as a decoder reads it (`proxy.wire.views.RawRequest`)."""
+
+    body: bytes | bytearray
+    content_type: str | None
+    path_params: Mapping[str, str]
 
 
 class Relay:
@@ -106,8 +131,8 @@ class Relay:
         self._monotonic = monotonic
 
     async def handle(self, endpoint: Endpoint, inbound: Inbound) -> Answer:
-        """One request, accounted once whatever happens. With a `watch`, a client that goes
-        away while the backend works (prefill, a whole non-streamed answer) cancels the
+        """One request, accounted once whatever happens. With `inbound.receive`, a client that
+        goes away while the backend works (prefill, a whole non-streamed answer) cancels the
         upstream request at once; once streaming, `EventStream` watches the same way."""
         exchange = Exchange(
             endpoint.name,
@@ -125,18 +150,22 @@ class Relay:
         headers: dict[str, str] = {"x-request-id": exchange.request_id}
         admission: Admission | None = None
         streaming = False
-        watch = inbound.watch
+        watch: DisconnectWatch | None = None
         try:
             key = self._authenticate(inbound, exchange)
-            view = self._decode(endpoint, inbound, exchange)
+            received = await self._receive(endpoint, inbound)
+            if inbound.receive is not None:
+                watch = DisconnectWatch(inbound.receive)
+            view = self._decode(endpoint, received, exchange)
             route = (
                 self._resolve(view, exchange)
                 if view.response_ref is None
                 else await self._resolve_stored(view, key, exchange)
             )
             self._authorize(key, view, route)
+            self._bound(view, route)
             admission = await self._admit(key, route, exchange, headers)
-            body = endpoint.prepare(view, inbound.body, route.entry.served_name)
+            body = endpoint.prepare(view, received.body, route.entry.served_name)
             connected = await self._connector.connect(
                 Outgoing(
                     endpoint, view, route, body, self._upstream_type(endpoint, inbound), exchange
@@ -173,10 +202,16 @@ class Relay:
         except asyncio.CancelledError:
             if watch is None or not watch.absorb():
                 raise
-            exchange.cancelled = True
-            exchange.status = CLIENT_CLOSED
-            exchange.error_code = "client_closed"
-            return JsonResponse(b"", status=CLIENT_CLOSED, headers=headers.items())
+            return self._client_left(exchange, headers)
+        except ClientGoneError:
+            return self._client_left(exchange, headers)
+        except Exception as exc:  # noqa: BLE001  # a bug: OpenAI's 500 under this request's id
+            _log.error("unhandled_error", error=type(exc).__name__, endpoint=endpoint.name)
+            exchange.status = 500
+            exchange.error_code = "internal_error"
+            return error_response(
+                GatewayError(_INTERNAL_ERROR), exchange.request_id, headers.items()
+            )
         finally:
             if watch is not None:
                 watch.stop()
@@ -192,10 +227,19 @@ class Relay:
         exchange.key_id = key.id
         return key
 
-    def _decode(self, endpoint: Endpoint, inbound: Inbound, exchange: Exchange) -> RequestView:
-        if endpoint.body is Body.JSON and not is_json(inbound.content_type):
-            raise UnsupportedMediaType("Invalid Content-Type header: expected 'application/json'.")
-        view = endpoint.decode(inbound, self._decode_options)
+    @staticmethod
+    async def _receive(endpoint: Endpoint, inbound: Inbound) -> _Received:
+        """The body, once its content type is one the endpoint takes (OpenAI's 400 if not)."""
+        content_type = inbound.content_type
+        if endpoint.body is Body.JSON and not is_json(content_type):
+            raise wrong_content_type(content_type, JSON)
+        if endpoint.body is Body.FORM and boundary_of(content_type) is None:
+            raise wrong_content_type(content_type, "multipart/form-data with a boundary")
+        body = await inbound.read_body()
+        return _Received(body, content_type, inbound.path_params)
+
+    def _decode(self, endpoint: Endpoint, received: _Received, exchange: Exchange) -> RequestView:
+        view = endpoint.decode(received, self._decode_options)
         exchange.model = view.model or None
         exchange.stream = view.stream
         return view
@@ -227,6 +271,17 @@ class Relay:
         says; a forbidden model gets the very answer an unknown one gets."""
         if not key.may_use(route.entry.name):
             raise ModelNotFound.named(view.model or route.entry.name)
+
+    @staticmethod
+    def _bound(view: RequestView, route: Route) -> None:
+        """What the request asks of the model, within what the model can do (after the
+        allow-list: a key learns nothing of a model it may not use)."""
+        entry = route.entry
+        check_model_bounds(
+            view,
+            context_length=entry.context_length,
+            embedding_dimensions=entry.embedding_dimensions,
+        )
 
     async def _admit(
         self, key: Key, route: Route, exchange: Exchange, headers: dict[str, str]
@@ -261,16 +316,21 @@ class Relay:
     ) -> JsonResponse:
         """A whole answer, read and shaped for the client."""
         lease, answer = connected
+        # An answer that cannot be read (HTML from a proxy in between, a truncated body, one
+        # over [server] max_answer_bytes) is the backend's failure: a 502, never billed.
+        outcome = Outcome.SERVER_ERROR
         try:
             payload = await answer.read()
+            shaped = endpoint.shape(payload, context)
+            outcome = Outcome.OK
         except (StreamInterrupted, BackendTimeout):
-            lease.finish(Outcome.STREAM_CUT)
+            outcome = Outcome.STREAM_CUT
             raise
         except asyncio.CancelledError:
-            lease.finish(Outcome.CANCELLED)
+            outcome = Outcome.CANCELLED
             raise
-        lease.finish(Outcome.OK)
-        shaped = endpoint.shape(payload, context)
+        finally:
+            lease.finish(outcome)
         if shaped.usage is not None:
             exchange.prompt_tokens = shaped.usage.prompt_tokens
             exchange.cached_tokens = shaped.usage.cached_tokens
@@ -283,6 +343,14 @@ class Relay:
         return JsonResponse(
             shaped.payload, status=200, headers=headers.items(), content_type=shaped.content_type
         )
+
+    @staticmethod
+    def _client_left(exchange: Exchange, headers: dict[str, str]) -> JsonResponse:
+        """Accounted as abandoned; the answer goes nowhere."""
+        exchange.cancelled = True
+        exchange.status = CLIENT_CLOSED
+        exchange.error_code = "client_closed"
+        return JsonResponse(b"", status=CLIENT_CLOSED, headers=headers.items())
 
     def _account(self, exchange: Exchange) -> None:
         row = exchange.close(self._ledger, self._log)

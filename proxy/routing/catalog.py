@@ -39,6 +39,8 @@ class ModelDeclaration(Protocol):
     @property
     def context_length(self) -> int | None: ...
     @property
+    def embedding_dimensions(self) -> int | None: ...
+    @property
     def policy(self) -> str | None: ...
     @property
     def backends(self) -> Sequence[BackendDeclaration]: ...
@@ -52,6 +54,8 @@ class ModelEntry(msgspec.Struct, frozen=True, kw_only=True):
     aliases: tuple[str, ...] = ()
     price_per_request: Decimal = Decimal(0)
     context_length: int | None = None
+    # An embedding model's vector width (`dimensions` may not exceed it).
+    embedding_dimensions: int | None = None
     policy: Policy = "cache_aware"
 
 
@@ -134,6 +138,7 @@ def declare(
                 aliases=tuple(model.aliases),
                 price_per_request=parse_price(model.price_per_request, model=model.name),
                 context_length=model.context_length,
+                embedding_dimensions=model.embedding_dimensions,
                 policy=cast(Policy, policy),  # checked against POLICIES above
             )
         )

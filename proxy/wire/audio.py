@@ -12,8 +12,9 @@ from typing import Literal, get_args
 
 import msgspec
 
-from warmgate.proxy.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from warmgate.proxy.errors import InvalidRequest, PayloadTooLarge
 from warmgate.proxy.wire.multipart import Part, boundary_of, parse_parts, splice
+from warmgate.proxy.wire.rejection import wrong_content_type
 
 # OpenAI's upload limit for audio files.
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
@@ -178,9 +179,7 @@ def decode_transcription(
     """Validate a transcription form; raise the OpenAI error naming the field."""
     boundary = boundary_of(content_type)
     if boundary is None:
-        raise UnsupportedMediaType(
-            "Invalid Content-Type header: expected 'multipart/form-data' with a boundary."
-        )
+        raise wrong_content_type(content_type, "multipart/form-data with a boundary")
     by_name: dict[str, list[Part]] = {}
     for part in parse_parts(body, boundary):
         by_name.setdefault(_field_name(part.name), []).append(part)

@@ -33,7 +33,7 @@ from warmgate.proxy.wire.completions import CreateCompletionRequest, prompt_form
 from warmgate.proxy.wire.embeddings import CreateEmbeddingRequest
 from warmgate.proxy.wire.fields import ChatCompletionStreamOptions
 from warmgate.proxy.wire.images import decode_image_request
-from warmgate.proxy.wire.rejection import rejection
+from warmgate.proxy.wire.rejection import rejection, too_deep
 from warmgate.proxy.wire.responses import decode_response_request
 from warmgate.proxy.wire.views import (
     PREFIX_CHARS,
@@ -138,6 +138,8 @@ def decode_chat_completion(
         request = _chat.decode(body)
     except msgspec.DecodeError as exc:
         raise rejection(exc) from None
+    except RecursionError:
+        raise too_deep() from None
     _stream_checks(request.stream, request.stream_options)
     if request.top_logprobs is not None and request.logprobs is not True:
         raise InvalidRequest(
@@ -210,6 +212,8 @@ def decode_completion(body: bytes | bytearray, *, prefix_chars: int = PREFIX_CHA
         request = _completion.decode(body)
     except msgspec.DecodeError as exc:
         raise rejection(exc) from None
+    except RecursionError:
+        raise too_deep() from None
     _stream_checks(request.stream, request.stream_options)
     texts: list[str] = []
     estimate = 0
@@ -236,6 +240,8 @@ def decode_embedding(body: bytes | bytearray, *, prefix_chars: int = PREFIX_CHAR
         request = _embedding.decode(body)
     except msgspec.DecodeError as exc:
         raise rejection(exc) from None
+    except RecursionError:
+        raise too_deep() from None
     texts, estimate = _prompt_shape(request.input, "input", allow_empty_text=False)
     return RequestView(
         endpoint="embeddings",

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from warmgate.proxy.errors import InvalidRequest
-from warmgate.proxy.wire.rejection import rejection
+from warmgate.proxy.wire.rejection import rejection, too_deep
 
 
 class CreateImageRequest(msgspec.Struct, kw_only=True):
@@ -37,6 +37,8 @@ def decode_image_request(body: bytes) -> tuple[CreateImageRequest, str]:
         request = _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise rejection(exc) from None
+    except RecursionError:
+        raise too_deep() from None
     if not request.model:
         raise InvalidRequest(
             "Missing required parameter: 'model'.",

@@ -26,6 +26,27 @@ MALFORMED_JSON = (
 )
 
 
+NESTED_TOO_DEEPLY = (
+    "We could not parse the JSON body of your request: its arrays and objects are nested too "
+    "deeply."
+)
+# How much of a client's Content-Type an error message repeats.
+_SHOWN_CONTENT_TYPE_CHARS = 100
+
+
+def too_deep() -> InvalidRequest:
+    """The 400 for a body nested deeper than the decoder's recursion guard allows (about a
+    thousand levels): msgspec raises RecursionError there, never a crash."""
+    return InvalidRequest(NESTED_TOO_DEEPLY, code="invalid_json")
+
+
+def wrong_content_type(content_type: str | None, expected: str) -> InvalidRequest:
+    """OpenAI's 400 for a body of another media type (a form-encoded body where JSON is
+    expected): refused from the header alone, before the body is read."""
+    shown = (content_type or "none")[:_SHOWN_CONTENT_TYPE_CHARS]
+    return InvalidRequest(f"Invalid Content-Type header ({shown}), expected {expected}.")
+
+
 def param_of(path: str) -> str | None:
     """OpenAI's param for a msgspec path (without the leading `$`): `.a[1].b` → `a[1].b`."""
     param = path.removeprefix(".").replace("[...]", "")

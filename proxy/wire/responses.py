@@ -20,7 +20,7 @@ from warmgate.proxy.wire.fields import (
     TopLogprobs,
     TopP,
 )
-from warmgate.proxy.wire.rejection import rejection
+from warmgate.proxy.wire.rejection import rejection, too_deep
 
 CHARS_PER_TOKEN = 4
 
@@ -133,6 +133,8 @@ def decode_response_request(body: bytes) -> tuple[CreateResponse, str, int]:
         request = _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise rejection(exc) from None
+    except RecursionError:
+        raise too_deep() from None
     if request.stream_options is not None and request.stream is not True:
         raise InvalidRequest(
             "Invalid value for 'stream_options': Setting stream_options is only allowed when "

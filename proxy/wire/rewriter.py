@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 
 import msgspec
 
+from warmgate.proxy.wire.rejection import too_deep
+
 _WS = re.compile(rb"[ \t\n\r]*")
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _SCALAR = re.compile(rb"[^,}\]\s]+")
@@ -233,6 +235,10 @@ def rewrite_request(
     if model is not None:
         replacements["model"] = _encoder.encode(model)
     try:
-        return _splice_edits(body, replacements, include_usage)
-    except (_ScanError, IndexError, UnicodeDecodeError):
-        return _reencode(body, replacements, include_usage)
+        try:
+            return _splice_edits(body, replacements, include_usage)
+        except (_ScanError, IndexError, UnicodeDecodeError):
+            return _reencode(body, replacements, include_usage)
+    except RecursionError:
+        # Validation passed a few stack frames higher up: a body at the recursion guard's edge.
+        raise too_deep() from None

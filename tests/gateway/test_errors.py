@@ -153,8 +153,8 @@ def test_unknown_routes_and_wrong_methods_answer_in_openai_shape(
         (b'{"model": "demo", "messages": [', "application/json", 400),
         (b"", "application/json", 400),
         (b"[1, 2, 3]", "application/json", 400),
-        (b'{"model": "demo", "messages": []}', "text/plain", 415),
-        (b"model=demo", "application/x-www-form-urlencoded", 415),
+        (b'{"model": "demo", "messages": []}', "text/plain", 400),
+        (b"model=demo", "application/x-www-form-urlencoded", 400),
     ],
     ids=["malformed-json", "empty-body", "not-an-object", "text-plain", "form"],
 )

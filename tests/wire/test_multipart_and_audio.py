@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from warmgate.proxy.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from warmgate.proxy.errors import InvalidRequest, PayloadTooLarge
 from warmgate.proxy.wire.audio import decode_transcription, detect_format
 from warmgate.proxy.wire.multipart import boundary_of, parse_parts, splice
 
@@ -161,9 +161,11 @@ def test_a_file_over_the_limit_is_413_naming_the_file() -> None:
     assert (caught.value.status, caught.value.param) == (413, "file")
 
 
-def test_a_body_that_is_not_multipart_is_415() -> None:
-    with pytest.raises(UnsupportedMediaType):
+def test_a_body_that_is_not_multipart_is_a_400_naming_its_content_type() -> None:
+    with pytest.raises(InvalidRequest) as caught:
         decode_transcription(b'{"model": "m"}', "application/json")
+    assert caught.value.status == 400
+    assert "(application/json)" in caught.value.message
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,103 @@
+"""What the HTTP entry reads of a request: the few header fields the relay uses, and the body
+within its limit, only when the relay asks for it (after the key has been checked).
+
+Both entries (the hot lane and the Litestar routes) read requests through this module, so a
+request means the same on every route: the first `Authorization` field counts, whichever
+route it goes to (the admin guard and `/v1/usage` read the first too), and the body limit is
+the same whether the size is announced or the body is streamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from litestar.types import Receive
+
+from warmgate.proxy.endpoints import Body
+from warmgate.proxy.errors import PayloadTooLarge
+from warmgate.proxy.pipeline.relay import ClientGoneError
+
+_TOO_LARGE = "The request body is too large."
+
+
+class RequestHead(NamedTuple):
+    authorization: str | None
+    content_type: str | None
+    # Content-Length, or -1 when the body's size is not announced (chunked) or not a number.
+    announced: int
+    # An `Origin` field: a browser, whose CORS Litestar answers.
+    browser: bool
+    # W3C trace context, passed on to the backend; repeated `tracestate` fields are one list.
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+
+def read_head(headers: Iterable[tuple[bytes, bytes]]) -> RequestHead:
+    """The fields the relay uses, from the ASGI scope's raw header list; of a repeated field,
+    the first (but `tracestate`, whose repetitions are joined in order, as W3C says)."""
+    authorization = content_type = traceparent = tracestate = None
+    announced = -1
+    browser = False
+    for name, value in headers:
+        if name == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif name == b"content-type":
+            if content_type is None:
+                content_type = value.decode("latin-1")
+        elif name == b"content-length":
+            announced = int(value) if value.isdigit() else -1
+        elif name == b"origin":
+            browser = True
+        elif name == b"traceparent":
+            if traceparent is None:
+                traceparent = value.decode("latin-1")
+        elif name == b"tracestate":
+            more = value.decode("latin-1")
+            tracestate = more if tracestate is None else f"{tracestate},{more}"
+    return RequestHead(authorization, content_type, announced, browser, traceparent, tracestate)
+
+
+class BodyReader:
+    """Reads one request's body when called: at most `limit` bytes, announced or actually
+    sent (PayloadTooLarge past it, before reading on when announced). JSON arrives mostly in one
+    message, kept as it came; a multipart form goes into one buffer of our own, validated and
+    edited in place there."""
+
+    __slots__ = ("_announced", "_kind", "_limit", "_receive")
+
+    def __init__(self, receive: Receive, *, announced: int, limit: int, kind: Body) -> None:
+        self._receive = receive
+        self._announced = announced
+        self._limit = limit
+        self._kind = kind
+
+    async def __call__(self) -> bytes | bytearray:
+        kind, limit = self._kind, self._limit
+        if kind is Body.NONE:
+            return b""
+        if self._announced > limit:
+            raise PayloadTooLarge(_TOO_LARGE)
+        message = await self._receive()
+        if message["type"] != "http.request":
+            raise ClientGoneError
+        first: bytes = message.get("body", b"")
+        if not message.get("more_body", False) and kind is not Body.FORM:
+            if len(first) > limit:
+                raise PayloadTooLarge(_TOO_LARGE)
+            return first
+        parts = [first]
+        size = len(first)
+        while message.get("more_body", False):
+            message = await self._receive()
+            if message["type"] != "http.request":
+                raise ClientGoneError
+            part: bytes = message.get("body", b"")
+            size += len(part)
+            if size > limit:
+                raise PayloadTooLarge(_TOO_LARGE)
+            parts.append(part)
+        if size > limit:
+            raise PayloadTooLarge(_TOO_LARGE)
+        return bytearray().join(parts) if kind is Body.FORM else b"".join(parts)
