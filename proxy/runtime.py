@@ -146,7 +146,9 @@ class Runtime:
         for source in (self.limiter, self.ledger):
             if isinstance(source, MetricSource):
                 self.metrics.add_collector(source.metric_families)
-        self.upstream = Upstream(settings.upstream)
+        self.upstream = Upstream(
+            settings.upstream, max_answer_bytes=settings.server.max_answer_bytes
+        )
         self.bindings = ResponseBindings(
             open_binding_store(
                 settings.ledger_url,

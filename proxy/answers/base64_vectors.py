@@ -45,7 +45,7 @@ def encode_embeddings_base64(body: bytes) -> bytes:
         if raw_data is None:
             return body
         items = _data.decode(raw_data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return body
     if all(isinstance(item.embedding, str) for item in items):
         return body

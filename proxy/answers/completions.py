@@ -12,6 +12,14 @@ from typing import Any
 
 import msgspec
 
+from warmgate.proxy.errors import BackendError
+
+
+def unreadable() -> BackendError:
+    """The 502 for a 200 whose body is not the JSON object the route answers with (an HTML
+    page from a proxy in between, a truncated body): never relayed as success, never billed."""
+    return BackendError("The model backend's answer could not be read.")
+
 
 class PromptTokensDetails(msgspec.Struct):
     cached_tokens: int | None = None
@@ -43,11 +51,30 @@ def read_head(payload: bytes) -> ResponseHead:
     """`id` and `usage` of a JSON object; an empty head when the payload is not one."""
     try:
         return _head.decode(payload)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return ResponseHead()
 
 
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def answer_head(payload: bytes) -> ResponseHead:
+    """`id` and `usage` of a whole answer, which must be a JSON object (else `unreadable()`);
+    an empty head when the object's `id` or `usage` are not of the expected types. The same
+    one pass over the payload as `read_head` unless the payload is not what it should be."""
+    try:
+        return _head.decode(payload)
+    except msgspec.ValidationError:
+        pass
+    except (msgspec.DecodeError, RecursionError):
+        raise unreadable() from None
+    try:  # valid JSON, but not the head expected: is it an object at all?
+        _fields.decode(payload)
+    except (msgspec.DecodeError, RecursionError):
+        raise unreadable() from None
+    return ResponseHead()
+
+
 _choices = msgspec.json.Decoder(list[dict[str, Any]])
 _usage = msgspec.json.Decoder(dict[str, Any])
 # Keys SGLang sends as null where OpenAI's schema has no null: dropped, as OpenAI omits them.
@@ -116,11 +143,12 @@ def normalize_body(
     """A non-streamed chat or completion body in OpenAI's shape: our response id, the public
     model name (the backend echoes the served name it was sent), every
     message with its `refusal`, no null where the spec allows none. Only the top level is
-    decoded; fields other than `id`, `choices` and `usage` keep their bytes."""
+    decoded; fields other than `id`, `choices` and `usage` keep their bytes. A payload that is
+    not a JSON object is `unreadable()`."""
     try:
         fields = _fields.decode(payload)
-    except msgspec.DecodeError:
-        return payload, ResponseHead()
+    except (msgspec.DecodeError, RecursionError):
+        raise unreadable() from None
     head = ResponseHead()
     if response_id is not None and "id" in fields:
         fields["id"] = msgspec.Raw(_encoder.encode(response_id))
@@ -132,13 +160,13 @@ def normalize_body(
             usage = fix_usage(_usage.decode(raw_usage))
             head.usage = msgspec.convert(usage, CompletionUsage)
             fields["usage"] = msgspec.Raw(_encoder.encode(usage))
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             pass
     raw_choices = fields.get("choices")
     if raw_choices is not None:
         try:
             choices = _choices.decode(raw_choices)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             choices = []
         if _normalize_choices(choices):
             fields["choices"] = msgspec.Raw(_encoder.encode(choices))

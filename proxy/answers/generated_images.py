@@ -65,13 +65,13 @@ def images_response(payload: bytes, response_format: str) -> bytes:
     """
     try:
         answer = _backend_images.decode(payload)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise ImagesAnswerError(str(exc)) from None
     usage: ImageGenUsage | None = None
     if bytes(answer.usage) != b"null":
         try:
             usage = _usage.decode(answer.usage)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             usage = None
     images: list[Image] = []
     for item in answer.data:

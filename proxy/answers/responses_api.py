@@ -13,8 +13,9 @@ from collections.abc import Callable
 
 import msgspec
 
-from warmgate.proxy.answers.completions import CompletionUsage, PromptTokensDetails
+from warmgate.proxy.answers.completions import CompletionUsage, PromptTokensDetails, unreadable
 from warmgate.proxy.answers.failures import in_band_error
+from warmgate.proxy.answers.sse import LineEnds, held_event_fits
 from warmgate.proxy.errors import ErrorResponse, GatewayError
 
 FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -47,6 +48,7 @@ class StreamEvent(msgspec.Struct):
 _event = msgspec.json.Decoder(StreamEvent)
 _error_response = msgspec.json.Decoder(ErrorResponse)
 _head = msgspec.json.Decoder(ResponseHead)
+_object = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encoder = msgspec.json.Encoder()
 
 
@@ -97,11 +99,19 @@ def public_model(payload: bytes, model_names: tuple[str, str] | None) -> bytes:
 
 
 def read_response(payload: bytes) -> ResponseHead:
-    """The id, status and usage of a `Response` body; an empty head when it is not one."""
+    """The id, status and usage of a `Response` body, which must be a JSON object (else the
+    backend's failure, `unreadable()`); an empty head when its members are not as expected."""
     try:
         return _head.decode(payload)
-    except msgspec.DecodeError:
-        return ResponseHead()
+    except msgspec.ValidationError:
+        pass
+    except (msgspec.DecodeError, RecursionError):
+        raise unreadable() from None
+    try:
+        _object.decode(payload)
+    except (msgspec.DecodeError, RecursionError):
+        raise unreadable() from None
+    return ResponseHead()
 
 
 def _error_event(
@@ -148,6 +158,7 @@ class ResponsesStreamRelay:
     __slots__ = (
         "_buffer",
         "_last_sequence",
+        "_line_ends",
         "_model_names",
         "_on_response_id",
         "complete",
@@ -167,6 +178,7 @@ class ResponsesStreamRelay:
         self._model_names = model_names
         self._on_response_id = on_response_id
         self._buffer = b""
+        self._line_ends = LineEnds()
         self._last_sequence = -1
         self.response_id: str | None = None
         self.usage: CompletionUsage | None = None
@@ -175,10 +187,11 @@ class ResponsesStreamRelay:
         self.failed = False
 
     def feed(self, chunk: bytes) -> bytes:
+        chunk = self._line_ends(chunk)
         data = self._buffer + chunk if self._buffer else chunk
-        data = data.replace(b"\r\n", b"\n")
         end = data.rfind(_SEPARATOR)
         if end == -1:
+            held_event_fits(data)
             self._buffer = data
             return b""
         self._buffer = data[end + 2 :]
@@ -194,7 +207,7 @@ class ResponsesStreamRelay:
             return b""
         try:
             event = _event.decode(payload)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return b""
         kind = event.type or name.decode("utf-8", "replace")
         self._observe(event, kind)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from warmgate.proxy.answers.base64_vectors import encode_embeddings_base64
-from warmgate.proxy.answers.completions import CompletionUsage, normalize_body, read_head
+from warmgate.proxy.answers.completions import CompletionUsage, answer_head, normalize_body
 from warmgate.proxy.answers.generated_images import ImagesAnswerError, images_response
 from warmgate.proxy.answers.responses_api import (
     ResponsesStreamRelay,
@@ -79,9 +79,10 @@ def shape_completion(payload: bytes, context: AnswerContext) -> Shaped:
 
 def shape_embeddings(payload: bytes, context: AnswerContext) -> Shaped:
     """Vectors as base64 when the client asked for it (the SDKs' default)."""
+    usage = answer_head(payload).usage
     if context.view.encoding_format == "base64":
         payload = encode_embeddings_base64(payload)
-    return Shaped(payload, JSON, read_head(payload).usage)
+    return Shaped(payload, JSON, usage)
 
 
 def shape_response(payload: bytes, context: AnswerContext) -> Shaped:

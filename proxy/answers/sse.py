@@ -8,6 +8,10 @@ event (for the backend's id) and the usage event (for the ledger).
 
 A stream that ends without `[DONE]` is never passed off as complete: the client gets an error
 event the SDKs raise on, so a cut stream cannot look like a short answer.
+
+Lines may end as the SSE specification allows (LF, CR or CRLF, even split across chunks):
+`LineEnds` makes them LF before anything else looks at them. An event may not grow past
+MAX_EVENT_BYTES: a backend that never ends one breaks the stream off instead of filling memory.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ from warmgate.proxy.answers.completions import (
     strip_null_usage,
 )
 from warmgate.proxy.answers.failures import in_band_error
-from warmgate.proxy.errors import GatewayError
+from warmgate.proxy.errors import GatewayError, StreamInterrupted
 
+# The largest event held while waiting for its end (a Responses stream's final event holds the
+# whole response).
+MAX_EVENT_BYTES = 16 * 1024 * 1024
 DONE = b"data: [DONE]\n\n"
 _SEPARATOR = b"\n\n"
 _DATA = b"data:"
@@ -37,6 +44,42 @@ _SPECIAL_MARKERS = (b"[DONE]", _ERROR_START, b'"usage":{', b'"usage": {')
 _TOKEN_MARKERS = (b'"content":"', b'"text":"', b'"arguments":"', b'"reasoning_content":"')
 _encoder = msgspec.json.Encoder()
 _chunk = msgspec.json.Decoder(dict[str, Any])
+
+
+class LineEnds:
+    """Makes a stream's CR and CRLF line ends LF, chunk by chunk: a CR that ends one chunk is
+    a line end, and an LF that starts the next is then its other half."""
+
+    __slots__ = ("_after_cr",)
+
+    def __init__(self) -> None:
+        self._after_cr = False
+
+    def __call__(self, chunk: bytes) -> bytes:
+        if self._after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._after_cr = chunk.endswith(b"\r")
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        return chunk
+
+
+def held_event_fits(buffer: bytes) -> None:
+    """Raise StreamInterrupted when an unfinished event has grown past MAX_EVENT_BYTES."""
+    if len(buffer) > MAX_EVENT_BYTES:
+        raise StreamInterrupted("The model backend sent an event too large to relay.")
+
+
+def _single_data_line(event: bytes) -> bytes:
+    """An event of several lines as one `data:` line: its data lines joined (the specification
+    joins them with LF, which in JSON is whitespace like a space); its `id:`, `event:`,
+    `retry:` and comment lines are not part of OpenAI's framing."""
+    values = [
+        line[6:] if line.startswith(b"data: ") else line[5:]
+        for line in event.split(b"\n")
+        if line.startswith(_DATA)
+    ]
+    return b"data: " + b" ".join(values) if values else b""
 
 
 def _quoted_model(name: str) -> bytes:
@@ -67,7 +110,7 @@ def _carries_tokens(payload: bytes) -> bool:
 def _fixed_usage_chunk(payload: bytes) -> bytes:
     try:
         chunk = _chunk.decode(payload)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return payload
     usage = chunk.get("usage")
     if isinstance(usage, dict):
@@ -86,6 +129,7 @@ class SseRelay:
     __slots__ = (
         "_buffer",
         "_forward_usage",
+        "_line_ends",
         "_models",
         "_new_id",
         "_old_id",
@@ -108,6 +152,7 @@ class SseRelay:
         self._response_id = response_id
         self._forward_usage = forward_usage
         self._buffer = b""
+        self._line_ends = LineEnds()
         self._old_id: bytes | None = None
         self._new_id = b'"' + response_id.encode() + b'"'
         self._swap = False
@@ -129,9 +174,11 @@ class SseRelay:
         the first event, which names the backend's id) one by one."""
         if self.complete:
             return b""
+        chunk = self._line_ends(chunk)
         data = self._buffer + chunk if self._buffer else chunk
         end = data.rfind(_SEPARATOR)
         if end == -1:
+            held_event_fits(data)
             self._buffer = data
             return b""
         self._buffer = data[end + 2 :]
@@ -153,7 +200,11 @@ class SseRelay:
     def _bulk(self, block: bytes) -> bytes:
         """Complete, ordinary `data:` events: the same edits as `_event`, on all at once."""
         events = block.count(_SEPARATOR)
-        if not block.startswith(_DATA) or block.count(b"\n\ndata:") != events - 1:
+        if (
+            not block.startswith(_DATA)
+            or block.count(b"\n\ndata:") != events - 1
+            or block.count(b"\n") != 2 * events
+        ):
             return self._events(block)  # other lines among them: one by one
         if self._swap:
             block = block.replace(self._old_id or b"", self._new_id)
@@ -178,6 +229,8 @@ class SseRelay:
         return b"".join(out)
 
     def _event(self, event: bytes) -> bytes:
+        if b"\n" in event:
+            event = _single_data_line(event)
         if not event.startswith(_DATA):
             return b""  # comments, `event:`/`id:` lines: not part of OpenAI's framing
         start = 6 if event.startswith(b" ", 5) else 5

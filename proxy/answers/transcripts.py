@@ -59,7 +59,7 @@ class TranscriptError(ValueError):
 def read_verbose(payload: bytes) -> CreateTranscriptionResponseVerboseJson:
     try:
         return _verbose.decode(payload)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise TranscriptError(str(exc)) from None
 
 

@@ -11,9 +11,10 @@ import asyncio
 from typing import NamedTuple
 from urllib.parse import quote
 
+import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from warmgate.proxy.answers.failures import backend_failure, passed_on_404
+from warmgate.proxy.answers.failures import backend_failure, error_text, passed_on_404
 from warmgate.proxy.endpoints import Backend404, Endpoint
 from warmgate.proxy.errors import (
     BackendError,
@@ -31,6 +32,8 @@ from warmgate.proxy.routing.policies import RouteHint
 from warmgate.proxy.routing.pool import Pool
 from warmgate.proxy.upstream.client import Upstream, UpstreamResponse
 from warmgate.proxy.wire.views import RequestView
+
+_log = structlog.get_logger("warmgate.backend")
 
 
 class Route(NamedTuple):
@@ -180,6 +183,18 @@ class Connector:
             payload = await answer.read()
         except GatewayError:
             payload = b""
+        # The client gets the backend's words only where they are known to be safe
+        # (`proxy.answers.failures`); the operator gets them here, the backend's key blanked.
+        text = error_text(payload)
+        if lease.backend.api_key:
+            text = text.replace(lease.backend.api_key, "***")
+        _log.warning(
+            "backend_error_answer",
+            request_id=outgoing.exchange.request_id,
+            backend=lease.backend.id,
+            status=answer.status,
+            text=text,
+        )
         if answer.status == 404 and outgoing.endpoint.backend_404 is Backend404.PASSED_ON:
             lease.finish(Outcome.OK)
             return passed_on_404(

@@ -6,6 +6,8 @@ only place where aiohttp's exceptions are translated into the gateway's errors.
 
 Timeouts: connecting is bounded short; the silence between two reads is bounded long, since a
 stream's first byte arrives only at time-to-first-token; nothing bounds the whole request.
+A whole answer is held in memory only up to `max_answer_bytes` ([server] max_answer_bytes):
+past it the connection is closed and the answer is the backend's failure.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 
 from warmgate.proxy.errors import (
+    AnswerTooLarge,
     BackendError,
     BackendTimeout,
     BackendUnreachable,
@@ -23,27 +26,53 @@ from warmgate.proxy.errors import (
 from warmgate.proxy.media import JSON
 from warmgate.proxy.settings import UpstreamSettings
 
+# The largest answer held whole when the settings do not say.
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
 
 class UpstreamResponse:
     """A backend's answer whose head has arrived; the body is read or streamed once."""
 
-    __slots__ = ("_response", "content_type", "status")
+    __slots__ = ("_max_bytes", "_response", "content_type", "status")
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, *, max_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+    ) -> None:
         self._response = response
+        self._max_bytes = max_bytes
         self.status = response.status
         self.content_type = response.content_type
 
     async def read(self) -> bytes:
-        """The whole body; the connection goes back to the pool."""
+        """The whole body, at most `max_bytes` of it (AnswerTooLarge past it, the connection
+        closed); otherwise the connection goes back to the pool."""
+        response = self._response
+        announced = response.content_length
         try:
-            return await self._response.read()
+            if announced is not None and announced <= self._max_bytes:
+                return await response.read()  # the usual answer: its size known, and small
+            return await self._read_capped()
         except aiohttp.SocketTimeoutError as exc:
             raise BackendTimeout("The model backend stopped answering.") from exc
         except aiohttp.ClientError as exc:
             raise StreamInterrupted("The model backend's answer broke off.") from exc
         finally:
-            self._response.release()
+            response.release()
+
+    async def _read_capped(self) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        content = self._response.content
+        while chunk := await content.readany():
+            size += len(chunk)
+            if size > self._max_bytes:
+                self._response.close()
+                raise AnswerTooLarge(
+                    f"The model backend's answer is larger than the gateway accepts "
+                    f"({self._max_bytes} bytes)."
+                )
+            parts.append(chunk)
+        return b"".join(parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as the backend sends it, chunk by chunk, without buffering."""
@@ -71,8 +100,11 @@ class UpstreamResponse:
 class Upstream:
     """Owns the connection pool; `start()` inside the serving event loop, `close()` on exit."""
 
-    def __init__(self, settings: UpstreamSettings) -> None:
+    def __init__(
+        self, settings: UpstreamSettings, *, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+    ) -> None:
         self._settings = settings
+        self._max_answer_bytes = max_answer_bytes
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -138,7 +170,7 @@ class Upstream:
             raise BackendTimeout("The model backend did not answer in time.") from exc
         except aiohttp.ClientError as exc:
             raise BackendError("The model backend failed to answer.") from exc
-        return UpstreamResponse(response)
+        return UpstreamResponse(response, max_bytes=self._max_answer_bytes)
 
     def __repr__(self) -> str:
         return f"Upstream(started={self._session is not None})"

@@ -94,7 +94,8 @@ def test_a_non_streamed_sglang_chat_body_becomes_a_valid_openai_body() -> None:
     assert (head.usage.prompt_tokens, head.usage.cached_tokens) == (10, 8)
 
 
-def test_a_body_that_is_not_json_passes_unchanged() -> None:
-    body, head = normalize_body(b"not json", "chatcmpl-ours")
-    assert body == b"not json"
-    assert head.usage is None
+@pytest.mark.parametrize("payload", [b"not json", b"<html>502</html>", b'{"id":"x","cho', b"[1]"])
+def test_a_body_that_is_not_a_json_object_is_the_backends_failure(payload: bytes) -> None:
+    with pytest.raises(BackendError) as caught:
+        normalize_body(payload, "chatcmpl-ours")
+    assert caught.value.status == 502
