@@ -79,6 +79,24 @@ def _admin_key(settings: Settings, environ: Mapping[str, str] | None) -> str | N
     return (os.environ if environ is None else environ).get(name) if name else None
 
 
+def _metrics_key(settings: Settings, environ: Mapping[str, str] | None) -> str | None:
+    """The key `/metrics` asks for, or None when it is open. A named variable that is not set
+    stops the start (MetricsKeyMissingError): a typo must not leave the metrics open."""
+    name = settings.server.metrics_key_env
+    if name is None:
+        return None
+    value = (os.environ if environ is None else environ).get(name)
+    if not value:
+        raise MetricsKeyMissingError(
+            f"environment variable {name} ([server] metrics_key_env) is not set"
+        )
+    return value
+
+
+class MetricsKeyMissingError(ValueError):
+    """`[server] metrics_key_env` names a variable the environment does not set."""
+
+
 def create_app(
     settings: Settings,
     *,
@@ -135,7 +153,7 @@ def create_app(
         route_handlers=[
             *endpoint_routes(runtime.relay, endpoints, max_body_bytes=max_body_bytes),
             *model_routes(runtime.pool, runtime.keys),
-            *ops_routes(runtime),
+            *ops_routes(runtime, metrics_key=_metrics_key(settings, environ)),
             *openapi_routes(endpoints),
             *usage_routes(runtime.keys, runtime.ledger),
             *console.routes(),

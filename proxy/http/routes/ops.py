@@ -1,19 +1,23 @@
 """Operations routes: liveness, readiness and Prometheus metrics (the whole edge's, merged
 over its workers).
 
-None of them needs a key; none of them reveals one.
+Liveness and readiness need no key; `/metrics` (which names models and backend URLs) asks for
+the metrics key when `[server] metrics_key_env` names one (`Authorization: Bearer <key>`, as
+Prometheus's `authorization` scrape setting sends it). None of them reveals a key.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hmac
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from litestar import get
+from litestar import Request, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.types import ASGIApp
 
-from warmgate.proxy.errors import GatewayError, NoHealthyBackend, ShuttingDown
+from warmgate.proxy.errors import GatewayError, InvalidApiKey, NoHealthyBackend, ShuttingDown
+from warmgate.proxy.http.incoming import read_head
 from warmgate.proxy.ids import new_request_id
 from warmgate.proxy.media import JSON, PROMETHEUS
 from warmgate.proxy.pipeline.replies import JsonResponse, error_response
@@ -28,7 +32,18 @@ def _plain(body: bytes, media_type: str = JSON) -> JsonResponse:
     )
 
 
-def ops_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
+def metrics_authorized(authorization: str | None, metrics_key: str) -> bool:
+    """A constant-time check of `Authorization: Bearer <metrics key>`."""
+    if not authorization:
+        return False
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(token.strip().encode(), metrics_key.encode())
+
+
+def ops_routes(runtime: Runtime, *, metrics_key: str | None = None) -> list[HTTPRouteHandler]:
+    """The routes; with `metrics_key`, `/metrics` answers 401 to any other bearer."""
     ok = msgspec.json.encode({"status": "ok"})
     ready_body = msgspec.json.encode({"status": "ready"})
 
@@ -47,7 +62,11 @@ def ops_routes(runtime: Runtime) -> list[HTTPRouteHandler]:
         return error_response(error)
 
     @get("/metrics", name="metrics")
-    async def metrics() -> ASGIApp:
+    async def metrics(request: Request[Any, Any, Any]) -> ASGIApp:
+        if metrics_key is not None and not metrics_authorized(
+            read_head(request.scope["headers"]).authorization, metrics_key
+        ):
+            return error_response(InvalidApiKey("This endpoint needs the metrics key."))
         text = await runtime.edge_metrics.render()
         return _plain(text.encode(), media_type=PROMETHEUS)
 
