@@ -96,6 +96,10 @@ class ServedGateway:
         return record
 
     @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
     def running(self) -> bool:
         return self._process.poll() is None
 
