@@ -28,6 +28,8 @@ class RequestHead(NamedTuple):
     announced: int
     # An `Origin` field: a browser, whose CORS Litestar answers.
     browser: bool
+    # A body follows the head (a Content-Length above 0, or a Transfer-Encoding).
+    has_body: bool
     # W3C trace context, passed on to the backend; repeated `tracestate` fields are one list.
     traceparent: str | None = None
     tracestate: str | None = None
@@ -38,7 +40,7 @@ def read_head(headers: Iterable[tuple[bytes, bytes]]) -> RequestHead:
     the first (but `tracestate`, whose repetitions are joined in order, as W3C says)."""
     authorization = content_type = traceparent = tracestate = None
     announced = -1
-    browser = False
+    browser = chunked = False
     for name, value in headers:
         if name == b"authorization":
             if authorization is None:
@@ -50,28 +52,34 @@ def read_head(headers: Iterable[tuple[bytes, bytes]]) -> RequestHead:
             announced = int(value) if value.isdigit() else -1
         elif name == b"origin":
             browser = True
+        elif name == b"transfer-encoding":
+            chunked = True
         elif name == b"traceparent":
             if traceparent is None:
                 traceparent = value.decode("latin-1")
         elif name == b"tracestate":
             more = value.decode("latin-1")
             tracestate = more if tracestate is None else f"{tracestate},{more}"
-    return RequestHead(authorization, content_type, announced, browser, traceparent, tracestate)
+    has_body = chunked or announced > 0
+    return RequestHead(
+        authorization, content_type, announced, browser, has_body, traceparent, tracestate
+    )
 
 
 class BodyReader:
     """Reads one request's body when called: at most `limit` bytes, announced or actually
     sent (PayloadTooLarge past it, before reading on when announced). JSON arrives mostly in one
     message, kept as it came; a multipart form goes into one buffer of our own, validated and
-    edited in place there."""
+    edited in place there. `done`: the body was read to its end."""
 
-    __slots__ = ("_announced", "_kind", "_limit", "_receive")
+    __slots__ = ("_announced", "_kind", "_limit", "_receive", "done")
 
     def __init__(self, receive: Receive, *, announced: int, limit: int, kind: Body) -> None:
         self._receive = receive
         self._announced = announced
         self._limit = limit
         self._kind = kind
+        self.done = False
 
     async def __call__(self) -> bytes | bytearray:
         kind, limit = self._kind, self._limit
@@ -86,6 +94,7 @@ class BodyReader:
         if not message.get("more_body", False) and kind is not Body.FORM:
             if len(first) > limit:
                 raise PayloadTooLarge(_TOO_LARGE)
+            self.done = True
             return first
         parts = [first]
         size = len(first)
@@ -100,4 +109,5 @@ class BodyReader:
             parts.append(part)
         if size > limit:
             raise PayloadTooLarge(_TOO_LARGE)
+        self.done = True
         return bytearray().join(parts) if kind is Body.FORM else b"".join(parts)

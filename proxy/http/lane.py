@@ -28,7 +28,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from warmgate.proxy.endpoints import ENDPOINTS, Body, Endpoint
 from warmgate.proxy.errors import GatewayError
-from warmgate.proxy.http.framing import whole_answer
+from warmgate.proxy.http.framing import closing, tracked, whole_answer
 from warmgate.proxy.http.incoming import BodyReader, read_head
 from warmgate.proxy.pipeline.relay import Inbound, Relay
 from warmgate.proxy.pipeline.replies import Answer, error_response
@@ -67,9 +67,11 @@ class HotLane:
         if scope["http_version"] == "1.0":
             send = whole_answer(send)
         endpoint = self._endpoints.get(scope["path"]) if scope["method"] == "POST" else None
-        head = read_head(scope["headers"]) if endpoint is not None else None
-        if endpoint is None or head is None or head.browser:
+        head = read_head(scope["headers"])
+        if endpoint is None or head.browser:
             # A browser's request too: Litestar's CORS middleware answers it (headers, preflight).
+            if head.has_body:
+                receive, send = tracked(receive, send)
             await self._fallback(scope, receive, send)
             return
         reader = BodyReader(
@@ -95,5 +97,7 @@ class HotLane:
             answer = error_response(
                 GatewayError("The server had an error while processing your request.")
             )
+        if head.has_body and not reader.done:  # answered without reading it: end the connection
+            send = closing(send)
         # Sending cannot fail before the first byte; an error mid-stream ends the connection.
         await answer(scope, receive, send)

@@ -19,9 +19,12 @@ parser callbacks and connection events that the class has kept from 0.35 to 0.55
 each in OpenAI's error shape, and the connection is closed at once: nothing more is read.
 
 And an answer sent before its request's body has arrived whole (401 for an upload without a
-valid key, 413, a bad content type) closes the connection once sent (`on_message_complete`,
+valid key, 413, a bad content type) ends the connection once sent (`on_message_complete`,
 `on_response_complete`): uvicorn would otherwise read and drop the rest of the body to keep
-the connection, however large it is.
+the connection, however large it is. The end is a lingering close, as web servers do it: the
+answer is followed by a FIN, what the client still sends is dropped for at most LINGER_S and
+LINGER_BYTES, then the socket closes. Closing at once would reset a connection whose last body
+bytes were still in flight, and a client reading its answer would get the reset instead.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ from warmgate.proxy.errors import (
 from warmgate.proxy.ids import new_request_id
 from warmgate.proxy.settings import ServerSettings
 
+# After an answer given before the body arrived: how long, and how much of the rest of the
+# body, is read and dropped before the connection closes.
+LINGER_S = 2.0
+LINGER_BYTES = 256 * 1024
 # Each header field costs its name, its value and its framing (": " and CRLF).
 _FIELD_FRAMING_BYTES = 4
 _STATUS_LINES = {
@@ -70,6 +77,32 @@ def refusal_bytes(error: GatewayError) -> bytes:
     )
 
 
+class _EndingTransport:
+    """The connection's transport as uvicorn's request cycles see it: the same methods, bound
+    straight to the real transport, but `close` ends a connection whose request body has not
+    arrived whole (an answer with `connection: close` sent before it was read) with the
+    protocol's lingering close."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: GuardedHttpProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self.write = transport.write
+        self.is_closing = transport.is_closing
+        self.get_extra_info = transport.get_extra_info
+        self.pause_reading = transport.pause_reading
+        self.resume_reading = transport.resume_reading
+        self.set_protocol = transport.set_protocol
+
+    def close(self) -> None:
+        if self._protocol.body_pending:
+            self._protocol.linger()
+        else:
+            self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
     """One client connection. The limits are class attributes: uvicorn builds the protocol
     itself, so `guarded_protocol(settings)` makes the subclass that carries them."""
@@ -85,16 +118,35 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_head = False  # between a request's first byte and the end of its head
         self._body_done = True  # the current request's body has arrived whole
         self._began = False  # a request's first byte has arrived on this connection
+        self._linger_bytes_left: int | None = None  # set once the connection is ending
+        self._linger_timer: asyncio.TimerHandle | None = None
+        self._real_transport: asyncio.Transport = None  # type: ignore[assignment]  # as uvicorn
         self._head_timer: asyncio.TimerHandle | None = None
         self._refusal: GatewayError | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_EndingTransport(transport, self))  # type: ignore[arg-type]
+        self._real_transport = transport
         self._arm_head_timer()
+
+    @property
+    def body_pending(self) -> bool:
+        """A request's body has begun or been announced and not arrived whole."""
+        return not self._body_done
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._linger_bytes_left is None:
+            super().data_received(data)
+            return
+        self._linger_bytes_left -= len(data)  # the rest of a refused body: dropped
+        if self._linger_bytes_left < 0:
+            self._real_transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -142,7 +194,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self._body_done and not self.transport.is_closing():
-            self.transport.close()  # rather than reading the rest of an unread body
+            self.linger()  # rather than reading the rest of an unread body to keep the connection
+
+    def linger(self) -> None:
+        """End the connection after the answer sent: FIN, drop what still comes for a while,
+        then close."""
+        if self._linger_bytes_left is not None or self._real_transport.is_closing():
+            return
+        self._disarm_head_timer()
+        self._linger_bytes_left = LINGER_BYTES
+        transport = self._real_transport
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._linger_timer = self.loop.call_later(LINGER_S, transport.close)
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a head the parser refused (also when a callback above stopped
@@ -169,13 +233,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._in_head:
             self._close_with(RequestTimeout("The request's headers did not arrive in time."))
         elif not self._began:  # connected, and not one byte sent
-            self.transport.close()
+            self._real_transport.close()
 
     def _close_with(self, error: GatewayError) -> None:
         self._disarm_head_timer()
         if not self.transport.is_closing():
             self.transport.write(refusal_bytes(error))
-            self.transport.close()
+            self._real_transport.close()
 
 
 def guarded_protocol(settings: ServerSettings) -> type[GuardedHttpProtocol]:
