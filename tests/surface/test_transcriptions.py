@@ -169,7 +169,8 @@ def test_a_bad_upload_gets_the_openai_error_and_never_reaches_a_backend(
 def test_a_json_body_is_refused_as_the_wrong_content_type(http: httpx.Client) -> None:
     body = bad_upload(http, content=json.dumps({"model": MODEL}).encode(),
                       headers={"Content-Type": "application/json"})  # fmt: skip
-    assert body["status"] == 415
+    assert body["status"] == 400
+    assert body["error"]["message"].startswith("Invalid Content-Type header (application/json)")
 
 
 def test_an_upload_over_the_limit_is_a_413_in_openai_shape(http: httpx.Client) -> None:

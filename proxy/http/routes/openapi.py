@@ -28,11 +28,10 @@ from warmgate.proxy.pipeline.replies import JsonResponse
 
 OPENAPI_PATH = "/openapi.json"
 _ERRORS = {
-    "400": "Invalid request: `error.param` names the field",
+    "400": "Invalid request (`error.param` names the field), or a body of another media type",
     "401": "Missing or wrong API key",
     "404": "Unknown model, or unknown stored response",
     "413": "Request body too large",
-    "415": "Wrong Content-Type",
     "429": "Rate limit or quota exceeded (with Retry-After)",
     "502": "The model backend failed",
     "503": "No healthy backend for the model, or the gateway is shutting down",
@@ -101,7 +100,6 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     if endpoint.body is Body.JSON and endpoint.request_schema is not None:
         schema = _ref(endpoint.request_schema.__name__)
         operation["requestBody"] = {"required": True, "content": {JSON: {"schema": schema}}}
-        operation["responses"].update(_errors("415"))
     elif endpoint.body is Body.FORM:
         form = {MULTIPART_FORM: {"schema": _TRANSCRIPTION_FORM}}
         operation["requestBody"] = {"required": True, "content": form}
