@@ -236,22 +236,27 @@ def _form(
     return Request("POST", "/v1/audio/transcriptions", body, content_type)
 
 
+_PARTS = st.lists(
+    st.tuples(
+        _FORM_NAMES,
+        st.none() | st.sampled_from(["a.wav", "a.mp3", "x", ""]) | st.text(max_size=8),
+        _PART_VALUES,
+        st.sampled_from([b"", b"Content-Type: audio/wav\r\n", b"X-Odd: \x00\r\n"]),
+    ),
+    max_size=5,
+)
+# A form the endpoint serves: a short WAV file and the model.
+_VALID_PARTS = [
+    ("file", "a.wav", wav_bytes(1600), b"Content-Type: audio/wav\r\n"),
+    ("model", None, MODEL.encode(), b""),
+]
+
 MULTIPART = st.one_of(
     st.builds(
-        _form,
-        _BOUNDARY,
-        st.lists(
-            st.tuples(
-                _FORM_NAMES,
-                st.none() | st.sampled_from(["a.wav", "a.mp3", "x", ""]) | st.text(max_size=8),
-                _PART_VALUES,
-                st.sampled_from([b"", b"Content-Type: audio/wav\r\n", b"X-Odd: \x00\r\n"]),
-            ),
-            max_size=5,
-        ),
-        st.booleans(),
-        st.none() | _BOUNDARY,
+        lambda extra: _form("wg-fuzz-boundary", [*_VALID_PARTS, *extra], True, None),
+        _PARTS.map(lambda parts: parts[:2]),
     ),
+    st.builds(_form, _BOUNDARY, _PARTS, st.booleans(), st.none() | _BOUNDARY),
     st.builds(
         lambda body, content_type: Request("POST", "/v1/audio/transcriptions", body, content_type),
         st.binary(max_size=256),
