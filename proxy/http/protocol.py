@@ -24,7 +24,10 @@ valid key, 413, a bad content type) ends the connection once sent (`on_message_c
 the connection, however large it is. The end is a lingering close, as web servers do it: the
 answer is followed by a FIN, what the client still sends is dropped for at most LINGER_S and
 LINGER_BYTES, then the socket closes. Closing at once would reset a connection whose last body
-bytes were still in flight, and a client reading its answer would get the reset instead.
+bytes were still in flight, and a client reading its answer would get the reset instead. uvicorn
+closes the connection after an answer that says `connection: close` through the transport it
+was given in `connection_made` (0.35 to 0.55 alike), so that transport is the real one with
+`close` redirected (`_EndingTransport`).
 """
 
 from __future__ import annotations
