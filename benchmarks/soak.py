@@ -122,7 +122,9 @@ async def soak(
     rng = random.Random(seed)
     window = Window()
     samples: list[dict[str, Any]] = []
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+    # Idle connections are dropped before the gateway's keep-alive timeout (uvicorn's 5 s) does
+    # it, so that no request is sent on a connection the server is closing.
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=4.0)
     headers = {"Authorization": f"Bearer {BENCH_KEY}"}
     async with (
         httpx.AsyncClient(
