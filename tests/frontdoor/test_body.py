@@ -14,6 +14,9 @@ from tests.frontdoor.raw import exchange
 from tests.support.gateway import GatewayServer
 
 UPLOAD_BYTES = 25 * 1024 * 1024
+# How long a test waits for the connection to end: below uvicorn's 5 s keep-alive timeout, which
+# would end an idle connection anyway, and far above the moment the answer ends it.
+CLOSED_WITHIN_S = 3.0
 CHAT = b'{"model":"demo","messages":[{"role":"user","content":"hi"}]}'
 
 
@@ -42,7 +45,7 @@ def test_an_upload_without_a_valid_key_is_refused_before_its_body_arrives(
     content_type = "multipart/form-data; boundary=x" if "audio" in path else "application/json"
     head = _post_head(path, UPLOAD_BYTES, *authorization, content_type=content_type)
     # Only the head and 1 KB of the 25 MB are sent: the answer cannot wait for the rest.
-    answer = exchange(_port(front), head + b"x" * 1024, wait_s=5)
+    answer = exchange(_port(front), head + b"x" * 1024, wait_s=CLOSED_WITHIN_S)
     assert answer.status == 401
     assert answer.error["code"] == "invalid_api_key"
     assert answer.closed, "the connection stayed open to drain the body"
@@ -52,7 +55,7 @@ def test_an_announced_body_over_the_limit_is_413_before_it_is_read_and_closed(
     front: GatewayServer,
 ) -> None:
     head = _post_head("/v1/chat/completions", MAX_BODY_BYTES + 1, f"Authorization: Bearer {KEY}")
-    answer = exchange(_port(front), head + b"{", wait_s=5)
+    answer = exchange(_port(front), head + b"{", wait_s=CLOSED_WITHIN_S)
     assert answer.status == 413
     assert answer.error["code"] == "request_too_large"
     assert answer.closed
@@ -70,7 +73,9 @@ def test_a_streamed_body_over_the_limit_is_413_and_the_rest_is_not_drained(
     over = b"".join(
         b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(MAX_BODY_BYTES // 65536 + 2)
     )
-    answer = exchange(_port(front), head + over, wait_s=5)  # the last chunk is never sent
+    answer = exchange(
+        _port(front), head + over, wait_s=CLOSED_WITHIN_S
+    )  # the last chunk is never sent
     assert answer.status == 413
     assert answer.closed
 
@@ -84,7 +89,7 @@ def test_a_body_that_is_not_json_is_openais_400_before_it_is_read(
     head = _post_head(
         "/v1/chat/completions", 10_000, f"Authorization: Bearer {KEY}", content_type=content_type
     )
-    answer = exchange(_port(front), head + b"model=demo", wait_s=5)
+    answer = exchange(_port(front), head + b"model=demo", wait_s=CLOSED_WITHIN_S)
     assert answer.status == 400
     assert answer.error["type"] == "invalid_request_error"
     assert str(answer.error["message"]).startswith(f"Invalid Content-Type header ({content_type})")
