@@ -6,7 +6,7 @@ only to its slower h11 protocol, and `timeout_keep_alive` only to idle connectio
 requests. No ASGI app can help: it is called once the whole head has arrived. So the limits
 are enforced here, in a subclass uvicorn takes through its public `Config(http=...)`, in the
 parser callbacks and connection events that the class has kept from 0.35 to 0.55
-(`connection_made`, `on_message_begin`, `on_url`, `on_header`, `on_headers_complete`,
+(`connection_made`, `data_received`, `on_message_begin`, `on_url`, `on_headers_complete`,
 `connection_lost`, `send_400_response`):
 
 - a request line longer than `max_header_bytes` gets 414, more header bytes or more than
@@ -116,8 +116,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._head_bytes = 0
-        self._head_fields = 0
+        self._head_bytes = 0  # of the head in progress, counted by the chunk
+        self._chunk_bytes = 0  # of the chunk being parsed
+        self._head_started_s = 0.0
         self._in_head = False  # between a request's first byte and the end of its head
         self._body_done = True  # the current request's body has arrived whole
         self._began = False  # a request's first byte has arrived on this connection
@@ -145,7 +146,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._linger_bytes_left is None:
+            self._chunk_bytes = len(data)
             super().data_received(data)
+            if self._in_head and not self._real_transport.is_closing():
+                # The head is still incomplete, so all of this chunk went into it: counted by
+                # the chunk, not by the field, to cost nothing per field.
+                self._head_bytes += len(data)
+                if self._head_bytes > self.max_header_bytes:
+                    self._close_with(self._too_large())
             return
         self._linger_bytes_left -= len(data)  # the rest of a refused body: dropped
         if self._linger_bytes_left < 0:
@@ -154,41 +162,41 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = 0
-        self._head_fields = 0
+        self._head_started_s = self.loop.time()
         self._in_head = True
         self._began = True
         self._body_done = False
-        if self._head_timer is None:  # a kept-alive connection's next request
-            self._arm_head_timer()
 
     def on_url(self, url: bytes) -> None:
-        self._head_bytes += len(url)
-        if self._head_bytes > self.max_header_bytes:
+        if len(self.url) + len(url) > self.max_header_bytes:
             self._refuse(UriTooLong("The request URL is too long."))
         super().on_url(url)
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_fields += 1
-        self._head_bytes += len(name) + len(value) + _FIELD_FRAMING_BYTES
-        if self._head_fields > self.max_header_count:
-            self._refuse(
-                HeadersTooLarge(
-                    f"The request has too many header fields (at most {self.max_header_count})."
-                )
-            )
-        if self._head_bytes > self.max_header_bytes:
-            self._refuse(
-                HeadersTooLarge(
-                    f"The request's header fields are too large (at most "
-                    f"{self.max_header_bytes} bytes)."
-                )
-            )
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._disarm_head_timer()
+        if len(self.headers) > self.max_header_count:
+            self._refuse(self._too_many_fields())
+        # The head ended inside the last chunk: measured field by field only when that chunk
+        # and the earlier ones could hold a head over the limit (a large body's first bytes).
+        if self._head_bytes + self._chunk_bytes > self.max_header_bytes and (
+            self._head_size() > self.max_header_bytes
+        ):
+            self._refuse(self._too_large())
         super().on_headers_complete()
+
+    def _head_size(self) -> int:
+        fields = sum(len(name) + len(value) for name, value in self.headers)
+        return len(self.url) + fields + _FIELD_FRAMING_BYTES * len(self.headers)
+
+    def _too_many_fields(self) -> HeadersTooLarge:
+        return HeadersTooLarge(
+            f"The request has too many header fields (at most {self.max_header_count})."
+        )
+
+    def _too_large(self) -> HeadersTooLarge:
+        return HeadersTooLarge(
+            f"The request's header fields are too large (at most {self.max_header_bytes} bytes)."
+        )
 
     def on_message_complete(self) -> None:
         self._body_done = True
@@ -221,8 +229,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._refusal = error
         raise _HeadRefusedError(error.message)
 
-    def _arm_head_timer(self) -> None:
-        self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
+    def _arm_head_timer(self, delay_s: float | None = None) -> None:
+        """One timer per connection, not per request: it wakes every `header_timeout_s` (or
+        when the head in progress would run out of time) and looks at the head's age."""
+        self._head_timer = self.loop.call_later(
+            self.header_timeout_s if delay_s is None else delay_s, self._head_timed_out
+        )
 
     def _disarm_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -231,12 +243,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self.transport.is_closing():
+        if self._real_transport.is_closing() or self._linger_bytes_left is not None:
             return
-        if self._in_head:
-            self._close_with(RequestTimeout("The request's headers did not arrive in time."))
-        elif not self._began:  # connected, and not one byte sent
+        if not self._began:  # connected, and not one byte sent
             self._real_transport.close()
+            return
+        left_s = self.header_timeout_s
+        if self._in_head:
+            left_s -= self.loop.time() - self._head_started_s
+            if left_s <= 0:
+                self._close_with(RequestTimeout("The request's headers did not arrive in time."))
+                return
+        self._arm_head_timer(left_s)
 
     def _close_with(self, error: GatewayError) -> None:
         self._disarm_head_timer()
