@@ -187,7 +187,9 @@ class ResponsesStreamRelay:
         self.failed = False
 
     def feed(self, chunk: bytes) -> bytes:
-        chunk = self._line_ends(chunk)
+        line_ends = self._line_ends
+        if line_ends.after_cr or b"\r" in chunk:  # LF-framed streams pay one scan here
+            chunk = line_ends(chunk)
         data = self._buffer + chunk if self._buffer else chunk
         end = data.rfind(_SEPARATOR)
         if end == -1:

@@ -50,15 +50,15 @@ class LineEnds:
     """Makes a stream's CR and CRLF line ends LF, chunk by chunk: a CR that ends one chunk is
     a line end, and an LF that starts the next is then its other half."""
 
-    __slots__ = ("_after_cr",)
+    __slots__ = ("after_cr",)
 
     def __init__(self) -> None:
-        self._after_cr = False
+        self.after_cr = False  # the last chunk ended with a CR
 
     def __call__(self, chunk: bytes) -> bytes:
-        if self._after_cr and chunk.startswith(b"\n"):
+        if self.after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]
-        self._after_cr = chunk.endswith(b"\r")
+        self.after_cr = chunk.endswith(b"\r")
         if b"\r" in chunk:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         return chunk
@@ -174,7 +174,9 @@ class SseRelay:
         the first event, which names the backend's id) one by one."""
         if self.complete:
             return b""
-        chunk = self._line_ends(chunk)
+        line_ends = self._line_ends
+        if line_ends.after_cr or b"\r" in chunk:  # LF-framed streams pay one scan here
+            chunk = line_ends(chunk)
         data = self._buffer + chunk if self._buffer else chunk
         end = data.rfind(_SEPARATOR)
         if end == -1:
