@@ -134,19 +134,7 @@ class Relay:
         """One request, accounted once whatever happens. With `inbound.receive`, a client that
         goes away while the backend works (prefill, a whole non-streamed answer) cancels the
         upstream request at once; once streaming, `EventStream` watches the same way."""
-        exchange = Exchange(
-            endpoint.name,
-            id_prefix=endpoint.id_prefix,
-            billable=endpoint.billable,
-            clock=self._clock,
-            monotonic=self._monotonic,
-        )
-        if self._tracer is not None:
-            incoming = parse_trace_context(inbound.traceparent, inbound.tracestate)
-            exchange.trace = self._tracer.start(incoming)
-        elif inbound.traceparent is not None:
-            incoming = parse_trace_context(inbound.traceparent, inbound.tracestate)
-            exchange.trace = PassedThrough(incoming) if incoming is not None else None
+        exchange = self._open(endpoint, inbound)
         headers: dict[str, str] = {"x-request-id": exchange.request_id}
         admission: Admission | None = None
         streaming = False
@@ -194,11 +182,7 @@ class Relay:
                 return EventStream(events, headers=headers.items())
             return await self._respond(endpoint, context, connected, exchange, headers)
         except GatewayError as error:
-            exchange.status = error.status
-            exchange.error_code = error.instance_code
-            if isinstance(error, RateLimited | QuotaExceeded):
-                self._metrics.refused(error.limit)
-            return error_response(error, exchange.request_id, headers.items())
+            return self._refuse(error, exchange, headers)
         except asyncio.CancelledError:
             if watch is None or not watch.absorb():
                 raise
@@ -207,11 +191,8 @@ class Relay:
             return self._client_left(exchange, headers)
         except Exception as exc:  # noqa: BLE001  # a bug: OpenAI's 500 under this request's id
             _log.error("unhandled_error", error=type(exc).__name__, endpoint=endpoint.name)
-            exchange.status = 500
-            exchange.error_code = "internal_error"
-            return error_response(
-                GatewayError(_INTERNAL_ERROR), exchange.request_id, headers.items()
-            )
+            failure = GatewayError(_INTERNAL_ERROR, code="internal_error")
+            return self._refuse(failure, exchange, headers)
         finally:
             if watch is not None:
                 watch.stop()
@@ -219,6 +200,34 @@ class Relay:
                 if admission is not None:
                     admission.release()
                 self._account(exchange)
+
+    def _open(self, endpoint: Endpoint, inbound: Inbound) -> Exchange:
+        """The request's exchange, with its trace: the gateway's own span when tracing is on,
+        else the client's trace context passed through as it came."""
+        exchange = Exchange(
+            endpoint.name,
+            id_prefix=endpoint.id_prefix,
+            billable=endpoint.billable,
+            clock=self._clock,
+            monotonic=self._monotonic,
+        )
+        if self._tracer is not None:
+            incoming = parse_trace_context(inbound.traceparent, inbound.tracestate)
+            exchange.trace = self._tracer.start(incoming)
+        elif inbound.traceparent is not None:
+            incoming = parse_trace_context(inbound.traceparent, inbound.tracestate)
+            exchange.trace = PassedThrough(incoming) if incoming is not None else None
+        return exchange
+
+    def _refuse(
+        self, error: GatewayError, exchange: Exchange, headers: dict[str, str]
+    ) -> JsonResponse:
+        """`error` as the answer, accounted as such."""
+        exchange.status = error.status
+        exchange.error_code = error.instance_code
+        if isinstance(error, RateLimited | QuotaExceeded):
+            self._metrics.refused(error.limit)
+        return error_response(error, exchange.request_id, headers.items())
 
     # The stages, in the order they run.
 

@@ -59,7 +59,6 @@ class ServedGateway:
             self.stop()
             raise
         self.base_url = banner[len(BANNER) :].split()[0]
-        self.pid = self._process.pid
         self.root = self.base_url.removesuffix("/v1")
 
     def _read(self) -> None:
