@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.core.result import Ok
 
 from benchmarks import report
-from benchmarks.fuzz_cases import TARGETS, Request, Target, problem, requests_for
+from benchmarks.fuzz_cases import TARGETS, Request, Target, html_statuses, problem, requests_for
 from benchmarks.gateway import BENCH_KEY, BENCH_KEY_ENV, REPO_ROOT
 from benchmarks.processes import ServerProcess, free_port, free_port_range
 from benchmarks.upstreams import replica_urls, sim_process
@@ -131,6 +131,7 @@ def schema_cases(root: str, per_operation: int) -> dict[str, list[Request]]:
 def drawn_cases(root: str, operation: Any, count: int) -> list[Request]:
     """`count` requests from one OpenAPI operation's schemathesis strategy."""
     drawn: list[Request] = []
+    html_ok = html_statuses(operation.definition.raw.get("responses", {}))
 
     @settings(
         max_examples=count,
@@ -159,7 +160,7 @@ def drawn_cases(root: str, operation: Any, count: int) -> list[Request]:
             return  # a form field httpx cannot encode (a file given as a number): not sendable
 
         path = built.url.raw_path.decode("ascii")
-        drawn.append(Request(built.method, path, body, built.headers.get("content-type")))
+        drawn.append(Request(built.method, path, body, built.headers.get("content-type"), html_ok))
 
     draw()
     return drawn
@@ -193,7 +194,7 @@ def send(root: str, timeout_s: float, request: Request, tally: Tally) -> None:
     except httpx.TransportError as exc:
         tally.add("none", f"hang: connection dropped ({type(exc).__name__})", shown)
         return
-    trouble = problem(answer.status_code, answer.content)
+    trouble = problem(answer.status_code, answer.content, request.html_statuses)
     if trouble is not None:
         kind = "5xx" if answer.status_code >= 500 else "shape"
         trouble = f"{kind}: {trouble}"

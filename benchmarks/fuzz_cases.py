@@ -55,6 +55,18 @@ class Request:
     path: str
     body: bytes
     content_type: str | None
+    # Statuses the route documents as an HTML page (a browser form's own answers), which are
+    # not OpenAI's error shape and need not be.
+    html_statuses: frozenset[int] = frozenset()
+
+
+def html_statuses(responses: dict[str, Any]) -> frozenset[int]:
+    """The statuses an OpenAPI operation's `responses` document as `text/html`."""
+    return frozenset(
+        int(status)
+        for status, response in responses.items()
+        if status.isdigit() and "text/html" in (response.get("content") or {})
+    )
 
 
 TARGETS: tuple[Target, ...] = (
@@ -309,11 +321,12 @@ def _shape_problem(body: bytes) -> str | None:
     return None
 
 
-def problem(status: int, body: bytes) -> str | None:
-    """What is wrong with an answer, or None: a 5xx, or a 4xx not in OpenAI's error shape."""
+def problem(status: int, body: bytes, html_ok: frozenset[int] = frozenset()) -> str | None:
+    """What is wrong with an answer, or None: a 5xx, or a 4xx not in OpenAI's error shape
+    (unless the route documents that status as an HTML page, in `html_ok`)."""
     if status >= 500:
         return f"status {status}"
-    if status < 400:
+    if status < 400 or status in html_ok:
         return None
     shape = _shape_problem(body)
     return None if shape is None else f"status {status}: {shape}"
