@@ -95,6 +95,12 @@ class RoutingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The backends document written by `warmgate fleet sync`, reloaded when it changes.
     backends_document: str | None = None
     document_poll_interval_s: PositiveSeconds = 2.0
+    # Tell each SkyServe controller the document names (`controllers`) how many requests this
+    # edge sent to its service's replicas, as SkyServe's own load balancer does, so that its
+    # autoscaler sees the traffic that edges send straight to the replicas.
+    report_to_controllers: bool = True
+    controller_report_interval_s: PositiveSeconds = 20.0
+    controller_report_timeout_s: PositiveSeconds = 5.0
 
 
 class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -45,6 +45,7 @@ class Backend:
     region: str | None = None
     accelerators: str | None = None
     source: str = "config"
+    service: str | None = None  # the SkyServe service the replica belongs to
 
     def describe(self) -> dict[str, str | None]:
         """The public fields, for the admin view and logs."""
@@ -57,4 +58,5 @@ class Backend:
             "region": self.region,
             "accelerators": self.accelerators,
             "source": self.source,
+            "service": self.service,
         }

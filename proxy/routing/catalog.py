@@ -69,6 +69,7 @@ class BackendSpec(msgspec.Struct, frozen=True, kw_only=True):
     region: str | None = None
     accelerators: str | None = None
     source: str = "config"
+    service: str | None = None
 
 
 class CatalogError(ValueError):
@@ -180,4 +181,5 @@ def materialize(spec: BackendSpec, entry: ModelEntry, environ: Mapping[str, str]
         region=spec.region,
         accelerators=spec.accelerators,
         source=spec.source,
+        service=spec.service,
     )

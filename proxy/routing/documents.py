@@ -2,18 +2,20 @@
 
     {"version": 7, "backends": [{"model": "llama-70b", "url": "http://10.0.0.5:30000",
       "api_key_env": "SGLANG_KEY", "cloud": "aws", "region": "us-east-1",
-      "accelerators": "H100:8", "source": "skyserve:llama"}]}
+      "accelerators": "H100:8", "source": "skyserve:llama", "service": "wg-llama-us-east-1"}],
+     "controllers": {"wg-llama-us-east-1": "http://10.0.0.2:20001"}}
 
 The watcher checks the file's modification time and size every `interval_s` and applies a
 changed document to the pool; a document that fails to decode is logged and ignored, so the
-pool keeps the last good one.
+pool keeps the last good one. `controllers` maps each SkyServe service to the controller that
+the edge reports its requests to (`proxy.routing.controller_report`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
@@ -29,11 +31,13 @@ class DocumentBackend(msgspec.Struct, frozen=True, kw_only=True):
     region: str | None = None
     accelerators: str | list[str] | dict[str, int] | None = None
     source: str | None = None
+    service: str | None = None
 
 
 class BackendsDocument(msgspec.Struct, frozen=True, kw_only=True):
     version: int | str
     backends: list[DocumentBackend] = []
+    controllers: dict[str, str] = {}
 
 
 _decode = msgspec.json.Decoder(BackendsDocument).decode
@@ -62,6 +66,7 @@ def document_specs(document: BackendsDocument) -> list[BackendSpec]:
             region=b.region,
             accelerators=_accelerators(b.accelerators),
             source=b.source or "document",
+            service=b.service,
         )
         for b in document.backends
     ]
@@ -75,10 +80,12 @@ class DocumentWatcher:
         *,
         interval_s: float,
         events: EventLog | None = None,
+        on_controllers: Callable[[Mapping[str, str]], object] | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self._events: EventLog = events or StructlogEvents()
         self._apply = apply
+        self._on_controllers = on_controllers
         self._interval_s = interval_s
         self._seen: tuple[int, int, int] | None = None
         self.version: int | str | None = None
@@ -112,6 +119,8 @@ class DocumentWatcher:
         self.version = document.version
         self.loads += 1
         self._apply(document_specs(document))
+        if self._on_controllers is not None:
+            self._on_controllers(document.controllers)
         self._events.event("backends_document_loaded", path=self.path, version=document.version)
         return True
 

@@ -17,6 +17,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import astuple
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -34,6 +35,7 @@ from warmgate.proxy.routing.catalog import (
     ModelEntry,
     materialize,
 )
+from warmgate.proxy.routing.controller_report import ControllerReport
 from warmgate.proxy.routing.documents import DocumentWatcher
 from warmgate.proxy.routing.events import EventLog, StructlogEvents
 from warmgate.proxy.routing.health import HealthChecker
@@ -95,6 +97,7 @@ class Pool:
         self.health: HealthChecker | None = None
         self.loads: LoadPoller | None = None
         self.document: DocumentWatcher | None = None
+        self.controller_report: ControllerReport | None = None
         for spec in backends:
             entry = self._entry_for(spec)
             if entry is None:
@@ -137,6 +140,9 @@ class Pool:
         member = chosen[self._policies[model].choose(model, candidates, hint)]
         trial = member.breaker.acquire()
         self._in_flight += 1
+        service = member.backend.service
+        if service is not None and self.controller_report is not None:
+            self.controller_report.record(service)
         return Lease(
             member,
             weight=hint.weight,
@@ -246,18 +252,27 @@ class Pool:
             if backend.id in self._static_ids or backend.id in wanted:
                 continue
             existing = self._members.get(backend.id)
-            wanted[backend.id] = existing or Member(backend, self.health_settings, self._clock)
+            if existing is not None and astuple(existing.backend) == astuple(backend):
+                wanted[backend.id] = existing
+            else:
+                wanted[backend.id] = Member(backend, self.health_settings, self._clock)
+                if existing is not None:
+                    # Same address, another key or labels (a replica relaunched with a rotated
+                    # key): requests in flight finish on the old member; its health carries
+                    # over so the replica is not out of routing until the next probe round.
+                    wanted[backend.id].health = existing.health
+        replaced = [bid for bid, m in wanted.items() if self._members.get(bid) not in (None, m)]
         added = [bid for bid in wanted if bid not in self._members]
         removed = [bid for bid in self._document_ids if bid not in wanted]
-        for bid in removed:
+        for bid in removed + replaced:
             self._retire(self._members.pop(bid))
-        for bid in added:
+        for bid in added + replaced:
             self._members[bid] = wanted[bid]
         self._document_ids = set(wanted)
-        if added or removed:
-            self.events.event("backends_changed", added=added, removed=removed)
+        if added or removed or replaced:
+            self.events.event("backends_changed", added=added, removed=removed, replaced=replaced)
             self._publish()
-            if self.health is not None and added:
+            if self.health is not None and (added or replaced):
                 self.health.kick()
         return added, removed
 
@@ -317,11 +332,20 @@ class Pool:
         )
         routing = self.routing
         if routing.backends_document:
+            if routing.report_to_controllers:
+                self.controller_report = ControllerReport(
+                    interval_s=routing.controller_report_interval_s,
+                    timeout_s=routing.controller_report_timeout_s,
+                    transport=self._transport,
+                )
             self.document = DocumentWatcher(
                 routing.backends_document,
                 self.apply_document,
                 interval_s=routing.document_poll_interval_s,
                 events=self.events,
+                on_controllers=None
+                if self.controller_report is None
+                else self.controller_report.set_controllers,
             )
             await self.document.check()
         if health.enabled:
@@ -329,6 +353,8 @@ class Pool:
             await self.health.probe_all()
         if routing.load_poll_interval_s > 0:
             self.loads = LoadPoller(self.members, routing, self._client, self._clock)
+        if self.controller_report is not None:
+            self.controller_report.start()
         self._runner = asyncio.create_task(self._run(), name="warmgate-pool")
         self._runner.add_done_callback(self._runner_done)
 
@@ -370,6 +396,11 @@ class Pool:
             except asyncio.CancelledError:
                 if (current := asyncio.current_task()) is not None and current.cancelling():
                     raise
+        if self.controller_report is not None:
+            # Sends what was recorded since the last round, so a draining edge's last
+            # requests still reach the autoscaler.
+            await self.controller_report.close()
+            self.controller_report = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -21,6 +22,9 @@ import yaml
 from aiohttp import web
 
 from tests.fleet.conftest import MODELS_DIR
+from tests.fleet.running_gateway import Gateway
+from warmgate.backends.fleet.document import FleetBackend, FleetDocument, write_document
+from warmgate.backends.sim import SimCluster, SimConfig
 from warmgate.proxy.routing.controller_report import SYNC_PATH, ControllerReport
 
 READY_URL = "http://203.0.113.3:30000"
@@ -172,3 +176,55 @@ async def test_skypilots_autoscaler_sizes_the_service_for_the_qps_two_edges_offe
         d for d in decisions if d.operator == autoscalers.AutoscalerDecisionOperator.SCALE_UP
     ]
     assert len(scale_ups) == expected
+
+
+@pytest.mark.anyio
+async def test_a_running_edge_reports_each_request_to_its_services_controller(
+    controller: ControllerDouble, tmp_path: Path
+) -> None:
+    """The document `fleet sync` writes names each replica's service and the service's
+    controller; the gateway records every request it sends there and, on its way out, posts
+    what its last round has not yet sent. A plain cluster's replica is not reported."""
+    service = "wg-qwen3-32b-us-east-1"
+    config = SimConfig(model="Qwen/Qwen3-32B", served_model_name="qwen3-32b", time_scale=0.0)
+    async with SimCluster(config, replicas=2, host="127.0.0.1", port=0) as replicas:
+        served, plain = replicas.urls
+        document = tmp_path / "backends.json"
+
+        def replica(url: str, source: str, service: str | None) -> FleetBackend:
+            return FleetBackend(
+                model="qwen3-32b",
+                url=url,
+                api_key_env=None,
+                cloud="aws",
+                region="us-east-1",
+                accelerators="H100:1",
+                source=source,
+                service=service,
+            )
+
+        write_document(
+            document,
+            FleetDocument(
+                version=1,
+                generated_at="2026-12-06T00:00:00Z",
+                backends=(
+                    replica(served, f"sky-serve:{service}/1", service),
+                    replica(plain, "sky-cluster:c1", None),
+                ),
+                controllers={service: controller.url},
+            ),
+        )
+        gateway = Gateway(document, tmp_path / "gateway", {}, policy="round_robin")
+        started = time.time()
+        async with gateway, gateway.client() as client:
+            await gateway.reload()
+            for _ in range(6):
+                await client.chat.completions.create(
+                    model="qwen3-32b", messages=[{"role": "user", "content": "hi"}], max_tokens=2
+                )
+            sent = {view["url"]: view["requests"] for view in gateway.pool.describe()}
+    assert sent == {served: 3, plain: 3}
+    stamps = controller.timestamps()
+    assert len(stamps) == 3
+    assert all(started <= stamp <= time.time() for stamp in stamps)

@@ -342,3 +342,33 @@ def test_health_and_breaker_changes_are_reported_to_the_injected_event_log(
     ]
     assert events.lines[0][1]["state"] == "open"
     assert "sk-never-logged" not in repr(events.lines)
+
+
+def test_a_document_backend_back_at_its_address_with_another_key_uses_the_new_key(
+    clock: FakeClock,
+) -> None:
+    catalog = Catalog([ModelEntry(name="llama", served_name="llama")])
+    pool = Pool(
+        catalog,
+        health=HealthSettings(enabled=False),
+        routing=RoutingSettings(load_poll_interval_s=0),
+        environ={"OLD_KEY": "sk-old", "NEW_KEY": "sk-new"},
+        clock=clock,
+    )
+    pool.apply_document([BackendSpec(model="llama", url=URLS[0], api_key_env="OLD_KEY")])
+    held = pool.route("llama")  # in flight on the replica with the old key
+    added, removed = pool.apply_document(
+        [BackendSpec(model="llama", url=URLS[0], api_key_env="NEW_KEY")]
+    )
+    assert (added, removed) == ([], [])
+    assert held.backend.api_key == "sk-old"
+    fresh = pool.route("llama")
+    assert fresh.backend.api_key == "sk-new"
+    assert [view["retired"] for view in pool.describe()] == [False, True]
+    held.finish(Outcome.OK)
+    fresh.finish(Outcome.OK)
+    assert [view["retired"] for view in pool.describe()] == [False]
+    # The same document again changes nothing: the member (and its state) is kept.
+    member = pool.members()[0]
+    pool.apply_document([BackendSpec(model="llama", url=URLS[0], api_key_env="NEW_KEY")])
+    assert pool.members() == [member]
