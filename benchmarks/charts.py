@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.report import number_text
+from benchmarks.report import number_text, pyplot
 
 # A row whose longest bar exceeds this many times the median row's is far off (see axis_limits).
 CUT_FACTOR = 5.0
@@ -122,6 +122,26 @@ def mark_quick(fig: Any) -> None:
     """A quick run's plot says so in its top-left corner, where a reader looks first."""
     fig.text(0.005, 0.995, "Quick run: indicative only", ha="left", va="top", fontsize=9,
              color="#a50f15", weight="bold")  # fmt: skip
+
+
+def save_figure(
+    fig: Any,
+    path: Any,
+    caption: Sequence[str],
+    *,
+    quick: bool,
+    caption_y: float,
+    rect: tuple[float, float, float, float],
+) -> None:
+    """Captions the figure at its foot (the parts that are not empty, at height `caption_y`),
+    marks a quick run, lays the axes out inside `rect`, writes the PNG and frees the figure."""
+    if quick:
+        mark_quick(fig)
+    fig.text(0.5, caption_y, " ".join(c for c in caption if c), ha="center", va="bottom",
+             fontsize=8)  # fmt: skip
+    fig.tight_layout(rect=rect)
+    fig.savefig(path, dpi=100)
+    pyplot().close(fig)
 
 
 def rounds_caption(rounds: int) -> str:

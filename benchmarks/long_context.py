@@ -246,11 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rows": rows,
         "gateway_not_ready_before_batch": plan.ejections,
     }
-    result_doc = long_context_results.rebuild(result_doc)
-    written = report.write_results(
-        args.out, name, result_doc, long_context_results.render, long_context_results.plot
-    )
-    print(long_context_results.render(result_doc))
+    written = report.publish(args.out, name, result_doc, long_context_results.DRAWING)
     if not args.keep_logs:
         shutil.rmtree(workdir, ignore_errors=True)
     report.print_written(written)

@@ -234,9 +234,9 @@ def plot(doc: Mapping[str, Any], path: Path) -> None:
         else "Bars: pooled over rounds (this run recorded no per-round figures).",
         charts.CUT_CAPTION if cut else "",
     ]
-    if doc.get("quick"):
-        charts.mark_quick(fig)
-    fig.text(0.5, 0.005, " ".join(c for c in caption if c), ha="center", va="bottom", fontsize=8)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    charts.save_figure(
+        fig, path, caption, quick=bool(doc.get("quick")), caption_y=0.005, rect=(0, 0.05, 1, 1)
+    )
+
+
+DRAWING = report.Drawing(rebuild, render, plot)

@@ -376,11 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "notes": plan.notes,
         "runs": [run.__dict__ for run in runs],
     }
-    result = overhead_results.rebuild(result)
-    written = report.write_results(
-        args.out, name, result, overhead_results.render, overhead_results.plot
-    )
-    print(overhead_results.render(result))
+    written = report.publish(args.out, name, result, overhead_results.DRAWING)
     if not args.keep_logs:
         shutil.rmtree(workdir, ignore_errors=True)
     report.print_written(written)

@@ -325,10 +325,11 @@ def plot(doc: Mapping[str, Any], path: Path) -> None:
         "Rounds interleave the targets. Linear axes. One CPU core per server.",
         charts.CUT_CAPTION if cut else "",
     ]
-    if doc.get("quick"):
-        charts.mark_quick(fig)
-    fig.text(0.5, 0.005, " ".join(c for c in caption if c), ha="center", va="bottom", fontsize=8)
-    fig.tight_layout(rect=(0, 0.03, 1, 0.95))
+    # A figure legend takes no part in tight_layout, so it can be placed first.
     charts.series_legend(fig, series, colors, top=0.955)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    charts.save_figure(
+        fig, path, caption, quick=bool(doc.get("quick")), caption_y=0.005, rect=(0, 0.03, 1, 0.95)
+    )
+
+
+DRAWING = report.Drawing(rebuild, render, plot)

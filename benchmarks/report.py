@@ -104,6 +104,29 @@ def write_results(
     return paths
 
 
+class Drawing:
+    """How one benchmark's result document becomes its report and (if it has one) plot."""
+
+    def __init__(
+        self,
+        rebuild: Callable[[Mapping[str, Any]], dict[str, Any]],
+        render: Callable[[Mapping[str, Any]], str],
+        plot: Callable[[Mapping[str, Any], Path], None] | None,
+    ) -> None:
+        self.rebuild = rebuild
+        self.render = render
+        self.plot = plot
+
+
+def publish(out: Path, name: str, doc: Mapping[str, Any], drawing: Drawing) -> list[Path]:
+    """Rebuilds `doc` by `drawing`, writes it under `out` (`write_results`) and prints its
+    report; returns the paths written."""
+    rebuilt = drawing.rebuild(doc)
+    written = write_results(out, name, rebuilt, drawing.render, drawing.plot)
+    print(drawing.render(rebuilt))
+    return written
+
+
 def print_written(paths: Sequence[Path]) -> None:
     print("Wrote:")
     for path in paths:

@@ -228,11 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "notes": notes,
         "runs": runs,
     }
-    doc = routing_results.rebuild(doc)
-    written = report.write_results(
-        args.out, name, doc, routing_results.render, routing_results.plot
-    )
-    print(routing_results.render(doc))
+    written = report.publish(args.out, name, doc, routing_results.DRAWING)
     if not args.keep_logs:
         shutil.rmtree(workdir, ignore_errors=True)
     report.print_written(written)

@@ -182,9 +182,9 @@ def plot(doc: Mapping[str, Any], path: Path) -> None:
         "Each round starts from empty caches. Linear axes.",
         charts.CUT_CAPTION if cut else "",
     ]
-    if doc.get("quick"):
-        charts.mark_quick(fig)
-    fig.text(0.5, 0.01, " ".join(c for c in caption if c), ha="center", va="bottom", fontsize=8)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    charts.save_figure(
+        fig, path, caption, quick=bool(doc.get("quick")), caption_y=0.01, rect=(0, 0.06, 1, 1)
+    )
+
+
+DRAWING = report.Drawing(rebuild, render, plot)

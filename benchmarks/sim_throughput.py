@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +98,11 @@ def load_process(url: str, concurrency: int, duration_s: float, out: Any) -> Non
     out.close()
 
 
-def start_simulator(port: int, time_scale: str, core: int) -> subprocess.Popen[bytes]:
+@contextlib.contextmanager
+def running_simulator(time_scale: str, core: int) -> Iterator[tuple[str, int]]:
+    """`warmgate sim` on a free port, pinned to `core`, once it answers; its base URL and pid."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
     command = [
         sys.executable,
         "-m",
@@ -110,8 +116,29 @@ def start_simulator(port: int, time_scale: str, core: int) -> subprocess.Popen[b
         "demo",
     ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    os.sched_setaffinity(server.pid, {core})
-    return server
+    try:
+        os.sched_setaffinity(server.pid, {core})
+        asyncio.run(wait_ready(base, 30.0))
+        yield base, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def fan_out(target: Callable[..., None], args: tuple[Any, ...], processes: int) -> list[Any]:
+    """Runs `target(*args, sender)` in `processes` processes at once; what each sent back
+    through `sender`, once all have ended."""
+    pipes, workers = [], []
+    for _ in range(processes):
+        receiver, sender = multiprocessing.Pipe(duplex=False)
+        worker = multiprocessing.Process(target=target, args=(*args, sender))
+        worker.start()
+        pipes.append(receiver)
+        workers.append(worker)
+    results = [pipe.recv() for pipe in pipes]
+    for worker in workers:
+        worker.join()
+    return results
 
 
 async def hold_streams(url: str, streams: int, tokens: int) -> tuple[int, list[float]]:
@@ -155,35 +182,15 @@ def stream_process(url: str, streams: int, tokens: int, out: Any) -> None:
 
 def run_streams(args: argparse.Namespace) -> dict[str, Any]:
     """Many concurrent streams in real time: the simulator's CPU per streamed token."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = start_simulator(port, "1", args.core)
-    try:
-        asyncio.run(wait_ready(base, 30.0))
-        cpu_before, wall_before = cpu_seconds(server.pid), time.monotonic()
-        pipes, workers = [], []
-        per_process = max(1, args.streams // args.load_processes)
-        for _ in range(args.load_processes):
-            receiver, sender = multiprocessing.Pipe(duplex=False)
-            url = base + "/v1/chat/completions"
-            worker = multiprocessing.Process(
-                target=stream_process, args=(url, per_process, args.stream_tokens, sender)
-            )
-            worker.start()
-            pipes.append(receiver)
-            workers.append(worker)
-        events, gaps = 0, []
-        for pipe in pipes:
-            got_events, got_gaps = pipe.recv()
-            events += got_events
-            gaps += got_gaps
-        for worker in workers:
-            worker.join()
+    per_process = max(1, args.streams // args.load_processes)
+    with running_simulator("1", args.core) as (base, pid):
+        cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
+        url = base + "/v1/chat/completions"
+        sent = fan_out(stream_process, (url, per_process, args.stream_tokens), args.load_processes)
         wall = time.monotonic() - wall_before
-        cpu = cpu_seconds(server.pid) - cpu_before
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        cpu = cpu_seconds(pid) - cpu_before
+    events = sum(got_events for got_events, _ in sent)
+    gaps = [gap for _, got_gaps in sent for gap in got_gaps]
     return {
         "streams": per_process * args.load_processes,
         "stream_tokens": args.stream_tokens,
@@ -199,33 +206,15 @@ def run_streams(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = start_simulator(port, "0", args.core)
-    try:
-        asyncio.run(wait_ready(base, 30.0))
-        asyncio.run(drive(base + "/v1/chat/completions", args.concurrency, 1.0))  # warm-up
-        pipes, workers = [], []
-        per_process = max(1, args.concurrency // args.load_processes)
-        cpu_before, wall_before = cpu_seconds(server.pid), time.monotonic()
-        for _ in range(args.load_processes):
-            receiver, sender = multiprocessing.Pipe(duplex=False)
-            worker = multiprocessing.Process(
-                target=load_process,
-                args=(base + "/v1/chat/completions", per_process, args.duration, sender),
-            )
-            worker.start()
-            pipes.append(receiver)
-            workers.append(worker)
-        latencies = [value for pipe in pipes for value in pipe.recv()]
-        for worker in workers:
-            worker.join()
+    per_process = max(1, args.concurrency // args.load_processes)
+    with running_simulator("0", args.core) as (base, pid):
+        url = base + "/v1/chat/completions"
+        asyncio.run(drive(url, args.concurrency, 1.0))  # warm-up
+        cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
+        sent = fan_out(load_process, (url, per_process, args.duration), args.load_processes)
         wall = time.monotonic() - wall_before
-        cpu = cpu_seconds(server.pid) - cpu_before
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    latencies.sort()
+        cpu = cpu_seconds(pid) - cpu_before
+    latencies = sorted(value for values in sent for value in values)
     return {
         "benchmark": "sim_throughput",
         "requests": len(latencies),

@@ -22,9 +22,8 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from benchmarks import long_context_results, overhead_results, report, routing_results, wire_decode
 
@@ -36,27 +35,11 @@ BLOCK = re.compile(
 )
 
 
-class Drawing:
-    """How one benchmark's result document becomes its report and (if it has one) plot."""
-
-    def __init__(
-        self,
-        rebuild: Callable[[Mapping[str, Any]], dict[str, Any]],
-        render: Callable[[Mapping[str, Any]], str],
-        plot: Callable[[Mapping[str, Any], Path], None] | None,
-    ) -> None:
-        self.rebuild = rebuild
-        self.render = render
-        self.plot = plot
-
-
 DRAWINGS = {
-    "overhead": Drawing(overhead_results.rebuild, overhead_results.render, overhead_results.plot),
-    "long_context": Drawing(
-        long_context_results.rebuild, long_context_results.render, long_context_results.plot
-    ),
-    "routing": Drawing(routing_results.rebuild, routing_results.render, routing_results.plot),
-    "wire_decode": Drawing(dict, wire_decode.render, None),
+    "overhead": overhead_results.DRAWING,
+    "long_context": long_context_results.DRAWING,
+    "routing": routing_results.DRAWING,
+    "wire_decode": report.Drawing(dict, wire_decode.render, None),
 }
 
 

@@ -51,6 +51,16 @@ async def completed(choices: Sequence[Choice]) -> None:
         await choice.generation.completed()
 
 
+async def run_to_end(replica: Replica, choices: Sequence[Choice]) -> None:
+    """Queue every choice (QueueFullError as `submit` raises it) and wait until all have
+    ended; whatever is still running when the wait is cancelled is freed."""
+    submit(replica, choices)
+    try:
+        await completed(choices)
+    finally:
+        abort(replica, choices)
+
+
 async def progressed(choices: Sequence[Choice]) -> None:
     """Return when any unfinished choice has a new token or ended."""
     pending = [c.generation for c in choices if not c.generation.finished]

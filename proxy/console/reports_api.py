@@ -31,7 +31,7 @@ from warmgate.proxy.ledger.reports import (
     UsageTotals,
 )
 from warmgate.proxy.ledger.row import format_usd
-from warmgate.proxy.ledger.usage import UsageFilter
+from warmgate.proxy.ledger.usage import UsageFilter, parse_time
 from warmgate.proxy.media import CSV, JSON
 from warmgate.proxy.routing.pool import Pool
 
@@ -158,27 +158,6 @@ class FleetResponse(msgspec.Struct, kw_only=True):
     models: list[FleetModel]
     backends: list[FleetBackend]
     object: str = "console.fleet"
-
-
-def parse_time(value: str | None, param: str) -> float | None:
-    """Unix seconds, a date (`2026-11-28`, UTC midnight) or an ISO 8601 time; None if absent."""
-    if value is None or value == "":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(
-            f"Invalid '{param}': expected unix seconds, a date (YYYY-MM-DD) or an ISO 8601 time.",
-            param=param,
-            code="invalid_value",
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
 
 
 def decode_query(params: Mapping[str, str], kind: type[Q]) -> Q:

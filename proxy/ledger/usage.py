@@ -1,11 +1,14 @@
-"""Usage sums over ledger rows: the query both stores run, and the bucket it returns."""
+"""Usage sums over ledger rows: the query both stores run, the bucket it returns, and the
+time bounds of a query as the usage API and the console read them from a query string."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal, Protocol
 
 import msgspec
 
+from warmgate.proxy.errors import InvalidRequest
 from warmgate.proxy.ledger.row import FIELDS, LedgerRow
 from warmgate.proxy.store.database import Dialect
 
@@ -29,6 +32,27 @@ class UsageFilter(msgspec.Struct, frozen=True, kw_only=True):
     start: float | None = None  # unix seconds, inclusive
     end: float | None = None  # unix seconds, exclusive
     model: str | None = None
+
+
+def parse_time(value: str | None, param: str) -> float | None:
+    """Unix seconds, a date (`2026-11-28`, UTC midnight) or an ISO 8601 time; None if absent."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(
+            f"Invalid '{param}': expected unix seconds, a date (YYYY-MM-DD) or an ISO 8601 time.",
+            param=param,
+            code="invalid_value",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
 
 
 def admitted_sql(dialect: Dialect) -> str:

@@ -17,9 +17,9 @@ import pytest
 from openai import OpenAI
 
 from benchmarks.cut_relay import CutRelay
-from tests.billing.conftest import FakeClock
 from tests.billing.edge import ADMIN_KEY, sim_cluster
 from tests.billing.toml_config import write_config
+from tests.support.clock import FakeClock
 from tests.support.ledger import stored_rows
 from tests.support.served import ServedGateway
 from warmgate.proxy.routing.bindings import Binding, ResponseBindings
@@ -72,12 +72,6 @@ async def test_bindings_past_the_retention_are_purged(store_url: str) -> None:
     async with edge_bindings(store_url) as fresh:
         assert await fresh.find("resp_old", "key_a") is None
         assert await fresh.find("resp_new", "key_a") == MADE
-
-
-@pytest.fixture
-def relay() -> Iterator[CutRelay]:
-    with CutRelay("127.0.0.1", 5432) as cut:
-        yield cut
 
 
 @pytest.mark.postgres

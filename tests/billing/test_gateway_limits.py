@@ -16,7 +16,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from tests.billing.edge import ADMIN_KEY, Edge, edge_settings, running_edge, sim_cluster
+from tests.billing.edge import ADMIN_KEY, Edge, edge_settings, running_edge
 
 MESSAGES: Any = [{"role": "user", "content": "Count to three."}]
 RATE_HEADERS = (
@@ -24,13 +24,6 @@ RATE_HEADERS = (
     "x-ratelimit-remaining-requests",
     "x-ratelimit-reset-requests",
 )
-
-
-@pytest.fixture(scope="module")
-def demo_sim() -> Iterator[Any]:
-    cluster = sim_cluster()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from tests.billing.conftest import FakeClock
+from tests.support.clock import FakeClock
 from warmgate.proxy.errors import InvalidApiKey
 from warmgate.proxy.keys import (
     Key,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -106,12 +105,6 @@ async def test_a_row_the_database_refuses_is_set_aside_and_the_rest_of_its_batch
     kept = [json.loads(line) for line in lines]
     assert sorted(letter["row"]["request_id"] for letter in kept) == ["req_17", "req_80"]
     assert {letter["error"] for letter in kept} <= {"IntegrityError", "CheckViolationError"}
-
-
-@pytest.fixture
-def relay() -> Iterator[CutRelay]:
-    with CutRelay("127.0.0.1", 5432) as cut:
-        yield cut
 
 
 @pytest.mark.postgres

@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from tests.billing.conftest import REDIS_URL, FakeClock
 from tests.billing.test_ledger import make_row
 from tests.limits.conftest import no_background
+from tests.support.clock import FakeClock
+from tests.support.stores import REDIS_URL
 from warmgate.proxy.errors import GatewayError, QuotaExceeded, RateLimited
 from warmgate.proxy.keys import Key
 from warmgate.proxy.ledger import open_ledger

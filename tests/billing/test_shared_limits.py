@@ -12,21 +12,14 @@ import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from tests.billing.conftest import REDIS_URL
-from tests.billing.edge import ADMIN_KEY, sim_cluster
+from tests.billing.edge import ADMIN_KEY
 from tests.billing.toml_config import write_config
 from tests.support.served import ServedGateway
+from tests.support.stores import REDIS_URL
 
 pytestmark = pytest.mark.redis
 
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]
-
-
-@pytest.fixture(scope="module")
-def demo_sim() -> Iterator[Any]:
-    cluster = sim_cluster()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import contextlib
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -138,12 +137,6 @@ async def test_segments_are_deleted_once_their_rows_are_stored(
         assert await ledger.flush() == 0  # an idle flush lets go of what is stored
         assert spooled_rows(directory) == []
     assert list(directory.glob("*")) == []
-
-
-@pytest.fixture
-def relay() -> Iterator[CutRelay]:
-    with CutRelay("127.0.0.1", 5432) as cut:
-        yield cut
 
 
 @pytest.mark.postgres

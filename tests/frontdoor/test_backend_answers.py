@@ -25,16 +25,6 @@ CHAT_ANSWER = (
 )
 
 
-def _request_line(front: GatewayServer, request_id: str) -> dict[str, object]:
-    for _ in range(2):
-        for line in front.log_lines():
-            record: dict[str, object] = json.loads(line)
-            if record.get("request_id") == request_id and record.get("event") == "request":
-                return record
-        front.runtime.log.flush()
-    raise AssertionError(f"no log line for {request_id}")
-
-
 @pytest.mark.parametrize(
     "scripted_answer",
     [
@@ -52,7 +42,7 @@ def test_an_unreadable_200_is_a_502_and_is_not_billed(
     with pytest.raises(openai.InternalServerError) as raised:
         client.chat.completions.create(model="scripted", messages=HI)
     assert raised.value.status_code == 502
-    line = _request_line(front, raised.value.response.headers["x-request-id"])
+    line = front.request_line(raised.value.response.headers["x-request-id"])
     assert (line["status"], line["billed"]) == (502, False)
 
 
@@ -62,7 +52,7 @@ def test_a_readable_answer_from_the_same_backend_is_served_and_billed(
     scripted.answer(CHAT_PATH, Scripted(parts=(CHAT_ANSWER,)))
     answer = client.chat.completions.with_raw_response.create(model="scripted", messages=HI)
     assert answer.parse().choices[0].message.content == "Hello"
-    line = _request_line(front, answer.headers["x-request-id"])
+    line = front.request_line(answer.headers["x-request-id"])
     assert (line["status"], line["billed"]) == (200, True)
 
 
@@ -107,7 +97,7 @@ def test_a_stream_is_read_whatever_its_line_ends(
             assert isinstance(chunk, ChatCompletionChunk)
             text += "".join(choice.delta.content or "" for choice in chunk.choices)
     assert text == "Hello!"
-    line = _request_line(front, request_id)
+    line = front.request_line(request_id)
     assert (line["status"], line["error_code"], line["completion_tokens"]) == (200, None, 3)
 
 

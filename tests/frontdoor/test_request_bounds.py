@@ -3,8 +3,6 @@ deep nesting, `dimensions` past the model's width, token limits past its context
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import openai
 import pytest
@@ -15,17 +13,6 @@ from tests.support.gateway import GatewayServer
 from warmgate.proxy.wire.embeddings import MAX_EMBEDDING_DIMENSIONS
 
 AUTH = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
-
-
-def _request_line(front: GatewayServer, request_id: str) -> dict[str, object]:
-    """The request's own log line, once the log has been flushed."""
-    for _ in range(2):
-        for line in front.log_lines():
-            record: dict[str, object] = json.loads(line)
-            if record.get("request_id") == request_id and record.get("event") == "request":
-                return record
-        front.runtime.log.flush()
-    raise AssertionError(f"no log line for {request_id}")
 
 
 @pytest.mark.parametrize("depth", [1_000, 100_000])
@@ -51,7 +38,7 @@ def test_a_body_nested_too_deeply_is_a_400_naming_the_body_logged_under_its_own_
     error = answer.json()["error"]
     assert "JSON body" in error["message"]
     assert "nested too deeply" in error["message"]
-    line = _request_line(front, answer.headers["x-request-id"])
+    line = front.request_line(answer.headers["x-request-id"])
     assert line["status"] == 400
 
 

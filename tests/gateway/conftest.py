@@ -186,8 +186,3 @@ def sim_stats() -> Iterator[SimStats]:
             return stats
 
         yield read
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"

@@ -1,4 +1,5 @@
-"""Fixtures for the limits tests: a fake wall clock, the asyncio backend, a fresh Redis prefix."""
+"""Fixtures for the limits tests: a fresh Redis prefix, a limiter that never runs its own rounds
+(the fake wall clock and the asyncio backend come from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,8 @@ import secrets
 
 import pytest
 
-from tests.billing.conftest import FakeClock
-
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

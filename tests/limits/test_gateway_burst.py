@@ -12,8 +12,8 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from tests.billing.conftest import REDIS_URL
 from tests.billing.edge import Edge, edge_settings, running_edge, sim_cluster
+from tests.support.stores import REDIS_URL
 
 pytestmark = pytest.mark.redis
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from benchmarks.fault_proxy import FaultProxy
-from tests.billing.conftest import FakeClock
 from tests.limits.conftest import REDIS_HOST, REDIS_PORT, no_background
+from tests.support.clock import FakeClock
 from warmgate.proxy.errors import GatewayError, QuotaExceeded, RateLimited
 from warmgate.proxy.keys import Key
 from warmgate.proxy.limits import Admission, RedisLimiter

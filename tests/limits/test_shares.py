@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from tests.billing.conftest import FakeClock
+from tests.support.clock import FakeClock
 from warmgate.proxy.errors import GatewayError, QuotaExceeded
 from warmgate.proxy.keys import Key
 from warmgate.proxy.limits import LocalLimiter

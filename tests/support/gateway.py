@@ -9,6 +9,7 @@ app is up: no polling, no sleeping.
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -84,3 +85,13 @@ class GatewayServer:
 
     def log_lines(self) -> list[bytes]:
         return [line for line in self.log.getvalue().splitlines() if line]
+
+    def request_line(self, request_id: str) -> dict[str, object]:
+        """The request's own log line, once the log has been flushed."""
+        for _ in range(2):
+            for line in self.log_lines():
+                record: dict[str, object] = json.loads(line)
+                if record.get("request_id") == request_id and record.get("event") == "request":
+                    return record
+            self.runtime.log.flush()
+        raise AssertionError(f"no log line for {request_id}")

@@ -19,7 +19,7 @@ from warmgate.backends.sim.logprobs import Logprobs
 from warmgate.backends.sim.prompt import render_chat
 from warmgate.backends.sim.replica import Replica
 from warmgate.backends.sim.routes import intake
-from warmgate.backends.sim.routes.chat_stream import ChatStream
+from warmgate.backends.sim.routes.chat_stream import ChatStream, refused
 from warmgate.backends.sim.sampling import check_sampling
 from warmgate.backends.sim.validation import field_error
 from warmgate.backends.sim.wire import (
@@ -53,18 +53,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return intake.error_response(error)
     except ConstraintError as failed:  # the scheduler's abort: a 400, in-band once streaming
         if chat.stream:
-            return await ChatStream.refused(request, replica, chat, str(failed))
+            return await refused(request, replica, str(failed))
         return intake.error_response(SimError(str(failed)))
     if chat.stream:
         return await ChatStream(request, replica, chat, rid, planned).run()
     try:
-        choices.submit(replica, planned)
+        await choices.run_to_end(replica, planned)
     except QueueFullError as full:
         return intake.error_response(SimError(str(full), 503, "503"))
-    try:
-        await choices.completed(planned)
-    finally:
-        choices.abort(replica, planned)
     return intake.json_response(response_body(chat, rid, planned, replica))
 
 

@@ -37,6 +37,25 @@ def sse_response() -> web.StreamResponse:
     return response
 
 
+async def write_error_event(outlet: Outlet, message: str, status: int) -> None:
+    """The whole answer of a stream that fails before its first token: 200, the error event,
+    [DONE] (serving_chat and serving_completions answer a failure in-band once streaming)."""
+    await outlet.prepare()
+    await outlet.write(stream_error_event(message, status) + DONE)
+    await outlet.drain()
+
+
+async def refused(request: web.Request, replica: Replica, message: str) -> web.StreamResponse:
+    """A stream the scheduler aborted before any token (a grammar that does not compile): the
+    abort becomes an in-band 400 error."""
+    outlet = replica.outlet(request, sse_response())
+    try:
+        await write_error_event(outlet, message, 400)
+    finally:
+        await outlet.close()
+    return outlet.response
+
+
 class ChatStream:
     def __init__(
         self,
@@ -78,9 +97,7 @@ class ChatStream:
             try:
                 choices.submit(replica, planned)
             except QueueFullError as full:
-                await outlet.prepare()
-                await outlet.write(stream_error_event(str(full), 503) + DONE)
-                await outlet.drain()
+                await write_error_event(outlet, str(full), 503)
                 return outlet.response
             while not any(c.generation.generated or c.generation.finished for c in planned):
                 await choices.progressed(planned)
@@ -96,21 +113,6 @@ class ChatStream:
         finally:
             choices.abort(replica, planned)
             await outlet.close()
-
-    @staticmethod
-    async def refused(
-        request: web.Request, replica: Replica, chat: ChatCompletionRequest, message: str
-    ) -> web.StreamResponse:
-        """A stream the scheduler aborted before any token (a grammar that does not compile):
-        200, the error event, [DONE] (serving_chat turns the abort into an in-band error)."""
-        outlet = replica.outlet(request, sse_response())
-        try:
-            await outlet.prepare()
-            await outlet.write(stream_error_event(message, 400) + DONE)
-            await outlet.drain()
-        finally:
-            await outlet.close()
-        return outlet.response
 
     def _outlet(self) -> Outlet:
         return self.replica.outlet(self.request, sse_response())

@@ -21,7 +21,13 @@ from warmgate.backends.sim.generation import QueueFullError
 from warmgate.backends.sim.network import Outlet
 from warmgate.backends.sim.replica import Replica
 from warmgate.backends.sim.routes import intake
-from warmgate.backends.sim.routes.chat_stream import DONE, STREAM_FAULT, sse_response
+from warmgate.backends.sim.routes.chat_stream import (
+    DONE,
+    STREAM_FAULT,
+    refused,
+    sse_response,
+    write_error_event,
+)
 from warmgate.backends.sim.routes.completion_plan import CompletionPlan, output_constraint, plan
 from warmgate.backends.sim.sampling import check_sampling
 from warmgate.backends.sim.wire import CompletionRequest, completion_decoder, encode, sampling_of
@@ -39,7 +45,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
         except ConstraintError as failed:
             if not completion.stream:
                 raise SimError(str(failed)) from None
-            return await _refused(request, replica, str(failed))
+            return await refused(request, replica, str(failed))
         check_sampling(sampling_of(completion))
         await intake.pass_faults(replica)
     except SimError as error:
@@ -56,13 +62,9 @@ async def completions(request: web.Request) -> web.StreamResponse:
         return await _stream(request, replica, completion, planned, head=head)
     generations = planned.choices
     try:
-        choices.submit(replica, generations)
+        await choices.run_to_end(replica, generations)
     except QueueFullError as full:
         return intake.error_response(SimError(str(full), 503, "503"))
-    try:
-        await choices.completed(generations)
-    finally:
-        choices.abort(replica, generations)
     n = completion.n
     body_choices = []
     for choice in generations:
@@ -100,18 +102,6 @@ def _finish(choice: Choice) -> tuple[str, int | str | None]:
     return reason, choice.answer.matched if reason == "stop" else None
 
 
-async def _refused(request: web.Request, replica: Replica, message: str) -> web.StreamResponse:
-    """A grammar that does not compile, on a stream: the abort becomes an in-band error."""
-    outlet = replica.outlet(request, sse_response())
-    try:
-        await outlet.prepare()
-        await outlet.write(stream_error_event(message, 400) + DONE)
-        await outlet.drain()
-    finally:
-        await outlet.close()
-    return outlet.response
-
-
 async def _stream(
     request: web.Request,
     replica: Replica,
@@ -128,9 +118,7 @@ async def _stream(
         try:
             choices.submit(replica, generations)
         except QueueFullError as full:
-            await outlet.prepare()
-            await outlet.write(stream_error_event(str(full), 503) + DONE)
-            await outlet.drain()
+            await write_error_event(outlet, str(full), 503)
             return outlet.response
         await _relay(outlet, replica, completion, planned, head)
         await outlet.drain()

@@ -10,7 +10,6 @@ always sees its own writes.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 from typing import Any, Protocol
 
@@ -22,7 +21,7 @@ from litestar.params import FromPath
 from warmgate.proxy.errors import InvalidRequest, NotFound
 from warmgate.proxy.keys.ring import KeyRing
 from warmgate.proxy.ledger.row import LedgerRow, format_usd
-from warmgate.proxy.ledger.usage import GroupBy, UsageBucket, UsageFilter
+from warmgate.proxy.ledger.usage import GroupBy, UsageBucket, UsageFilter, parse_time
 from warmgate.proxy.media import CSV, JSON
 
 AnyRequest = Request[Any, Any, Any]
@@ -41,27 +40,6 @@ _encode = msgspec.json.Encoder().encode
 class UsageReader(Protocol):
     async def get(self, request_id: str) -> LedgerRow | None: ...
     async def usage(self, where: UsageFilter, group_by: GroupBy | None) -> list[UsageBucket]: ...
-
-
-def parse_time(value: str | None, param: str) -> float | None:
-    """Unix seconds, a date (`2026-11-28`, UTC midnight) or an ISO 8601 time; None if absent."""
-    if value is None or value == "":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(
-            f"Invalid '{param}': expected unix seconds, a date (YYYY-MM-DD) or an ISO 8601 time.",
-            param=param,
-            code="invalid_value",
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
 
 
 def parse_group(value: str | None, allowed: tuple[str, ...]) -> GroupBy | None:
