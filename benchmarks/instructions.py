@@ -15,6 +15,7 @@ fifty-fold: the default 300 requests per mode take about a minute.
 
     python -m benchmarks.instructions                 # needs valgrind (Debian: valgrind)
     python -m benchmarks.instructions --requests 1000 --name instructions-main
+    python -m benchmarks.instructions --keep-dumps /tmp/cg   # then: callgrind_annotate /tmp/cg/*
 """
 
 from __future__ import annotations
@@ -155,12 +156,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=100, help="requests per mode before")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="instructions")
+    parser.add_argument(
+        "--keep-dumps",
+        type=Path,
+        default=None,
+        help="copy callgrind's dumps here, to see where the instructions go (callgrind_annotate)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("benchmarks.instructions: valgrind is not installed", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory(prefix="warmgate-instructions-") as folder:
         figures = measure(args.requests, args.warmup, Path(folder))
+        if args.keep_dumps is not None:
+            args.keep_dumps.mkdir(parents=True, exist_ok=True)
+            for dump in Path(folder).glob("callgrind.out.*"):
+                shutil.copy2(dump, args.keep_dumps / dump.name)
     doc = {
         "benchmark": "instructions",
         "command": command_line("instructions", argv),
