@@ -106,20 +106,15 @@ async def test_a_stopped_replica_is_ejected_within_the_budget_and_no_client_sees
 
 
 async def ask(client: openai.AsyncOpenAI, text: str, stream: bool) -> None:
-    messages: list[dict[str, str]] = [{"role": "user", "content": text}]
+    """One chat completion, streamed or whole, that must come back with content."""
     if not stream:
         reply = await client.chat.completions.create(
-            model=MODEL,
-            messages=messages,  # type: ignore[arg-type]
-            max_tokens=4,
+            model=MODEL, messages=[{"role": "user", "content": text}], max_tokens=4
         )
         assert reply.choices[0].message.content
         return
     chunks = await client.chat.completions.create(
-        model=MODEL,
-        messages=messages,  # type: ignore[arg-type]
-        max_tokens=4,
-        stream=True,
+        model=MODEL, messages=[{"role": "user", "content": text}], max_tokens=4, stream=True
     )
-    received = [c async for c in chunks]
+    received = [chunk async for chunk in chunks]
     assert received
