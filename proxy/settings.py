@@ -94,9 +94,9 @@ class UpstreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # was sent, a first-byte timeout) is tried on at most this many backends: a query of death
     # must not take the whole fleet down.
     suspect_attempts: PositiveInt = 2
-    # Envoy's retry budget: retries under way stay below max(retry_budget_min,
-    # retry_budget_ratio x requests in flight); a retry past it is refused (the request
-    # gets the last failure) and counted.
+    # Envoy's retry budget: the retries of the last 10 s stay below max(retry_budget_min,
+    # retry_budget_ratio x requests of the last 10 s); a retry past it is refused (the
+    # request gets the last failure) and counted.
     retry_budget_ratio: Ratio = 0.2
     retry_budget_min: Annotated[int, msgspec.Meta(ge=0)] = 3
 

@@ -116,6 +116,7 @@ class Connector:
     async def connect(self, outgoing: Outgoing) -> Connected:
         """The first backend answer with a usable head (status 200), retrying where safe."""
         attempts = _Attempts()
+        self.retry_budget.request()
         try:
             return await self._attempt(outgoing, attempts)
         except _RetryableError as failure:
@@ -142,18 +143,14 @@ class Connector:
         if attempts.suspect and tried >= self._suspect_attempts:
             self.retry_budget.refuse(REFUSED_SUSPECT)
             return True
-        if not self.retry_budget.allows(self._pool.in_flight):
+        if not self.retry_budget.allows():
             self.retry_budget.refuse(REFUSED_BUDGET)
             return True
         return False
 
     async def _retry(self, outgoing: Outgoing, attempts: _Attempts) -> Connected:
-        budget = self.retry_budget
-        budget.started()
-        try:
-            return await self._attempt(outgoing, attempts)
-        finally:
-            budget.ended()
+        self.retry_budget.started()
+        return await self._attempt(outgoing, attempts)
 
     async def _attempt(self, outgoing: Outgoing, attempts: _Attempts) -> Connected:
         endpoint, view, route, _, _, exchange = outgoing

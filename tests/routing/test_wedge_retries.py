@@ -179,15 +179,26 @@ def sample(metrics: str, series: str) -> float:
     raise AssertionError(f"{series} not in the metrics")
 
 
-def test_the_retry_budget_allows_a_share_of_traffic_and_a_floor() -> None:
-    budget = RetryBudget(ratio=0.2, minimum=3)
+def test_the_retry_budget_allows_a_share_of_the_last_ten_seconds_and_a_floor() -> None:
+    now = [100.0]
+    budget = RetryBudget(ratio=0.2, minimum=3, clock=lambda: now[0])
     for _ in range(3):
-        assert budget.allows(0)
+        assert budget.allows()
         budget.started()
-    assert not budget.allows(10)  # 3 under way: max(3, 2) reached
-    assert budget.allows(20)  # max(3, 4)
-    budget.ended()
-    assert budget.allows(0)
+    assert not budget.allows()  # no traffic: the floor of 3
+    for _ in range(20):
+        budget.request()
+    assert budget.allows()  # max(3, 0.2 x 20)
+    budget.started()
+    assert not budget.allows()
+    now[0] += 9.5  # still inside the window
+    assert not budget.allows()
+    now[0] += 1.0  # the first second's retries and requests left the window
+    assert budget.allows()
+    now[0] += 60.0  # all of them
+    for _ in range(3):
+        budget.started()
+    assert not budget.allows()
 
 
 def test_a_long_prompt_earns_its_prefill_time_and_models_override_the_budget() -> None:
