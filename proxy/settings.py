@@ -63,8 +63,8 @@ class ModelSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class UpstreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The forwarding client. A stream's first byte arrives only at time-to-first-token (a
-    128k-token prefill, a deep queue), so nothing bounds a whole request: only connecting and
-    the silence between two reads are bounded."""
+    128k-token prefill, a deep queue), so nothing bounds a whole request: connecting, the first
+    byte (a budget that grows with the prompt) and the silence between two reads are bounded."""
 
     connect_timeout_s: float = 3.0
     # Longest wait for the next bytes, the first ones (TTFT) included.
