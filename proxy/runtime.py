@@ -105,6 +105,7 @@ class Runtime:
             environ=environ,
             metrics=self.metrics,
             events=log,
+            eject_after_timeouts=settings.upstream.eject_after_timeouts,
         )
         self.keys: KeyRing = KeyRing() if settings.auth.enabled else OpenKeyRing()
         self.key_store = open_key_store(
@@ -171,7 +172,8 @@ class Runtime:
             log=log,
             metrics=self.metrics,
             tracer=self.tracer,
-            max_attempts=settings.upstream.max_attempts,
+            upstream_settings=settings.upstream,
+            models=settings.models,
             decode_options=DecodeOptions(
                 prefix_chars=settings.routing.max_prefix_chars,
                 max_file_bytes=settings.server.max_audio_bytes,

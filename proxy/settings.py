@@ -54,12 +54,17 @@ class ModelSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     embedding_dimensions: PositiveInt | None = None
     policy: Policy = "cache_aware"
     backends: list[BackendSettings] = msgspec.field(default_factory=list)
+    # This model's own first-byte budget ([upstream] first_byte_timeout_s,
+    # first_byte_s_per_prompt_token, answer_timeout_s); unset: the [upstream] value.
+    first_byte_timeout_s: NonNegativeSeconds | None = None
+    first_byte_s_per_prompt_token: NonNegativeSeconds | None = None
+    answer_timeout_s: NonNegativeSeconds | None = None
 
 
 class UpstreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The forwarding client. A stream's first byte arrives only at time-to-first-token (a
-    128k-token prefill, a deep queue), so nothing bounds a whole request: only connecting and
-    the silence between two reads are bounded."""
+    128k-token prefill, a deep queue), so nothing bounds a whole request: connecting, the first
+    byte (a budget that grows with the prompt) and the silence between two reads are bounded."""
 
     connect_timeout_s: float = 3.0
     # Longest wait for the next bytes, the first ones (TTFT) included.
@@ -71,6 +76,29 @@ class UpstreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Attempts per request, the first included; retries happen only before any byte reached
     # the client and only where the backend cannot have started (refused connection, 503).
     max_attempts: int = 3
+    # A wedged replica (a stopped process, a stuck engine) accepts connections and never
+    # answers: an attempt whose first byte (a stream's first chunk) has not arrived within
+    # this budget is abandoned, its connection closed, and the request tried elsewhere. 0: no
+    # budget (only `read_timeout_s` bounds the wait).
+    first_byte_timeout_s: NonNegativeSeconds = 60.0
+    # Added to the budget per estimated prompt token, so that a long prefill is not taken
+    # for a wedge: 128k tokens add 64 s.
+    first_byte_s_per_prompt_token: NonNegativeSeconds = 0.0005
+    # A whole (non-streamed) answer's first byte comes with its last token: its budget is
+    # this instead of `first_byte_timeout_s` (plus the prompt allowance). 0: no budget.
+    answer_timeout_s: NonNegativeSeconds = 300.0
+    # Consecutive first-byte timeouts that eject a backend from the pool, even while its
+    # probes are excused as busy; passing probes readmit it.
+    eject_after_timeouts: PositiveInt = 3
+    # A request whose failure could be its own doing (the connection dropped after the body
+    # was sent, a first-byte timeout) is tried on at most this many backends: a query of death
+    # must not take the whole fleet down.
+    suspect_attempts: PositiveInt = 2
+    # Envoy's retry budget: the retries of the last 10 s stay below max(retry_budget_min,
+    # retry_budget_ratio x requests of the last 10 s); a retry past it is refused (the
+    # request gets the last failure) and counted.
+    retry_budget_ratio: Ratio = 0.2
+    retry_budget_min: Annotated[int, msgspec.Meta(ge=0)] = 3
 
 
 class RoutingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

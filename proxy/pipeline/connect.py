@@ -1,18 +1,25 @@
-"""The connect stage: a backend chosen, the request sent, the answer's head back.
+"""The connect stage: a backend chosen, the request sent, the answer's first byte back.
 
-Retries happen only before any byte reached the client and only where the backend cannot have
-started the work (a refused or dropped connection, 503), each time on another backend
-(tenacity drives the attempts). A backend's error answer becomes the gateway's error here.
+Retries happen only before any byte reached the client and only where the backend's work died
+with the attempt, each time on another backend (tenacity drives the attempts):
+- a refused connection or a 503: the backend cannot have started; up to `max_attempts`;
+- a connection dropped after the body was sent, or no first byte within the first-byte
+  budget (`proxy.pipeline.first_byte`; the attempt is abandoned, its connection closed):
+  the request itself may be the cause (a query of death), so it is tried on at most
+  `suspect_attempts` backends.
+Every retry needs room in the fleet's retry budget (`proxy.pipeline.retry_budget`). A
+backend's error answer becomes the gateway's error here.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import NamedTuple
 from urllib.parse import quote
 
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, retry_if_exception_type
 
 from warmgate.proxy.answers.failures import backend_failure, error_text, passed_on_404
 from warmgate.proxy.endpoints import Backend404, Endpoint
@@ -23,14 +30,18 @@ from warmgate.proxy.errors import (
     GatewayError,
     NoHealthyBackend,
 )
+from warmgate.proxy.observability.metrics import Metrics
 from warmgate.proxy.observability.tracing import NO_SPAN
 from warmgate.proxy.pipeline.exchange import Exchange
+from warmgate.proxy.pipeline.first_byte import FirstByteBudgets
+from warmgate.proxy.pipeline.retry_budget import REFUSED_BUDGET, REFUSED_SUSPECT, RetryBudget
 from warmgate.proxy.routing.backend import Outcome
 from warmgate.proxy.routing.catalog import ModelEntry
 from warmgate.proxy.routing.lease import Lease
 from warmgate.proxy.routing.policies import RouteHint
 from warmgate.proxy.routing.pool import Pool
-from warmgate.proxy.upstream.client import Upstream, UpstreamResponse
+from warmgate.proxy.settings import ModelSettings, UpstreamSettings
+from warmgate.proxy.upstream.client import ConnectionDropped, Upstream, UpstreamResponse
 from warmgate.proxy.wire.views import RequestView
 
 _log = structlog.get_logger("warmgate.backend")
@@ -61,43 +72,90 @@ class Connected(NamedTuple):
 
 
 class _RetryableError(Exception):
-    """A failure where the backend cannot have started the work: try another backend."""
+    """A failure after which another backend may take the request: `suspect` when the request
+    itself may have caused it (it was sent, and no answer came)."""
 
-    def __init__(self, error: GatewayError) -> None:
+    def __init__(self, error: GatewayError, *, suspect: bool = False) -> None:
         super().__init__(error.message)
         self.error = error
+        self.suspect = suspect
+
+
+class _Attempts:
+    """One request's attempts so far: the backends tried, and whether a failure was suspect."""
+
+    __slots__ = ("suspect", "tried")
+
+    def __init__(self) -> None:
+        self.tried: set[str] = set()
+        self.suspect = False
 
 
 class Connector:
-    def __init__(self, pool: Pool, upstream: Upstream, *, max_attempts: int = 3) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        upstream: Upstream,
+        *,
+        settings: UpstreamSettings | None = None,
+        models: Sequence[ModelSettings] = (),
+        metrics: Metrics | None = None,
+    ) -> None:
+        settings = settings or UpstreamSettings()
         self._pool = pool
         self._upstream = upstream
-        self._max_attempts = max(1, max_attempts)
+        self._max_attempts = max(1, settings.max_attempts)
+        self._suspect_attempts = settings.suspect_attempts
+        self._first_byte = FirstByteBudgets(settings, models)
+        self.retry_budget = RetryBudget(
+            ratio=settings.retry_budget_ratio, minimum=settings.retry_budget_min
+        )
+        if metrics is not None:
+            metrics.add_collector(self.retry_budget.metric_families)
 
     async def connect(self, outgoing: Outgoing) -> Connected:
         """The first backend answer with a usable head (status 200), retrying where safe."""
-        tried: set[str] = set()
+        attempts = _Attempts()
+        self.retry_budget.request()
         try:
-            return await self._attempt(outgoing, tried)
+            return await self._attempt(outgoing, attempts)
         except _RetryableError as failure:
-            if self._max_attempts == 1:
-                raise failure.error from None
             last = failure.error
+            if self._stop(attempts):
+                raise last from None
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._max_attempts - 1),
+            stop=lambda _: self._stop(attempts),
             retry=retry_if_exception_type(_RetryableError),
             reraise=True,
         )
         try:
-            return await retrying(self._attempt, outgoing, tried)
+            return await retrying(self._retry, outgoing, attempts)
         except _RetryableError as failure:
             raise failure.error from None
         except NoHealthyBackend:
             raise last from None
 
-    async def _attempt(self, outgoing: Outgoing, tried: set[str]) -> Connected:
+    def _stop(self, attempts: _Attempts) -> bool:
+        """Whether the request gets no further attempt (a refusal is counted)."""
+        tried = len(attempts.tried)
+        if tried >= self._max_attempts:
+            return True
+        if attempts.suspect and tried >= self._suspect_attempts:
+            self.retry_budget.refuse(REFUSED_SUSPECT)
+            return True
+        if not self.retry_budget.allows():
+            self.retry_budget.refuse(REFUSED_BUDGET)
+            return True
+        return False
+
+    async def _retry(self, outgoing: Outgoing, attempts: _Attempts) -> Connected:
+        self.retry_budget.started()
+        return await self._attempt(outgoing, attempts)
+
+    async def _attempt(self, outgoing: Outgoing, attempts: _Attempts) -> Connected:
         endpoint, view, route, _, _, exchange = outgoing
         model = route.entry.name
+        tried = attempts.tried
         hint = RouteHint(view.prefix, float(view.prompt_tokens_estimate))
         excluded = self._excluded(model, route, tried)
         trace = exchange.trace
@@ -121,12 +179,34 @@ class Connector:
         path = endpoint.upstream_path
         if view.response_ref is not None and "{" in path:
             path = path.format(response_id=quote(view.response_ref, safe=""))
-        answer = await self._send(lease, path, outgoing)
+        stream = view.stream and endpoint.translate is not None
+        budget_s = self._first_byte.of(model).seconds(view.prompt_tokens_estimate, stream=stream)
+        deadline = None if budget_s is None else asyncio.get_running_loop().time() + budget_s
+        try:
+            answer = await self._send(lease, path, outgoing, deadline)
+            if stream and answer.status == 200:
+                await self._peek(answer, lease, outgoing, deadline)
+        except _RetryableError as failure:
+            attempts.suspect = attempts.suspect or failure.suspect
+            raise
         if answer.status == 200:
             if trace is not None:
                 trace.answer_started()
             return Connected(lease, answer)
         raise await self._failure(outgoing, answer, lease, path)
+
+    @staticmethod
+    def _timed_out(lease: Lease, outgoing: Outgoing) -> _RetryableError:
+        """An attempt past its first-byte budget: abandoned (the caller closed its connection),
+        counted against the backend, and suspect (the request may be what wedged it)."""
+        lease.finish(Outcome.TIMEOUT_BEFORE_FIRST_BYTE)
+        _log.warning(
+            "backend_first_byte_timeout",
+            request_id=outgoing.exchange.request_id,
+            backend=lease.backend.id,
+        )
+        error = BackendTimeout("The model backend sent nothing within its first-byte budget.")
+        return _RetryableError(error, suspect=True)
 
     def _excluded(self, model: str, route: Route, tried: set[str]) -> frozenset[str]:
         """Backends this attempt must not go to: those tried, and all but the pinned one."""
@@ -136,29 +216,38 @@ class Connector:
         others = {m.backend.id for m in members if m.backend.id != route.pinned_backend}
         return frozenset(tried | others)
 
-    async def _send(self, lease: Lease, path: str, outgoing: Outgoing) -> UpstreamResponse:
-        """The backend's answer head; a failure to get one finishes the lease with its cause.
-        A traced request's `connect` span lasts until the head arrives (or the failure)."""
+    async def _send(
+        self, lease: Lease, path: str, outgoing: Outgoing, deadline: float | None
+    ) -> UpstreamResponse:
+        """The backend's answer head, by `deadline` (loop time; None: no first-byte budget); a
+        failure to get one finishes the lease with its cause. A traced request's `connect`
+        span lasts until the head arrives (or the failure)."""
         backend = lease.backend
         trace = outgoing.exchange.trace
         span = trace.span("connect") if trace is not None else None
         error_code: str | None = "cancelled"
         try:
-            answer = await self._upstream.post(
-                backend.url + path,
-                outgoing.body,
-                api_key=backend.api_key,
-                request_id=outgoing.exchange.request_id,
-                method=outgoing.endpoint.upstream_method,
-                content_type=outgoing.content_type,
-                trace_headers=None if trace is None else trace.upstream_headers(span or NO_SPAN),
-            )
+            async with asyncio.timeout_at(deadline):  # cancelling `post` closes its connection
+                answer = await self._upstream.post(
+                    backend.url + path,
+                    outgoing.body,
+                    api_key=backend.api_key,
+                    request_id=outgoing.exchange.request_id,
+                    method=outgoing.endpoint.upstream_method,
+                    content_type=outgoing.content_type,
+                    trace_headers=None
+                    if trace is None
+                    else trace.upstream_headers(span or NO_SPAN),
+                )
             error_code = None if answer.status == 200 else f"status {answer.status}"
             return answer
+        except TimeoutError:
+            error_code = BackendTimeout.code
+            raise self._timed_out(lease, outgoing) from None
         except BackendUnreachable as error:
             error_code = error.instance_code
             lease.finish(Outcome.CONNECT_FAILED)
-            raise _RetryableError(error) from None
+            raise _RetryableError(error, suspect=isinstance(error, ConnectionDropped)) from None
         except BackendTimeout as error:
             error_code = error.instance_code
             lease.finish(Outcome.TIMEOUT_BEFORE_FIRST_BYTE)
@@ -173,6 +262,34 @@ class Connector:
         finally:
             if span is not None:
                 span.end(error_code)
+
+    async def _peek(
+        self,
+        answer: UpstreamResponse,
+        lease: Lease,
+        outgoing: Outgoing,
+        deadline: float | None,
+    ) -> None:
+        """A stream's first chunk, by `deadline`: a head may come before the first token. A
+        failure to get one closes the connection and finishes the lease with its cause."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                await answer.peek()
+        except TimeoutError:
+            answer.abort()
+            raise self._timed_out(lease, outgoing) from None
+        except BackendTimeout:
+            answer.abort()
+            lease.finish(Outcome.TIMEOUT_BEFORE_FIRST_BYTE)
+            raise
+        except BackendError:
+            answer.abort()
+            lease.finish(Outcome.STREAM_CUT)
+            raise
+        except asyncio.CancelledError:
+            answer.abort()
+            lease.finish(Outcome.CANCELLED)
+            raise
 
     async def _failure(
         self, outgoing: Outgoing, answer: UpstreamResponse, lease: Lease, path: str

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import structlog
@@ -55,6 +55,7 @@ from warmgate.proxy.routing.backend import Outcome
 from warmgate.proxy.routing.bindings import Binding, ResponseBindings
 from warmgate.proxy.routing.catalog import ModelEntry
 from warmgate.proxy.routing.pool import Pool
+from warmgate.proxy.settings import ModelSettings, UpstreamSettings
 from warmgate.proxy.upstream.client import Upstream
 from warmgate.proxy.wire.bounds import check_model_bounds
 from warmgate.proxy.wire.multipart import boundary_of
@@ -110,7 +111,8 @@ class Relay:
         log: RequestSink,
         metrics: Metrics,
         tracer: Tracer | None = None,
-        max_attempts: int = 3,
+        upstream_settings: UpstreamSettings | None = None,
+        models: Sequence[ModelSettings] = (),
         decode_options: DecodeOptions | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -119,7 +121,9 @@ class Relay:
         self._limiter = limiter
         self._pool = pool
         self._bindings = bindings
-        self._connector = Connector(pool, upstream, max_attempts=max_attempts)
+        self._connector = Connector(
+            pool, upstream, settings=upstream_settings, models=models, metrics=metrics
+        )
         self._ledger = ledger
         self._log = log
         self._metrics = metrics

@@ -39,6 +39,7 @@ class Member:
         "breaker",
         "consecutive_failures",
         "consecutive_successes",
+        "consecutive_timeouts",
         "ejections",
         "errors",
         "health",
@@ -72,6 +73,8 @@ class Member:
         self.probes = 0
         self.consecutive_failures = 0
         self.consecutive_successes = 0
+        # Requests in a row that got no first byte in time (the pool ejects past a threshold).
+        self.consecutive_timeouts = 0
         self.last_probe_error: str | None = None
         self.last_progress_at = float("-inf")
         self.readmitted_at: float | None = None
@@ -169,7 +172,8 @@ def member_gauges(members: Sequence[Member]) -> Iterator[Family]:
     )
     yield Family(
         "warmgate_backend_ejections_total",
-        "Times active probes ejected the backend.",
+        "Times the backend was ejected (by active probes, or as an outlier by first-byte "
+        "timeouts).",
         "counter",
         [Sample(lb, float(m.ejections)) for lb, m in pairs],
     )

@@ -69,8 +69,11 @@ class Pool:
         transport: httpx.AsyncBaseTransport | None = None,
         metrics: Metrics | None = None,
         events: EventLog | None = None,
+        eject_after_timeouts: int = 3,
     ) -> None:
         self.catalog = catalog
+        # Consecutive first-byte timeouts that eject a backend as an outlier (`eject_outlier`).
+        self._eject_after_timeouts = eject_after_timeouts
         self.events: EventLog = events or StructlogEvents()
         self.routing = routing or RoutingSettings()
         self.health_settings = health or HealthSettings()
@@ -177,6 +180,12 @@ class Pool:
 
     def _finished(self, member: Member, outcome: Outcome, breaker_changed: bool) -> None:
         self._in_flight -= 1
+        if outcome is Outcome.TIMEOUT_BEFORE_FIRST_BYTE:
+            member.consecutive_timeouts += 1
+            if member.consecutive_timeouts >= self._eject_after_timeouts:
+                self.eject_outlier(member)
+        elif outcome is Outcome.OK:
+            member.consecutive_timeouts = 0
         if member.retired and member.outstanding == 0:
             self._retired.pop(id(member), None)
         if breaker_changed:
@@ -295,6 +304,18 @@ class Pool:
             member.breaker.reset()
         self.events.event("backend_health", backend=member.backend.id, health=state.value)
         self._publish()
+
+    def eject_outlier(self, member: Member) -> None:
+        """Eject a backend that stopped answering requests (first-byte timeouts in a row), also
+        where its probes are excused as busy: a wedged replica still looks busy. Passing probes
+        readmit it, `readmit_after` of them counted from now. Without active probes nothing
+        would readmit it: the circuit breaker alone keeps traffic away then."""
+        member.consecutive_timeouts = 0
+        if not self.health_settings.enabled or member.health is not HealthState.HEALTHY:
+            return
+        member.consecutive_successes = 0
+        self.events.warning("backend_outlier_ejected", backend=member.backend.id)
+        self.set_health(member, HealthState.EJECTED, readmitted=False)
 
     def _publish(self) -> None:
         members: dict[str, list[Member]] = {entry.name: [] for entry in self.catalog.entries}

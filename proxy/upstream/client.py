@@ -5,7 +5,9 @@ tenth of a millisecond of CPU per request against 0.35 ms and more for httpx. Th
 only place where aiohttp's exceptions are translated into the gateway's errors.
 
 Timeouts: connecting is bounded short; the silence between two reads is bounded long, since a
-stream's first byte arrives only at time-to-first-token; nothing bounds the whole request.
+stream's first byte arrives only at time-to-first-token; nothing bounds the whole request. The
+first byte's own budget ([upstream] first_byte_timeout_s) is the connect stage's
+(`proxy.pipeline.connect`): it cancels `post` or `peek`, which closes the connection.
 A whole answer is held in memory only up to `max_answer_bytes` ([server] max_answer_bytes):
 past it the connection is closed and the answer is the backend's failure.
 """
@@ -30,18 +32,36 @@ from warmgate.proxy.settings import UpstreamSettings
 DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
+class ConnectionDropped(BackendUnreachable):
+    """The connection died after the request was sent and before a status line came back:
+    a stale keep-alive connection, a backend that went away, or a request that killed it.
+    Another backend may take it (SGLang's work dies with the connection), but not every one:
+    the request itself may be the cause."""
+
+
 class UpstreamResponse:
     """A backend's answer whose head has arrived; the body is read or streamed once."""
 
-    __slots__ = ("_max_bytes", "_response", "content_type", "status")
+    __slots__ = ("_first", "_max_bytes", "_response", "content_type", "status")
 
     def __init__(
         self, response: aiohttp.ClientResponse, *, max_bytes: int = DEFAULT_MAX_ANSWER_BYTES
     ) -> None:
         self._response = response
         self._max_bytes = max_bytes
+        self._first = b""
         self.status = response.status
         self.content_type = response.content_type
+
+    async def peek(self) -> None:
+        """Wait for the body's first chunk and keep it for `chunks()`: a stream's head may
+        come before its first token, and only the first chunk shows the backend is working."""
+        try:
+            self._first = await self._response.content.readany()
+        except aiohttp.SocketTimeoutError as exc:
+            raise BackendTimeout("The model backend stopped answering.") from exc
+        except aiohttp.ClientError as exc:
+            raise StreamInterrupted("The model backend's answer broke off.") from exc
 
     async def read(self) -> bytes:
         """The whole body, at most `max_bytes` of it (AnswerTooLarge past it, the connection
@@ -77,6 +97,9 @@ class UpstreamResponse:
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as the backend sends it, chunk by chunk, without buffering."""
         content = self._response.content
+        if self._first:
+            first, self._first = self._first, b""
+            yield first
         try:
             while True:
                 chunk = await content.readany()
@@ -162,10 +185,11 @@ class Upstream:
             raise BackendUnreachable("The model backend could not be reached.") from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             # The connection died before a status line came back: a stale keep-alive connection
-            # the backend had closed, or a backend process that went away. Either the request
-            # never reached it or its work died with the connection (SGLang aborts a request
-            # whose client is gone), so another backend may take it without duplicating tokens.
-            raise BackendUnreachable("The model backend closed the connection.") from exc
+            # the backend had closed, a backend process that went away, or one the request
+            # itself brought down. Its work died with the connection (SGLang aborts a request
+            # whose client is gone), so another backend may take it without duplicating
+            # tokens; the connect stage caps how many (a query of death).
+            raise ConnectionDropped("The model backend closed the connection.") from exc
         except aiohttp.SocketTimeoutError as exc:
             raise BackendTimeout("The model backend did not answer in time.") from exc
         except aiohttp.ClientError as exc:

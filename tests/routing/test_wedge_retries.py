@@ -1,0 +1,215 @@
+"""The retry cap: a request that could be what brings replicas down (a query of death) is
+tried on at most two backends; refused connections and 503s still get every attempt; the
+fleet's retry budget and its metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import httpx
+import msgspec
+import openai
+import pytest
+
+from tests.routing.stack import ADMIN_KEY, MODEL, gateway_settings, running_gateway, sim_cluster
+from warmgate.proxy.pipeline.first_byte import FirstByteBudgets
+from warmgate.proxy.pipeline.retry_budget import RetryBudget
+from warmgate.proxy.settings import HealthSettings, ModelSettings, UpstreamSettings
+
+pytestmark = pytest.mark.anyio
+
+POISON = b"query-of-death"
+NO_PROBES = HealthSettings(interval_s=3600.0, breaker_failures=10)
+
+
+class Guillotine:
+    """A loopback TCP relay in front of a backend that cuts the connection, once the request
+    has been sent through, when the request holds POISON: a replica the request kills."""
+
+    def __init__(self, target_url: str) -> None:
+        host, _, port = target_url.removeprefix("http://").partition(":")
+        self._target = (host, int(port))
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+        self.killed = 0  # requests cut here
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def __aenter__(self) -> Guillotine:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for pipe in self._pipes:
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+        for pipe in (
+            self._pipe(reader, upstream_writer, client=writer, upstream=upstream_writer),
+            self._pipe(upstream_reader, writer),
+        ):
+            task = asyncio.create_task(pipe)
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    async def _pipe(
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        *,
+        client: asyncio.StreamWriter | None = None,
+        upstream: asyncio.StreamWriter | None = None,
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                if client is not None and upstream is not None and POISON in data:
+                    self.killed += 1
+                    upstream.transport.abort()
+                    client.transport.abort()
+                    return
+                sink.write(data)
+                await sink.drain()
+        except ConnectionError:
+            pass
+        finally:
+            sink.close()
+
+
+async def test_a_request_that_kills_its_backend_is_tried_on_two_backends_not_all(
+    tmp_path: Path,
+) -> None:
+    async with sim_cluster(3) as cluster, AsyncExitStack() as stack:
+        cutters = [await stack.enter_async_context(Guillotine(url)) for url in cluster.urls]
+        settings = gateway_settings(
+            [g.url for g in cutters], tmp_path, policy="round_robin", health=NO_PROBES
+        )
+        async with running_gateway(settings) as gateway:
+            with pytest.raises(openai.APIStatusError) as caught:
+                await gateway.client.chat.completions.create(
+                    model=MODEL,
+                    messages=[{"role": "user", "content": POISON.decode()}],
+                    max_tokens=4,
+                )
+            assert caught.value.status_code == 502
+            assert caught.value.code == "backend_unreachable"
+            assert sum(g.killed for g in cutters) == 2
+            # other requests still go everywhere
+            for turn in range(6):
+                reply = await gateway.client.chat.completions.create(
+                    model=MODEL,
+                    messages=[{"role": "user", "content": f"turn {turn}"}],
+                    max_tokens=2,
+                )
+                assert reply.choices[0].message.content is not None
+            metrics = await scrape(gateway.root)
+            assert sample(metrics, "warmgate_upstream_retries_total") == 1
+            refused = 'warmgate_upstream_retries_refused_total{reason="suspect_request"}'
+            assert sample(metrics, refused) == 1
+
+
+async def test_refused_connections_still_get_every_attempt(tmp_path: Path) -> None:
+    async with sim_cluster(3) as cluster:
+        await cluster.replicas[0].set_faults(refuse_connections=True)
+        await cluster.replicas[1].set_faults(refuse_connections=True)
+        settings = gateway_settings(
+            cluster.urls, tmp_path, policy="round_robin", health=HealthSettings(enabled=False)
+        )
+        async with running_gateway(settings) as gateway:
+            for turn in range(3):
+                reply = await gateway.client.chat.completions.create(
+                    model=MODEL,
+                    messages=[{"role": "user", "content": f"turn {turn}"}],
+                    max_tokens=2,
+                )
+                assert reply.choices[0].message.content is not None
+            assert cluster.replicas[2].telemetry.requests_received == 3
+
+
+async def test_retries_past_the_fleet_budget_are_refused_and_counted(tmp_path: Path) -> None:
+    async with sim_cluster(2) as cluster:
+        await cluster.replicas[0].set_faults(fail_rate=1.0, fail_status=503)
+        upstream = UpstreamSettings(retry_budget_ratio=0.0, retry_budget_min=0)
+        settings = gateway_settings(cluster.urls, tmp_path, policy="round_robin", health=NO_PROBES)
+        settings = msgspec.structs.replace(settings, upstream=upstream)
+        async with running_gateway(settings) as gateway:
+            statuses = []
+            for turn in range(4):
+                try:
+                    await gateway.client.chat.completions.create(
+                        model=MODEL,
+                        messages=[{"role": "user", "content": f"turn {turn}"}],
+                        max_tokens=2,
+                    )
+                    statuses.append(200)
+                except openai.APIStatusError as error:
+                    statuses.append(error.status_code)
+            assert sorted(statuses) == [200, 200, 503, 503]  # round robin: half hit the 503s
+            metrics = await scrape(gateway.root)
+            refused = 'warmgate_upstream_retries_refused_total{reason="budget"}'
+            assert sample(metrics, refused) == 2
+            assert sample(metrics, "warmgate_upstream_retries_total") == 0
+
+
+async def scrape(root: str) -> str:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(
+            root + "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        )
+        assert response.status_code == 200
+        return response.text
+
+
+def sample(metrics: str, series: str) -> float:
+    """The value of one series in a Prometheus text page."""
+    for line in metrics.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    raise AssertionError(f"{series} not in the metrics")
+
+
+def test_the_retry_budget_allows_a_share_of_the_last_ten_seconds_and_a_floor() -> None:
+    now = [100.0]
+    budget = RetryBudget(ratio=0.2, minimum=3, clock=lambda: now[0])
+    for _ in range(3):
+        assert budget.allows()
+        budget.started()
+    assert not budget.allows()  # no traffic: the floor of 3
+    for _ in range(20):
+        budget.request()
+    assert budget.allows()  # max(3, 0.2 x 20)
+    budget.started()
+    assert not budget.allows()
+    now[0] += 9.5  # still inside the window
+    assert not budget.allows()
+    now[0] += 1.0  # the first second's retries and requests left the window
+    assert budget.allows()
+    now[0] += 60.0  # all of them
+    for _ in range(3):
+        budget.started()
+    assert not budget.allows()
+
+
+def test_a_long_prompt_earns_its_prefill_time_and_models_override_the_budget() -> None:
+    upstream = UpstreamSettings(
+        first_byte_timeout_s=30.0, first_byte_s_per_prompt_token=0.0005, answer_timeout_s=300.0
+    )
+    big = ModelSettings(name="big", first_byte_timeout_s=90.0)
+    budgets = FirstByteBudgets(upstream, [big])
+    assert budgets.of("demo").seconds(100, stream=True) == pytest.approx(30.05)
+    assert budgets.of("demo").seconds(128_000, stream=True) == pytest.approx(94.0)
+    assert budgets.of("demo").seconds(0, stream=False) == pytest.approx(300.0)
+    assert budgets.of("big").seconds(0, stream=True) == pytest.approx(90.0)
+    off = FirstByteBudgets(msgspec.structs.replace(upstream, first_byte_timeout_s=0.0))
+    assert off.of("demo").seconds(128_000, stream=True) is None
