@@ -105,6 +105,7 @@ class Runtime:
             environ=environ,
             metrics=self.metrics,
             events=log,
+            region=settings.server.region,
         )
         self.keys: KeyRing = KeyRing() if settings.auth.enabled else OpenKeyRing()
         self.key_store = open_key_store(
