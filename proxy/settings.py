@@ -96,9 +96,12 @@ class RoutingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # of the request text, so a conversation lands on the same replica whichever edge takes
     # the turn. Short enough that a conversation's first turn holds it (its system prompt).
     hash_prefix_chars: PositiveInt = 256
-    # Bounded load: a backend with more than this x the mean requests in flight (+1) is
-    # skipped for the next one in the conversation's order.
+    # Bounded load: a backend with more than this x the mean requests in flight, plus
+    # `hash_load_slack`, is skipped for the next one in the conversation's order. The slack
+    # keeps light load from spilling: each edge counts only its own requests, and a few of
+    # them more or less differ from edge to edge; a spill costs the conversation its cache.
     hash_load_factor: Annotated[float, msgspec.Meta(ge=1)] = 1.25
+    hash_load_slack: Annotated[int, msgspec.Meta(ge=0)] = 4
     # A backend whose own load report shows this share of its KV cache in use is saturated:
     # an edge then spills to another region rather than queue behind it.
     saturated_token_usage: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.95

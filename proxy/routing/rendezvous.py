@@ -6,8 +6,8 @@ at most `hash_prefix_chars` are hashed, once per request). Each backend's weight
 a mix of the key and a hash of the backend's id; backends are tried by falling weight. Adding
 or removing a backend moves only the keys whose best backend it is, whatever the order in
 which edges learnt of the backends. Bounded load (Mirrokni et al., "Consistent Hashing with
-Bounded Loads"): a backend with more than `factor` x the mean load (+1) is passed over for
-the next in the key's order, so that a popular prefix spills instead of queueing.
+Bounded Loads"): a backend with more than `factor` x the mean load plus `slack` is passed over
+for the next in the key's order, so that a popular prefix spills instead of queueing.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ def weight(key: int, seed: int) -> int:
 class Rendezvous:
     """Orders backends for a key; remembers each backend's seed (hashing an id once)."""
 
-    def __init__(self, load_factor: float) -> None:
+    def __init__(self, load_factor: float, slack: int = 1) -> None:
         self._load_factor = load_factor
+        self._slack = slack
         self._seeds: dict[str, int] = {}
 
     def seed(self, backend_id: str) -> int:
@@ -59,7 +60,7 @@ class Rendezvous:
         count = len(backend_ids)
         if count == 1:
             return 0
-        bound = self._load_factor * sum(loads) / count + 1
+        bound = self._load_factor * sum(loads) / count + self._slack
         best, best_weight = -1, -1
         for index, backend in enumerate(backend_ids):
             if loads[index] > bound:

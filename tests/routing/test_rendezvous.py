@@ -161,3 +161,28 @@ def test_a_retry_that_excluded_every_local_backend_crosses_to_the_nearest_region
     lease = pool.route("m", RouteHint(conversation(1)), exclude=tried)
     lease.finish(Outcome.OK)
     assert lease.backend.url == URLS[2]
+
+
+def test_edges_that_count_a_few_requests_differently_still_agree() -> None:
+    """Each edge counts only its own requests in flight: under light load those differ from
+    edge to edge by a few, and the slack keeps that from splitting a conversation."""
+    busy_edge, idle_edge = ConsistentHash(RoutingSettings()), ConsistentHash(RoutingSettings())
+    ids = ["a", "b", "c", "d"]
+    for n in range(40):
+        hint = RouteHint(conversation(n))
+        first = idle_edge.choose("m", idle(*ids), hint)
+        loads = [0, 0, 0, 0]
+        loads[first] = 4  # this edge has 4 requests on it, none elsewhere
+        assert (
+            busy_edge.choose("m", [Candidate(b, loads[i], 0.0) for i, b in enumerate(ids)], hint)
+            == first
+        )
+        loads[first] = 6  # beyond 1.25 x 1.5 + 4: now it spills
+        assert (
+            busy_edge.choose("m", [Candidate(b, loads[i], 0.0) for i, b in enumerate(ids)], hint)
+            != first
+        )
+
+
+def idle(*ids: str) -> list[Candidate]:
+    return [Candidate(backend_id, 0, 0.0) for backend_id in ids]

@@ -27,7 +27,7 @@ class CacheAware:
     def __init__(self, settings: RoutingSettings) -> None:
         self._settings = settings
         self._trees: dict[str, PrefixTree] = {}
-        self._rendezvous = Rendezvous(settings.hash_load_factor)
+        self._rendezvous = Rendezvous(settings.hash_load_factor, settings.hash_load_slack)
 
     def tree(self, model: str) -> PrefixTree:
         tree = self._trees.get(model)

@@ -17,7 +17,7 @@ from warmgate.proxy.settings import RoutingSettings
 class ConsistentHash:
     def __init__(self, settings: RoutingSettings) -> None:
         self._chars = settings.hash_prefix_chars
-        self._rendezvous = Rendezvous(settings.hash_load_factor)
+        self._rendezvous = Rendezvous(settings.hash_load_factor, settings.hash_load_slack)
 
     def choose(self, model: str, candidates: Sequence[Candidate], hint: RouteHint) -> int:
         if not hint.prefix:
