@@ -39,6 +39,7 @@ from benchmarks import charts, goals, report
 from benchmarks.gateway import BENCH_KEY, warmgate_process
 from benchmarks.loadgen import Conversation, Workload, run_subprocess
 from benchmarks.processes import ServerProcess, chat_probe, free_port, free_port_range
+from benchmarks.progress import CellCounter
 from benchmarks.routing import flush_caches, replica_stats
 from benchmarks.stats import Outcome, percentile
 from benchmarks.upstreams import replica_urls, sim_process
@@ -187,6 +188,14 @@ def figures(runs: Sequence[Mapping[str, Any]], edge_count: int) -> list[dict[str
     return goals.present(found)
 
 
+def rebuild(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The document with its rows and figures computed afresh from its runs."""
+    rebuilt = dict(doc)
+    rebuilt["results"] = rows_of(doc["runs"])
+    rebuilt["goals"] = figures(doc["runs"], doc["workload"]["edges"])
+    return rebuilt
+
+
 def render(doc: Mapping[str, Any]) -> str:
     w = doc["workload"]
     lines = goals.quick_banner(doc, "`python -m benchmarks.edges`")
@@ -297,21 +306,23 @@ def main(argv: Sequence[str] | None = None) -> int:  # one scenario after anothe
         far_backends = replica_urls(far_port, half)
         for url in [*backends, *far_backends]:
             sim.wait_until(url + "/health", timeout_s=60)
+        counter = CellCounter("edges", [1.0] * (rounds * (2 * len(policies) + 2)))
         for round_ in range(rounds):
             for policy in policies:
                 for count in (1, args.edges):
                     label = f"{policy}, {count} edge{'s' if count > 1 else ''}"
-                    print(f"[edges] round {round_ + 1}: {label}", file=sys.stderr)
+                    counter.start(f"{label}, round {round_ + 1}")
                     with edges(count, backends, workdir, policy=policy, ledger_url=ledger_url,
                                cpus=server_cpus) as urls:  # fmt: skip
                         run = play(urls, backends, conversations, concurrency=args.concurrency,
                                    workdir=workdir, label=label, cpus=load_cpus)  # fmt: skip
                     runs.append(dict(run, label=label, round=round_, local_share=None))
+                    counter.finish()
             regional = [*backends[:half], *far_backends]
             regions = [NEAR] * half + [FAR] * half
             for region in (NEAR, None):
                 label = "regions: [server] region " + ("set" if region else "unset")
-                print(f"[edges] round {round_ + 1}: {label}", file=sys.stderr)
+                counter.start(f"{label}, round {round_ + 1}")
                 with edges(args.edges, regional, workdir, policy="cache_aware",
                            ledger_url=ledger_url, cpus=server_cpus, region=region,
                            backend_regions=regions) as urls:  # fmt: skip
@@ -320,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # one scenario after anothe
                 served = run["requests_per_replica"]
                 run["local_share"] = round(sum(served[:half]) / max(sum(served), 1), 4)
                 runs.append(dict(run, label=label, round=round_))
+                counter.finish()
+        counter.close()
     workload = {
         "conversations": args.conversations, "turns": args.turns,
         "system_tokens": args.system_tokens, "question_tokens": args.question_tokens,
@@ -340,9 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # one scenario after anothe
         "rounds": rounds,
         "wall_s": round(time.monotonic() - started, 1),
         "runs": runs,
-        "results": rows_of(runs),
-        "goals": figures(runs, args.edges),
     }
+    doc = rebuild(doc)
     written = report.write_results(args.out, name, doc, render, plot)
     print(render(doc))
     shutil.rmtree(workdir, ignore_errors=True)

@@ -26,7 +26,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import long_context_results, overhead_results, report, routing_results, wire_decode
+from benchmarks import (
+    edges,
+    long_context_results,
+    overhead_results,
+    report,
+    routing_results,
+    wire_decode,
+)
 
 README = Path(__file__).resolve().parent / "README.md"
 BLOCK = re.compile(
@@ -56,6 +63,7 @@ DRAWINGS = {
         long_context_results.rebuild, long_context_results.render, long_context_results.plot
     ),
     "routing": Drawing(routing_results.rebuild, routing_results.render, routing_results.plot),
+    "edges": Drawing(edges.rebuild, edges.render, edges.plot),
     "wire_decode": Drawing(dict, wire_decode.render, None),
 }
 

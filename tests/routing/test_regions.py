@@ -7,6 +7,7 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import msgspec
 import openai
 import pytest
@@ -82,6 +83,14 @@ async def test_an_edge_keeps_its_own_region_and_measures_the_other_one_farther(
         assert admin["region"] == "eu"
         assert {b["region"] for b in admin["data"]} == {"eu", "us"}
         assert all(b["rtt_ms"] > 0 for b in admin["data"])
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(gateway.root + "/metrics")).text
+        far_rtt = [
+            line for line in metrics.splitlines()
+            if line.startswith("warmgate_backend_rtt_seconds{") and 'region="us"' in line
+        ]  # fmt: skip
+        assert len(far_rtt) == 2
+        assert all(float(line.rsplit(" ", 1)[1]) > 0.02 for line in far_rtt)
 
 
 async def test_losing_the_local_replicas_fails_over_without_errors_and_comes_back(
