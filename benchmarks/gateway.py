@@ -35,12 +35,21 @@ def config_text(
     policy: str = "cache_aware",
     served_name: str | None = None,
     backend_key: bool = False,
+    region: str | None = None,
+    backend_regions: Sequence[str | None] = (),
+    ledger_url: str | None = None,
 ) -> str:
     lines = [
         'host = "127.0.0.1"',
         f"port = {port}",
         f"data_dir = {_quote(str(data_dir))}",
         "",
+    ]
+    if region is not None:
+        lines += ["[server]", f"region = {_quote(region)}", ""]
+    if ledger_url is not None:
+        lines += ["[ledger]", f"url = {_quote(ledger_url)}", ""]
+    lines += [
         "[[models]]",
         f"name = {_quote(model)}",
         'price_per_request = "0.001"',
@@ -48,8 +57,11 @@ def config_text(
     ]
     if served_name:
         lines.append(f"served_name = {_quote(served_name)}")
-    for url in backends:
+    regions = list(backend_regions) or [None] * len(backends)
+    for url, backend_region in zip(backends, regions, strict=True):
         lines += ["", "[[models.backends]]", f"url = {_quote(url)}"]
+        if backend_region is not None:
+            lines.append(f"region = {_quote(backend_region)}")
         if backend_key:
             lines.append(f"api_key_env = {_quote(BACKEND_KEY_ENV)}")
     # The key stays declared when features are off, so a build that ignores a switch still
@@ -80,6 +92,9 @@ def warmgate_process(
     policy: str = "cache_aware",
     served_name: str | None = None,
     backend_key: str | None = None,
+    region: str | None = None,
+    backend_regions: Sequence[str | None] = (),
+    ledger_url: str | None = None,
 ) -> ServerProcess:
     """A `warmgate serve --config` process (not started) with its own config and data dir."""
     config = workdir / f"{name}.toml"
@@ -93,6 +108,9 @@ def warmgate_process(
             policy=policy,
             served_name=served_name,
             backend_key=backend_key is not None,
+            region=region,
+            backend_regions=backend_regions,
+            ledger_url=ledger_url,
         )
     )
     env = {BENCH_KEY_ENV: BENCH_KEY}

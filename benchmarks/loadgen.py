@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import itertools
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -100,20 +101,32 @@ def _usage_of(reply: _Reply) -> tuple[int, int, int]:
 
 
 class Client:
-    """Sends one request and measures it; `epoch` is the run's start (perf_counter)."""
+    """Sends one request and measures it; `epoch` is the run's start (perf_counter). Given
+    several URLs (edges behind a load balancer), each request goes to one drawn at random."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, api_key: str | None) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        api_key: str | None,
+        *,
+        spread: Sequence[str] = (),
+        seed: int = 0,
+    ) -> None:
         self.session = session
         self.url = url
+        self.spread = list(spread)
+        self._rng = random.Random(seed)
         self.headers = {"Content-Type": "application/json"}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
         self.epoch = time.perf_counter()
 
     async def send(self, body: bytes, stream: bool, keep_text: bool = False) -> tuple[Outcome, str]:
+        url = self._rng.choice(self.spread) if self.spread else self.url
         started = time.perf_counter()
         try:
-            async with self.session.post(self.url, data=body, headers=self.headers) as resp:
+            async with self.session.post(url, data=body, headers=self.headers) as resp:
                 if resp.status != 200:
                     text = (await resp.read())[:200].decode(errors="replace")
                     return self._failed(started, resp.status, text), ""
@@ -246,12 +259,13 @@ async def run_conversations(
         body = dict(conversation.body)
         messages = list(body.get("messages", []))
         stream = _is_stream(body)
-        for turn in conversation.turns:
+        for number, turn in enumerate(conversation.turns, start=1):
             if deadline is not None and time.perf_counter() >= deadline:
                 return
             messages.append({"role": "user", "content": turn})
             body["messages"] = messages
             outcome, answer = await client.send(_encode(body), stream, keep_text=True)
+            outcome.turn = number
             outcomes.append(outcome)
             progress.advance(outcome.ok)
             if not outcome.ok:
@@ -280,12 +294,13 @@ async def run(
     label: str = "load",
     show_progress: bool | None = None,
 ) -> dict[str, Any]:
-    """Runs the workload and returns the summary plus the raw outcomes under `outcomes`."""
+    """Runs the workload and returns the summary plus the raw outcomes under `outcomes`.
+    `base_url` may list several gateways, comma-separated: each request goes to a random one."""
     connector = aiohttp.TCPConnector(limit=max(concurrency, 1), keepalive_timeout=4.0)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=900.0)
-    url = base_url.rstrip("/") + workload.path
+    urls = [part.rstrip("/") + workload.path for part in base_url.split(",")]
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        client = Client(session, url, api_key)
+        client = Client(session, urls[0], api_key, spread=urls if len(urls) > 1 else ())
         if warmup and workload.bodies:
             silent = Progress("warm-up", warmup, enabled=False)
             await run_bodies(

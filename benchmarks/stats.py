@@ -26,6 +26,7 @@ class Outcome(msgspec.Struct, array_like=True):
     cached_tokens: int
     completion_tokens: int
     error: str | None = None
+    turn: int = 0  # a conversation's turn, from 1 (0: not part of a conversation)
 
     @property
     def ok(self) -> bool:

@@ -25,7 +25,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import long_context_results, overhead_results, report, routing_results, wire_decode
+from benchmarks import (
+    edges,
+    long_context_results,
+    overhead_results,
+    report,
+    routing_results,
+    wire_decode,
+)
 
 README = Path(__file__).resolve().parent / "README.md"
 BLOCK = re.compile(
@@ -39,6 +46,7 @@ DRAWINGS = {
     "overhead": overhead_results.DRAWING,
     "long_context": long_context_results.DRAWING,
     "routing": routing_results.DRAWING,
+    "edges": report.Drawing(edges.rebuild, edges.render, edges.plot),
     "wire_decode": report.Drawing(dict, wire_decode.render, None),
 }
 

@@ -27,12 +27,13 @@ def sim_process(
     time_scale: float,
     cpus: str | None,
     extra: Sequence[str] = (),
+    name: str = "sim",
 ) -> ServerProcess:
     """`warmgate sim` serving `replicas` replicas on ports port..port+replicas-1."""
     argv = [sys.executable, "-m", "warmgate.proxy.cli", "sim", "--port", str(port)]
     argv += ["--replicas", str(replicas), "--model", model, "--time-scale", str(time_scale)]
     argv += ["--enable-cache-report", "--enable-metrics", *extra]
-    return ServerProcess("sim", argv, cpus=cpus, log_path=workdir / "sim.log", cwd=REPO_ROOT)
+    return ServerProcess(name, argv, cpus=cpus, log_path=workdir / f"{name}.log", cwd=REPO_ROOT)
 
 
 def replica_urls(port: int, replicas: int) -> list[str]:

@@ -106,6 +106,7 @@ class Runtime:
             metrics=self.metrics,
             events=log,
             eject_after_timeouts=settings.upstream.eject_after_timeouts,
+            region=settings.server.region,
         )
         self.keys: KeyRing = KeyRing() if settings.auth.enabled else OpenKeyRing()
         self.key_store = open_key_store(

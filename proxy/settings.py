@@ -24,7 +24,7 @@ DEFAULT_DATA_DIR = "warmgate-data"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 EMBEDDED_MODEL = "demo"
 
-Policy = Literal["cache_aware", "least_outstanding", "round_robin"]
+Policy = Literal["cache_aware", "consistent_hash", "least_outstanding", "round_robin"]
 
 PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0)]
@@ -38,6 +38,8 @@ class BackendSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     url: str
     # Name of the environment variable holding the backend's `--api-key`; never the key itself.
     api_key_env: str | None = None
+    # Where the replica runs; an edge prefers backends of its own `[server] region`.
+    region: str | None = None
 
 
 class ModelSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -117,6 +119,23 @@ class RoutingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Only the first characters of a request take part in prefix matching (about 16k tokens;
     # the request pipeline should extract this much text for RouteHint.prefix).
     max_prefix_chars: PositiveInt = 65_536
+    # Rendezvous hashing (consistent_hash, and cache_aware when no prefix matched): every
+    # edge and worker ranks the backends alike from a hash of the first `hash_prefix_chars`
+    # of the request text, so a conversation lands on the same replica whichever edge takes
+    # the turn. Short enough that a conversation's first turn holds it (its system prompt).
+    hash_prefix_chars: PositiveInt = 256
+    # Bounded load: a backend with more than this x the mean requests in flight, plus
+    # `hash_load_slack`, is skipped for the next one in the conversation's order. The slack
+    # keeps light load from spilling: each edge counts only its own requests, and a few of
+    # them more or less differ from edge to edge; a spill costs the conversation its cache.
+    hash_load_factor: Annotated[float, msgspec.Meta(ge=1)] = 1.25
+    hash_load_slack: Annotated[int, msgspec.Meta(ge=0)] = 4
+    # A backend whose own load report shows this share of its KV cache in use is saturated:
+    # an edge then spills to another region rather than queue behind it.
+    saturated_token_usage: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.95
+    # Weight of a new probe round trip in each backend's RTT average (EWMA), which ranks the
+    # other regions when the edge's own has no routable backend.
+    rtt_smoothing: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.3
     # Polling of SGLang's own load view (`GET /v1/loads`); 0 turns it off.
     load_poll_interval_s: NonNegativeSeconds = 5.0
     load_poll_timeout_s: PositiveSeconds = 2.0
@@ -272,6 +291,10 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Processes serving the one port (each with its own event loop); 0: one per CPU core.
     # Limits are exact across them with Redis; the ledger and keys are shared by the store.
     workers: Annotated[int, msgspec.Meta(ge=0)] = 1
+    # The edge's own region: routing prefers backends of this region and spills to the
+    # nearest other one (by probe RTT) only while none here is routable and unsaturated.
+    # Unset: every backend is equally near.
+    region: str | None = None
 
     # A request's head: its request line and header fields, in bytes (a longer URL gets 414,
     # more header bytes 431), and how many header fields (more get 431). The connection is

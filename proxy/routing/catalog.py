@@ -17,7 +17,9 @@ from warmgate.proxy.errors import ModelNotFound
 from warmgate.proxy.routing.backend import Backend, backend_id, normalize_url
 from warmgate.proxy.settings import Policy
 
-POLICIES: frozenset[str] = frozenset({"cache_aware", "least_outstanding", "round_robin"})
+POLICIES: frozenset[str] = frozenset(
+    {"cache_aware", "consistent_hash", "least_outstanding", "round_robin"}
+)
 
 
 class BackendDeclaration(Protocol):
@@ -25,6 +27,8 @@ class BackendDeclaration(Protocol):
     def url(self) -> str: ...
     @property
     def api_key_env(self) -> str | None: ...
+    @property
+    def region(self) -> str | None: ...
 
 
 class ModelDeclaration(Protocol):
@@ -144,7 +148,7 @@ def declare(
             )
         )
         specs.extend(
-            BackendSpec(model=model.name, url=b.url, api_key_env=b.api_key_env)
+            BackendSpec(model=model.name, url=b.url, api_key_env=b.api_key_env, region=b.region)
             for b in model.backends
         )
     return Catalog(entries), specs

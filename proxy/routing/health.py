@@ -59,8 +59,11 @@ class HealthChecker:
         settings: HealthSettings,
         client: httpx.AsyncClient,
         clock: Callable[[], float],
+        *,
+        rtt_smoothing: float = 0.3,
     ) -> None:
         self._pool = pool
+        self._rtt_smoothing = rtt_smoothing
         self._settings = settings
         self._client = client
         self._clock = clock
@@ -107,6 +110,8 @@ class HealthChecker:
                 timeout=self._settings.timeout_s,
             )
             await response.aclose()
+            # any answer is a round trip: its time (network and probe work) ranks regions
+            member.record_rtt(self._clock() - started, self._rtt_smoothing)
         except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
             if self._busy(member, started):
                 return ProbeResult(Verdict.BUSY, "probe timed out behind in-flight work")

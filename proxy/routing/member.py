@@ -52,6 +52,7 @@ class Member:
         "remote",
         "requests",
         "retired",
+        "rtt_s",
     )
 
     def __init__(
@@ -80,6 +81,7 @@ class Member:
         self.readmitted_at: float | None = None
         self.remote: RemoteLoad | None = None
         self.retired = False
+        self.rtt_s: float | None = None  # EWMA of probe round trips: ranks other regions
 
     def load(self, now: float, stale_after_s: float) -> int:
         """Requests in flight: ours, or the backend's count when it reports more (other edges)."""
@@ -105,6 +107,20 @@ class Member:
             return 1.0
         floor = health.slow_start_floor
         return floor + (1.0 - floor) * max(ramp, 0.0)
+
+    def record_rtt(self, seconds: float, smoothing: float) -> None:
+        """Fold one probe's round trip into the moving average."""
+        rtt = self.rtt_s
+        self.rtt_s = seconds if rtt is None else rtt + smoothing * (seconds - rtt)
+
+    def saturated(self, fresh_after: float, token_usage: float) -> bool:
+        """Its own recent load report shows at least `token_usage` of its KV cache in use."""
+        remote = self.remote
+        return (
+            remote is not None
+            and remote.read_at >= fresh_after
+            and (remote.token_usage >= token_usage)
+        )
 
     @property
     def routable(self) -> bool:
@@ -139,6 +155,7 @@ class Member:
             "probes": self.probes,
             "last_probe_error": self.last_probe_error,
             "slow_start": self.readmitted_at is not None,
+            "rtt_ms": None if self.rtt_s is None else round(self.rtt_s * 1000, 3),
         }
 
 
@@ -169,6 +186,17 @@ def member_gauges(members: Sequence[Member]) -> Iterator[Family]:
         "Estimated prompt tokens in flight from this gateway.",
         "gauge",
         [Sample(lb, m.outstanding_work) for lb, m in pairs],
+    )
+    yield Family(
+        "warmgate_backend_rtt_seconds",
+        "Moving average of the backend's probe round trip, by region (ranks spill-over).",
+        "gauge",
+        [
+            Sample((*lb, ("region", m.backend.region or "")), m.rtt_s)
+            for lb, m in pairs
+            if m.rtt_s is not None
+        ],
+        "max",
     )
     yield Family(
         "warmgate_backend_ejections_total",

@@ -2,7 +2,8 @@
 
 Membership and health are published as an immutable `PoolSnapshot` whenever they change; the
 request path reads the current snapshot, filters members whose breaker is open or that were
-already tried, and lets the model's policy choose. Everything runs on one event loop thread.
+already tried, keeps the edge's own region unless none there is usable (then the nearest other
+region by probe RTT), and lets the model's policy choose. Everything runs on one event loop thread.
 
 Lifecycle: `await pool.start()` loads the backends document, runs a first probe round and
 starts the background tasks (probes, load polling, document watching) in a task group that
@@ -55,6 +56,17 @@ class PoolSnapshot(NamedTuple):
     healthy: Mapping[str, tuple[Member, ...]]  # model -> members whose probes pass
 
 
+def nearest_region(members: Sequence[Member]) -> list[Member]:
+    """The members of the region whose best probe RTT is lowest (never probed: farthest)."""
+    rtt: dict[str | None, float] = {}
+    for member in members:
+        seconds = member.rtt_s if member.rtt_s is not None else float("inf")
+        region = member.backend.region
+        rtt[region] = min(rtt.get(region, seconds), seconds)
+    nearest = min(rtt, key=lambda region: (rtt[region], region or ""))
+    return [m for m in members if m.backend.region == nearest]
+
+
 class Pool:
     def __init__(
         self,
@@ -70,10 +82,12 @@ class Pool:
         metrics: Metrics | None = None,
         events: EventLog | None = None,
         eject_after_timeouts: int = 3,
+        region: str | None = None,
     ) -> None:
         self.catalog = catalog
         # Consecutive first-byte timeouts that eject a backend as an outlier (`eject_outlier`).
         self._eject_after_timeouts = eject_after_timeouts
+        self.region = region  # the edge's own; None: every backend is equally near
         self.events: EventLog = events or StructlogEvents()
         self.routing = routing or RoutingSettings()
         self.health_settings = health or HealthSettings()
@@ -136,9 +150,11 @@ class Pool:
         if not chosen:
             raise NoHealthyBackend(f"No healthy backend is available for model '{model}'")
         now = self._clock()
+        fresh_after = now - self.load_fresh_s
+        if self.region is not None:
+            chosen = self._regional(chosen, fresh_after)
         if len(chosen) > 1:
             chosen = self._slow_start(chosen, now)
-        fresh_after = now - self.load_fresh_s
         candidates = [self._candidate(m, fresh_after) for m in chosen]
         member = chosen[self._policies[model].choose(model, candidates, hint)]
         trial = member.breaker.acquire()
@@ -166,6 +182,24 @@ class Pool:
             max(member.outstanding, remote.requests),
             max(member.outstanding_work, float(remote.tokens)),
         )
+
+    def _regional(self, chosen: list[Member], fresh_after: float) -> list[Member]:
+        """The edge's own region's members (a backend without a region counts as local) that
+        are not saturated; when there are none, the nearest other region's unsaturated ones;
+        when every region is saturated, the own region's members, else the nearest region's."""
+        own = self.region
+        local = [m for m in chosen if m.backend.region in (None, own)]
+        if len(local) == len(chosen):
+            return chosen
+        usage = self.routing.saturated_token_usage
+        spare = [m for m in local if not m.saturated(fresh_after, usage)]
+        if spare:
+            return spare
+        away = [m for m in chosen if m.backend.region not in (None, own)]
+        spare = [m for m in away if not m.saturated(fresh_after, usage)]
+        if spare:
+            return nearest_region(spare)
+        return local or nearest_region(away)
 
     def _slow_start(self, chosen: list[Member], now: float) -> list[Member]:
         """Drop each slow-starting member with the probability of the share it has not earned."""
@@ -370,7 +404,9 @@ class Pool:
             )
             await self.document.check()
         if health.enabled:
-            self.health = HealthChecker(self, health, self._client, self._clock)
+            self.health = HealthChecker(
+                self, health, self._client, self._clock, rtt_smoothing=routing.rtt_smoothing
+            )
             await self.health.probe_all()
         if routing.load_poll_interval_s > 0:
             self.loads = LoadPoller(self.members, routing, self._client, self._clock)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from benchmarks import (
+    edges,
     instructions,
     long_context,
     long_context_results,
@@ -159,6 +160,29 @@ def test_routing_quick_run_reports_hit_rates_from_the_replicas_usage(
         assert sum(r["requests_per_replica"]) >= r["ok"]
         # Second turns resend the first turn's history: some prompt tokens must be cached.
         assert 0 < r["cache_hit_rate"] < 1
+    check_quick_verdicts(result, tmp_path, "smoke")
+    check_redraw_matches(tmp_path, "smoke")
+
+
+def test_edges_quick_run_counts_cached_follow_ups_and_requests_in_region(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--quick", "--policies", "consistent_hash", "--edges", "2", "--replicas", "2"]
+    args += ["--conversations", "3", "--turns", "2", "--system-tokens", "256"]
+    args += ["--time-scale", "0", "--out", str(tmp_path), "--name", "smoke"]
+    assert edges.main(args) == 0
+    check_run_output(capsys, tmp_path, "smoke")
+    result = read_result(tmp_path, "smoke")
+    assert [r["label"] for r in result["results"]] == [
+        "consistent_hash, 1 edge", "consistent_hash, 2 edges",
+        "regions: [server] region set", "regions: [server] region unset",
+    ]  # fmt: skip
+    for r in result["results"]:
+        assert r["errors"] == 0
+        assert r["follow_ups"] == 3  # one second turn per conversation
+        assert sum(r["requests_per_replica"]) >= 6
+    regional = result["results"][2]
+    assert regional["local_share"] == 1.0  # with no delay either, the edges stay home
     check_quick_verdicts(result, tmp_path, "smoke")
     check_redraw_matches(tmp_path, "smoke")
 

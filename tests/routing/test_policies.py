@@ -66,27 +66,42 @@ def test_cache_aware_sends_a_follow_up_turn_to_the_backend_that_saw_its_prefix()
         assert policy.choose("m", candidates, RouteHint(follow_up)) == chosen
 
 
-def test_cache_aware_spreads_new_conversations_to_the_emptiest_cache() -> None:
+def test_cache_aware_spreads_new_conversations_by_their_hash() -> None:
     policy = cache_aware()
     candidates = idle("a", "b", "c", "d")
-    picks = [
-        policy.choose("m", candidates, RouteHint(f"conversation {i}: " + chr(65 + i) * 200))
-        for i in range(4)
-    ]
+    picks = Counter(
+        policy.choose("m", candidates, RouteHint(f"conversation {i}: " + "words " * 40))
+        for i in range(400)
+    )
     assert sorted(picks) == [0, 1, 2, 3]
+    assert min(picks.values()) >= 60  # 100 each on average
+
+
+def test_cache_aware_sends_new_conversations_where_another_edge_would() -> None:
+    """Two policies that share nothing (two edges) place every new conversation alike, and a
+    follow-up seen by only one of them still goes to the same backend on the other."""
+    edge_a, edge_b = cache_aware(), cache_aware()
+    candidates = idle("a", "b", "c", "d")
+    for i in range(50):
+        # longer than the 256 hashed characters, as a first turn with a system prompt is
+        first = f"user {i}: plan a walk in the hills near loch {i}. " + "glen ridge " * 30
+        on_a = edge_a.choose("m", candidates, RouteHint(first))
+        follow_up = first + " assistant: sure. user: and a shorter one?"
+        assert edge_b.choose("m", candidates, RouteHint(follow_up)) == on_a
+        assert edge_a.choose("m", candidates, RouteHint(follow_up + " thanks")) == on_a
 
 
 def test_cache_aware_ignores_matches_at_or_below_the_threshold() -> None:
-    policy = cache_aware(cache_threshold=0.3)
-    candidates = idle("a", "b")
-    assert policy.choose("m", candidates, RouteHint("x" * 30)) == 0
+    # one hashed character: every match below decides by load, not by the hash
+    policy = cache_aware(cache_threshold=0.3, hash_prefix_chars=1)
+    assert policy.choose("m", idle("a"), RouteHint("x" * 30)) == 0  # recorded for "a"
     # 30 of 100 characters match: 0.3 is not above the threshold, least loaded wins
     loaded = [Candidate("a", 5, 0.0), Candidate("b", 0, 0.0)]
     assert policy.choose("m", loaded, RouteHint("x" * 30 + "y" * 70)) == 1
     # 31 of 100 match "a": above the threshold
     assert policy.choose("m", loaded, RouteHint("x" * 30 + "yz" + "w" * 68)) == 1
-    policy2 = cache_aware(cache_threshold=0.3)
-    policy2.choose("m", idle("a", "b"), RouteHint("x" * 31))
+    policy2 = cache_aware(cache_threshold=0.3, hash_prefix_chars=1)
+    policy2.choose("m", idle("a"), RouteHint("x" * 31))
     assert policy2.choose("m", loaded, RouteHint("x" * 31 + "y" * 69)) == 0
 
 
@@ -117,10 +132,12 @@ def test_cache_aware_keeps_affinity_while_the_difference_is_within_thresholds() 
 def test_cache_aware_only_follows_matches_held_by_candidates() -> None:
     policy = cache_aware()
     text = "a long shared prefix that only backend a has seen " * 4
-    assert policy.choose("m", idle("a", "b", "c"), RouteHint(text)) == 0
-    # "a" was already tried (excluded): the match it holds does not count
-    remaining = [Candidate("b", 3, 0.0), Candidate("c", 1, 0.0)]
-    assert policy.choose("m", remaining, RouteHint(text)) == 1
+    assert policy.choose("m", idle("a"), RouteHint(text)) == 0
+    # "a" was already tried (excluded): the match it holds does not count; the text goes
+    # where its hash sends it among the others, as on an edge that never saw it
+    remaining = [Candidate("b", 0, 0.0), Candidate("c", 0, 0.0)]
+    fresh = cache_aware().choose("m", remaining, RouteHint(text))
+    assert policy.choose("m", remaining, RouteHint(text)) == fresh
 
 
 def test_cache_aware_forgets_a_removed_backend() -> None:

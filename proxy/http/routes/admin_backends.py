@@ -35,6 +35,7 @@ def admin_backends_routes(pool: Pool) -> list[HTTPRouteHandler]:
                 "loads": document.loads,
                 "error": document.error,
             },
+            "region": pool.region,
             "models": [
                 {
                     "name": entry.name,

@@ -40,11 +40,14 @@ class Policy(Protocol):
 
 def build_policy(name: PolicyName, settings: RoutingSettings, rng: random.Random) -> Policy:
     from warmgate.proxy.routing.policies.cache_aware import CacheAware  # noqa: PLC0415  # cycle-free
+    from warmgate.proxy.routing.policies.consistent_hash import ConsistentHash  # noqa: PLC0415
     from warmgate.proxy.routing.policies.least_outstanding import LeastOutstanding  # noqa: PLC0415
     from warmgate.proxy.routing.policies.round_robin import RoundRobin  # noqa: PLC0415
 
     if name == "cache_aware":
         return CacheAware(settings)
+    if name == "consistent_hash":
+        return ConsistentHash(settings)
     if name == "least_outstanding":
         return LeastOutstanding(rng)
     return RoundRobin()

@@ -2,10 +2,15 @@
 
 While load is balanced, a request goes to the backend that was sent the longest prefix of its
 text, if more than `cache_threshold` of the text matched: that backend's KV cache most likely
-still holds the prefix. Otherwise, or when load is imbalanced (max - min > abs threshold AND
-max > rel threshold * min, in requests in flight), it goes to the least loaded backend; ties go
-to the backend with the least text in the tree, i.e. the most cache room. The chosen backend is
-recorded for the text either way.
+still holds the prefix. When load is imbalanced (max - min > abs threshold AND max > rel
+threshold * min, in requests in flight), it goes to the least loaded backend; ties go to the
+backend with the least text in the tree, i.e. the most cache room. Otherwise, when the match
+ends within the first `hash_prefix_chars` (a new conversation, or a turn another edge routed
+before), it goes where rendezvous hashing of those characters sends it (with bounded load):
+every edge and worker makes the same choice without sharing its tree, so a follow-up that lands
+on another edge still finds its replica. A text whose match runs past them (conversations that
+share a long system prompt) goes to the least loaded backend as above, since all such
+conversations hash alike. The chosen backend is recorded for the text either way.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Sequence
 
 from warmgate.proxy.routing.policies import Candidate, RouteHint
 from warmgate.proxy.routing.prefix_tree import PrefixTree
+from warmgate.proxy.routing.rendezvous import Rendezvous, conversation_key
 from warmgate.proxy.settings import RoutingSettings
 
 
@@ -21,6 +27,7 @@ class CacheAware:
     def __init__(self, settings: RoutingSettings) -> None:
         self._settings = settings
         self._trees: dict[str, PrefixTree] = {}
+        self._rendezvous = Rendezvous(settings.hash_load_factor, settings.hash_load_slack)
 
     def tree(self, model: str) -> PrefixTree:
         tree = self._trees.get(model)
@@ -39,6 +46,12 @@ class CacheAware:
             matched, tenant = tree.match(text, end, ids)
             if tenant is not None and matched / end > settings.cache_threshold:
                 index = ids.index(tenant)
+            elif matched < settings.hash_prefix_chars:
+                # the hashed characters tell this text apart from all the tree holds: every
+                # edge sends it to the same place. Past them (a long shared system prompt),
+                # conversations would share one key and pile up: spread them by load instead.
+                key = conversation_key(text, settings.hash_prefix_chars)
+                index = self._rendezvous.pick(key, ids, [c.load for c in candidates])
         if index < 0:
             index = min(
                 range(len(candidates)),
@@ -60,3 +73,4 @@ class CacheAware:
     def forget(self, backend_id: str) -> None:
         for tree in self._trees.values():
             tree.forget(backend_id)
+        self._rendezvous.forget(backend_id)
