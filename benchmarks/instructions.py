@@ -21,6 +21,7 @@ fifty-fold: the default 300 requests per mode take about a minute.
 from __future__ import annotations
 
 import argparse
+import http.client
 import re
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -40,7 +42,10 @@ from benchmarks.report import command_line, machine, markdown_table, print_writt
 from benchmarks.upstreams import canned_process
 
 MODEL = "demo"
-MODES = ("non-stream", "stream")
+# A connection per request (each request pays for accepting and closing one), and requests on
+# one kept-alive connection, as clients with a connection pool (the OpenAI SDKs) send them.
+KEPT = ", kept-alive"
+MODES = ("non-stream", "stream", "non-stream" + KEPT, "stream" + KEPT)
 RESULTS = Path(__file__).parent / "results"
 _TOTALS = re.compile(rb"^totals: (\d+)", re.MULTILINE)
 
@@ -55,15 +60,25 @@ def request_body(stream: bool) -> bytes:
     )
 
 
+HEADERS = {"Authorization": f"Bearer {BENCH_KEY}", "Content-Type": "application/json"}
+
+
 def send(base_url: str, stream: bool) -> None:
-    """One request, read to its end (the stream's too)."""
+    """One request on a connection of its own, read to its end (the stream's too)."""
     request = urllib.request.Request(  # noqa: S310  # loopback URL built here
-        base_url + "/v1/chat/completions",
-        data=request_body(stream),
-        headers={"Authorization": f"Bearer {BENCH_KEY}", "Content-Type": "application/json"},
+        base_url + "/v1/chat/completions", data=request_body(stream), headers=HEADERS
     )
     with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310
         answer.read()
+
+
+def send_kept(connection: http.client.HTTPConnection, stream: bool) -> None:
+    """One request on a kept-alive connection (as the SDKs' pools send them)."""
+    connection.request("POST", "/v1/chat/completions", body=request_body(stream), headers=HEADERS)
+    answer = connection.getresponse()
+    answer.read()
+    if answer.status != 200:
+        raise RuntimeError(f"status {answer.status}")
 
 
 def control(pid: int, *args: str) -> None:
@@ -72,13 +87,19 @@ def control(pid: int, *args: str) -> None:
 
 def count(pid: int, out: Path, base_url: str, *, mode: str, requests: int) -> int:
     """Instructions the gateway executed for `requests` requests of one mode."""
-    stream = mode == "stream"
+    stream = mode.startswith("stream")
+    kept = mode.endswith(KEPT)
+    connection = http.client.HTTPConnection(urlsplit(base_url).netloc, timeout=120)
     control(pid, "--zero")
     control(pid, "--instr=on")
     for _ in range(requests):
-        send(base_url, stream)
+        if kept:
+            send_kept(connection, stream)
+        else:
+            send(base_url, stream)
     control(pid, "--instr=off")
-    control(pid, f"--dump={mode}")
+    connection.close()
+    control(pid, f"--dump={mode.replace(' ', '-')}")
     dumps = sorted(out.parent.glob(out.name + ".*"), key=lambda path: path.stat().st_mtime)
     match = _TOTALS.search(dumps[-1].read_bytes())
     if match is None:
@@ -145,6 +166,8 @@ def render(doc: Any) -> str:
             "`warmgate serve` over the canned upstream, counted by callgrind.",
             "",
             markdown_table(["mode", "million instructions per request"], rows),
+            "",
+            "Without `kept-alive`, each request opens and closes a connection of its own.",
             "",
         ]
     )

@@ -212,7 +212,8 @@ def test_instructions_counts_each_mode_under_callgrind(
     check_run_output(capsys, tmp_path, "smoke", ".json .md")
     result = json.loads((tmp_path / "smoke.json").read_text())
     figures = result["instructions_per_request"]
-    assert set(figures) == {"non-stream", "stream"}
+    assert set(figures) == set(instructions.MODES)
+    assert len(figures) == 4  # with and without a kept-alive connection, streamed or not
     # A request through the gateway is hundreds of thousands of instructions, not zero: the
     # counting window held the requests.
     assert all(figure > 100_000 for figure in figures.values())
