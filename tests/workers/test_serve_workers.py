@@ -50,7 +50,9 @@ def slow_sim() -> Iterator[Any]:
     cluster.stop()
 
 
-def write_config(tmp_path: Path, backends: list[str], *, keys: str, redis: bool) -> Path:
+def write_config(
+    tmp_path: Path, backends: list[str], *, keys: str, redis: bool, policy: str = "round_robin"
+) -> Path:
     lines = [
         'host = "127.0.0.1"',
         "port = 0",
@@ -62,7 +64,7 @@ def write_config(tmp_path: Path, backends: list[str], *, keys: str, redis: bool)
         'probe_path = "/health"',
         "[routing]",
         "load_poll_interval_s = 0.0",
-        'policy = "round_robin"',
+        f'policy = "{policy}"',
         "[ledger]",
         "flush_interval_ms = 20",
     ]
@@ -147,6 +149,69 @@ def test_an_rpm_10_key_gets_exactly_10_answers_across_both_workers_and_one_row_e
         minutes.setdefault(int(started_at // 60), []).append(answered)
     for answers in minutes.values():
         assert answers.count(200) == min(10, len(answers))
+
+
+@pytest.fixture(scope="module")
+def four_replicas() -> Iterator[Any]:
+    """Replicas that report the prompt tokens their prefix cache held (as SGLang does)."""
+    config = SimConfig(model="demo", time_scale=0.0, enable_cache_report=True)
+    cluster = SimCluster(config, replicas=4).start_in_thread()
+    yield cluster
+    cluster.stop()
+
+
+def converse(base_url: str, secret: str, number: int, turns: int) -> list[tuple[int, int]]:
+    """One conversation, each turn on a connection of its own (so either worker may take it):
+    (prompt tokens, cached prompt tokens) per turn."""
+    system = f"Conversation {number}. " + "You answer briefly and precisely. " * 12
+    messages: Any = [{"role": "system", "content": system}]
+    usage = []
+    for turn in range(turns):
+        messages.append({"role": "user", "content": f"Question {turn} of conversation {number}"})
+        with OpenAI(base_url=base_url, api_key=secret, max_retries=0) as client:
+            reply = client.chat.completions.create(model="demo", messages=messages, max_tokens=8)
+        assert reply.usage is not None
+        assert reply.usage.prompt_tokens_details is not None
+        cached = reply.usage.prompt_tokens_details.cached_tokens or 0
+        usage.append((reply.usage.prompt_tokens, cached))
+        messages.append({"role": "assistant", "content": reply.choices[0].message.content})
+    return usage
+
+
+def test_both_workers_send_each_conversation_to_one_replica_and_reuse_its_cache(
+    tmp_path: Path, four_replicas: Any
+) -> None:
+    """Affinity without shared state: the workers of an edge (and the edges of a fleet) rank
+    the replicas for a conversation alike, so a turn finds its prefix cached wherever it
+    lands."""
+    config = write_config(
+        tmp_path,
+        list(four_replicas.urls),
+        keys=key_block("chat"),
+        redis=False,
+        policy="cache_aware",
+    )
+    secret = "wg-" + secrets.token_urlsafe(32)
+    edge = ServedGateway(config, environ={"WG_KEY_CHAT": secret})
+    conversations, turns = 8, 4
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=conversations) as pool:
+            usages = list(
+                pool.map(lambda n: converse(edge.base_url, secret, n, turns), range(conversations))
+            )
+        lines = request_lines_when(edge, conversations * turns)
+    finally:
+        edge.signal(signal.SIGTERM)
+        status = edge.wait()
+        edge.stop()
+    assert status == 0
+    assert {line["worker"] for line in lines} == {0, 1}
+    follow_ups = [turn for usage in usages for turn in usage[1:]]
+    assert len(follow_ups) == conversations * (turns - 1)
+    # Every follow-up found at least half of its prompt in the replica's cache: the earlier
+    # turns went to the same replica, whichever worker routed them.
+    assert all(cached >= prompt / 2 for prompt, cached in follow_ups), follow_ups
+    assert len({line["backend"] for line in lines}) > 1  # conversations spread over replicas
 
 
 def request_lines_when(edge: ServedGateway, count: int) -> list[dict[str, Any]]:
