@@ -146,13 +146,18 @@ class Spool:
             yield self._current
 
     def _create(self) -> Segment:
-        self.directory.mkdir(parents=True, exist_ok=True)
         self._count += 1
         final = self.directory / f"{os.getpid()}-{self._count}{SUFFIX}"
         temporary = final.with_suffix(".new")
-        fd = os.open(
-            temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600
-        )
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
+        try:
+            fd = os.open(temporary, flags, 0o600)
+        except FileNotFoundError:
+            # The directory is made when missing, not before every segment: under load the
+            # writer seals a segment per flush, and pathlib's mkdir of an existing directory
+            # (a failed syscall and an exception) took 1.6 % of the gateway's samples.
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(temporary, flags, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         temporary.rename(final)
         return Segment(final, fd)

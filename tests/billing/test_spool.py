@@ -207,3 +207,18 @@ async def test_a_backlog_past_max_pending_waits_in_the_spool_and_lands_later(
         assert sweeps > 1  # each sweep claimed no more than max_pending allows
     rows = await stored_rows(postgres_url)
     assert sorted(row.request_id for row in rows) == sorted(f"req_{i}" for i in range(55))
+
+
+def test_a_spool_whose_directory_was_removed_makes_it_again_for_its_next_segment(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "spool"
+    spool = Spool(directory)
+    assert spool.append(ledger_row("req_first"))  # the directory is made for the first segment
+    spool.seal()
+    spool.discard()
+    directory.rmdir()  # an operator's clean-up while the gateway runs
+    assert spool.append(ledger_row("req_second"))
+    assert spool.failures == 0
+    assert [row.request_id for row in spooled_rows(directory)] == ["req_second"]
+    spool.close(keep=False)
