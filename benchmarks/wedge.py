@@ -9,8 +9,10 @@ time and retries it elsewhere; consecutive timeouts eject the replica as an outl
 Measured: normal throughput; after the SIGSTOP, when the replica left the pool (polled from
 /metrics) against 3 x the budget, when throughput was back above 80 % of normal (the first
 sliding 1 s window at that rate) against 10 s, and the longest client wait against the budget
-plus one retry (the budget plus the slowest normal answer); client errors; after SIGCONT, when
-passing probes readmitted it.
+plus one retry; client errors; after SIGCONT, when passing probes readmitted it. One retry is
+what an answer took on the replicas left: the slowest answer to a request sent after the
+ejection (the remaining replicas carry the whole load then, and the retries of the stalled
+requests arrive at once), or the slowest normal answer when that was slower.
 
     python -m benchmarks.wedge            # ~40 s
     python -m benchmarks.wedge --quick    # ~25 s
@@ -42,7 +44,6 @@ from benchmarks.processes import ServerProcess, free_port, free_port_range
 from benchmarks.upstreams import sim_process
 
 MODEL = "demo"
-MESSAGES: Any = [{"role": "user", "content": "How do flat prices work?"}]
 REPLICAS = 3
 WINDOW_S = 1.0  # throughput is counted over sliding windows this long
 POLL_S = 0.05  # how often /metrics is read for the victim's health
@@ -94,16 +95,19 @@ async def client(base_url: str, tally: Tally, stop: asyncio.Event, index: int) -
     async with AsyncOpenAI(base_url=base_url, api_key=BENCH_KEY, max_retries=0) as sdk:
         while not stop.is_set():
             sent += 1
+            # Each request a conversation of its own, so that routing spreads them over every
+            # replica (one prompt sent again and again would hash to one replica).
+            messages: Any = [{"role": "user", "content": f"Client {index}, request {sent}: hello"}]
             started = time.monotonic()
             try:
                 if sent % 2 == 0:
                     chunks = await sdk.chat.completions.create(
-                        model=MODEL, messages=MESSAGES, max_tokens=8, stream=True
+                        model=MODEL, messages=messages, max_tokens=8, stream=True
                     )
                     async for _ in chunks:
                         pass
                 else:
-                    await sdk.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=8)
+                    await sdk.chat.completions.create(model=MODEL, messages=messages, max_tokens=8)
             except openai.APIStatusError as error:
                 tally.errors[f"http {error.status_code}"] += 1
                 continue
@@ -235,7 +239,10 @@ def summary(
     recovered_s = recovered_after(done, stopped_at, wedged_until, 0.8 * normal)
     slowest_normal = max(steady_latencies)
     max_wait = max(wedged_latencies)
-    bound = args.budget_s + slowest_normal
+    ejected_at = stopped_at + (wedged_s if ejected_s is None else ejected_s)
+    after_ejection = [lat for at, lat in done if at - lat >= ejected_at and at < wedged_until]
+    one_retry = max([slowest_normal, *after_ejection])
+    bound = args.budget_s + one_retry
     per_second = [
         round(rate(done, stopped_at + s, stopped_at + s + 1.0), 1) for s in range(int(wedged_s))
     ]
@@ -251,6 +258,7 @@ def summary(
         "recovered_within_10_s": recovered_s is not None and recovered_s <= 10.0,
         "per_second_after_stop": per_second,
         "slowest_normal_s": round(slowest_normal, 3),
+        "slowest_after_ejection_s": round(max(after_ejection, default=0.0), 3),
         "max_wait_s": round(max_wait, 3),
         "wait_bound_s": round(bound, 3),
         "max_wait_within_bound": max_wait <= bound,
@@ -283,7 +291,7 @@ def markdown(result: Mapping[str, Any]) -> str:
             [
                 "longest client wait",
                 f"{result['max_wait_s']} s",
-                f"≤ budget + slowest normal answer = {result['wait_bound_s']} s",
+                f"≤ budget + one retry = {result['wait_bound_s']} s",
                 verdict(result["max_wait_within_bound"]),
             ],
             ["readmitted after SIGCONT", f"{result['readmitted_after_cont_s']} s", "", ""],
@@ -295,7 +303,10 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"Command: `{result['command']}`\n\n"
         f"{result['workers']} clients (every other request streamed), 3 simulated replicas, "
         f"one SIGSTOPped; first-byte budget {result['first_byte_budget_s']} s.\n\n"
-        f"{table}\n\nRequests per second, each second after the SIGSTOP: {seconds}.\n\n"
+        f"{table}\n\nOne retry: the slowest normal answer took {result['slowest_normal_s']} s, "
+        f"the slowest answer to a request sent after the ejection "
+        f"{result['slowest_after_ejection_s']} s.\n\n"
+        f"Requests per second, each second after the SIGSTOP: {seconds}.\n\n"
         f"{result['answered']} answers; client errors: {errors or 'none'}.\n"
     )
 
