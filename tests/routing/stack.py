@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
+import openai
 import uvicorn
 from openai import AsyncOpenAI
 
@@ -139,16 +141,52 @@ async def sim_cluster(replicas: int, **config: object) -> AsyncIterator[SimClust
         yield cluster
 
 
-class Tap:
-    """A loopback TCP relay in front of a backend that fires `reached` once clients have sent
-    `threshold` bytes through it: a test waits on it to act while a large request is in flight."""
+class ClientLoad:
+    """`workers` clients sending chat requests without pause, from entry until `stop()` (or
+    the exit): the ids of the answers in the order they came, and every error."""
 
-    def __init__(self, target_url: str, threshold: int) -> None:
+    def __init__(self, gateway: Gateway, workers: int = 6, *, max_tokens: int = 2) -> None:
+        self._gateway = gateway
+        self._workers = workers
+        self._max_tokens = max_tokens
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.answers: list[str] = []
+        self.errors: list[BaseException] = []
+
+    async def __aenter__(self) -> Self:
+        self._tasks = [asyncio.create_task(self._send(w)) for w in range(self._workers)]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.stop()
+        await asyncio.gather(*self._tasks)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _send(self, worker: int) -> None:
+        turn = 0
+        while not self._stop.is_set():
+            turn += 1
+            try:
+                reply = await self._gateway.client.chat.completions.create(
+                    model=MODEL,
+                    messages=[{"role": "user", "content": f"worker {worker} turn {turn}"}],
+                    max_tokens=self._max_tokens,
+                )
+                self.answers.append(reply.id)
+            except openai.APIError as error:
+                self.errors.append(error)
+
+
+class LoopbackRelay:
+    """A loopback TCP relay in front of a backend. Each chunk a client sends goes through
+    `passes` first, where a subclass watches requests in flight or cuts them."""
+
+    def __init__(self, target_url: str) -> None:
         host, _, port = target_url.removeprefix("http://").partition(":")
         self._target = (host, int(port))
-        self._threshold = threshold
-        self._sent = 0
-        self.reached = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
 
@@ -158,7 +196,7 @@ class Tap:
         host, port = self._server.sockets[0].getsockname()[:2]
         return f"http://{host}:{port}"
 
-    async def __aenter__(self) -> Tap:
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
         return self
 
@@ -170,28 +208,56 @@ class Tap:
         await asyncio.gather(*self._pipes, return_exceptions=True)
         await self._server.wait_closed()
 
+    def passes(
+        self, data: bytes, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter
+    ) -> bool:
+        """Whether a chunk the client sent goes on (False: the relay of it ends here)."""
+        return True
+
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
         for pipe in (
-            self._pipe(reader, upstream_writer, count=True),
-            self._pipe(upstream_reader, writer, count=False),
+            self._pipe(reader, upstream_writer, client=writer),
+            self._pipe(upstream_reader, writer),
         ):
             task = asyncio.create_task(pipe)
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
 
     async def _pipe(
-        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, count: bool
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        *,
+        client: asyncio.StreamWriter | None = None,
     ) -> None:
+        """Copy `source` to `sink`; `client` is set on the client-to-backend direction."""
         try:
             while data := await source.read(65536):
-                if count:
-                    self._sent += len(data)
-                    if self._sent >= self._threshold:
-                        self.reached.set()
+                if client is not None and not self.passes(data, client, sink):
+                    return
                 sink.write(data)
                 await sink.drain()
         except ConnectionError:
             pass
         finally:
             sink.close()
+
+
+class Tap(LoopbackRelay):
+    """Fires `reached` once clients have sent `threshold` bytes through it: a test waits on it
+    to act while a large request is in flight."""
+
+    def __init__(self, target_url: str, threshold: int) -> None:
+        super().__init__(target_url)
+        self._threshold = threshold
+        self._sent = 0
+        self.reached = asyncio.Event()
+
+    def passes(
+        self, data: bytes, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter
+    ) -> bool:
+        self._sent += len(data)
+        if self._sent >= self._threshold:
+            self.reached.set()
+        return True

@@ -11,7 +11,7 @@ import pytest
 from openai import AsyncStream
 from openai.types.chat import ChatCompletionChunk
 
-from tests.routing.stack import MODEL, gateway_settings, running_gateway, sim_cluster
+from tests.routing.stack import MODEL, ClientLoad, gateway_settings, running_gateway, sim_cluster
 from warmgate.proxy.routing.member import HealthState, Member
 from warmgate.proxy.settings import HealthSettings, Settings, UpstreamSettings
 
@@ -34,27 +34,8 @@ async def test_a_replica_refusing_connections_costs_no_request_and_is_ejected_th
             checker = gateway.pool.health
             assert checker is not None
             victim = next(m for m in gateway.pool.members() if m.backend.url == cluster.urls[0])
-            stop = asyncio.Event()
-            answers: list[str] = []
-            errors: list[BaseException] = []
-
-            async def client_loop(worker: int) -> None:
-                turn = 0
-                while not stop.is_set():
-                    turn += 1
-                    try:
-                        reply = await gateway.client.chat.completions.create(
-                            model=MODEL,
-                            messages=[{"role": "user", "content": f"worker {worker} turn {turn}"}],
-                            max_tokens=4,
-                        )
-                        answers.append(reply.id)
-                    except openai.APIError as error:
-                        errors.append(error)
-
-            async with asyncio.TaskGroup() as group:
-                for worker in range(6):
-                    group.create_task(client_loop(worker))
+            async with ClientLoad(gateway, max_tokens=4) as load:
+                answers = load.answers
                 await gateway.wait_for(lambda: len(answers) >= 30, 60)
 
                 probes_at_fault = victim.probes
@@ -76,9 +57,8 @@ async def test_a_replica_refusing_connections_costs_no_request_and_is_ejected_th
                 await gateway.wait_for(
                     lambda: cluster.replicas[0].telemetry.requests_received >= served_while_out + 5
                 )
-                stop.set()
 
-            assert errors == []
+            assert load.errors == []
             assert victim.ejections == 1
             assert len(answers) > 60
 

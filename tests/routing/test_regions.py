@@ -9,10 +9,16 @@ from pathlib import Path
 
 import httpx
 import msgspec
-import openai
 import pytest
 
-from tests.routing.stack import MODEL, Gateway, gateway_settings, running_gateway, sim_config
+from tests.routing.stack import (
+    MODEL,
+    ClientLoad,
+    Gateway,
+    gateway_settings,
+    running_gateway,
+    sim_config,
+)
 from warmgate.backends.sim import SimCluster
 from warmgate.proxy.routing.member import HealthState
 from warmgate.proxy.settings import BackendSettings, HealthSettings, ServerSettings, Settings
@@ -99,26 +105,13 @@ async def test_losing_the_local_replicas_fails_over_without_errors_and_comes_bac
     cluster = regional_cluster()
     async with cluster, running_gateway(regional_settings(cluster.urls, tmp_path)) as gateway:
         local = [m for m in gateway.pool.members() if m.backend.region == "eu"]
-        stop = asyncio.Event()
-        answers: list[str] = []
-        errors: list[BaseException] = []
-
-        async def client_loop(worker: int) -> None:
-            turn = 0
-            while not stop.is_set():
-                turn += 1
-                try:
-                    answers.append(await ask(gateway, f"worker {worker} turn {turn}"))
-                except openai.APIError as error:
-                    errors.append(error)
 
         def served_in(region: str, ids: list[str]) -> int:
             served = gateway.backends_by_request()
             return sum(region_of(gateway, served[rid]) == region for rid in ids)
 
-        async with asyncio.TaskGroup() as group:
-            for worker in range(6):
-                group.create_task(client_loop(worker))
+        async with ClientLoad(gateway) as load:
+            answers = load.answers
             await gateway.wait_for(lambda: len(answers) >= 30, 60)
             assert served_in("us", list(answers)) == 0
 
@@ -134,7 +127,6 @@ async def test_losing_the_local_replicas_fails_over_without_errors_and_comes_bac
             await gateway.wait_for(lambda: all(m.health is HealthState.HEALTHY for m in local), 60)
             back = len(answers)
             await gateway.wait_for(lambda: len(answers) >= back + 30, 60)
-            stop.set()
         # requests sent after the readmission (some were routed before it) are local again
         assert served_in("eu", answers[back + 6 :]) == len(answers) - back - 6
-        assert errors == []
+        assert load.errors == []

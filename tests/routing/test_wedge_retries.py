@@ -13,7 +13,14 @@ import msgspec
 import openai
 import pytest
 
-from tests.routing.stack import ADMIN_KEY, MODEL, gateway_settings, running_gateway, sim_cluster
+from tests.routing.stack import (
+    ADMIN_KEY,
+    MODEL,
+    LoopbackRelay,
+    gateway_settings,
+    running_gateway,
+    sim_cluster,
+)
 from warmgate.proxy.pipeline.first_byte import FirstByteBudgets
 from warmgate.proxy.pipeline.retry_budget import RetryBudget
 from warmgate.proxy.settings import HealthSettings, ModelSettings, UpstreamSettings
@@ -24,66 +31,23 @@ POISON = b"query-of-death"
 NO_PROBES = HealthSettings(interval_s=3600.0, breaker_failures=10)
 
 
-class Guillotine:
-    """A loopback TCP relay in front of a backend that cuts the connection, once the request
-    has been sent through, when the request holds POISON: a replica the request kills."""
+class Guillotine(LoopbackRelay):
+    """Cuts the connection, once the request has been sent through, when the request holds
+    POISON: a replica the request kills."""
 
     def __init__(self, target_url: str) -> None:
-        host, _, port = target_url.removeprefix("http://").partition(":")
-        self._target = (host, int(port))
-        self._server: asyncio.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
+        super().__init__(target_url)
         self.killed = 0  # requests cut here
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    async def __aenter__(self) -> Guillotine:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for pipe in self._pipes:
-            pipe.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
-        for pipe in (
-            self._pipe(reader, upstream_writer, client=writer, upstream=upstream_writer),
-            self._pipe(upstream_reader, writer),
-        ):
-            task = asyncio.create_task(pipe)
-            self._pipes.add(task)
-            task.add_done_callback(self._pipes.discard)
-
-    async def _pipe(
-        self,
-        source: asyncio.StreamReader,
-        sink: asyncio.StreamWriter,
-        *,
-        client: asyncio.StreamWriter | None = None,
-        upstream: asyncio.StreamWriter | None = None,
-    ) -> None:
-        try:
-            while data := await source.read(65536):
-                if client is not None and upstream is not None and POISON in data:
-                    self.killed += 1
-                    upstream.transport.abort()
-                    client.transport.abort()
-                    return
-                sink.write(data)
-                await sink.drain()
-        except ConnectionError:
-            pass
-        finally:
-            sink.close()
+    def passes(
+        self, data: bytes, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter
+    ) -> bool:
+        if POISON not in data:
+            return True
+        self.killed += 1
+        upstream.transport.abort()
+        client.transport.abort()
+        return False
 
 
 async def test_a_request_that_kills_its_backend_is_tried_on_two_backends_not_all(

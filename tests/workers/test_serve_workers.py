@@ -33,21 +33,22 @@ MESSAGES: Any = [{"role": "user", "content": "Hello"}]
 WORKERS = 2
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Any]:
-    config = SimConfig(model="demo", time_scale=0.0, enable_cache_report=True)
-    cluster = SimCluster(config, replicas=2).start_in_thread()
+def simulators(replicas: int, **config: Any) -> Iterator[Any]:
+    """`replicas` simulators of model `demo` in a thread of their own, for a fixture's life."""
+    cluster = SimCluster(SimConfig(model="demo", **config), replicas=replicas).start_in_thread()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Any]:
+    yield from simulators(2, time_scale=0.0, enable_cache_report=True)
 
 
 @pytest.fixture(scope="module")
 def slow_sim() -> Iterator[Any]:
     """Real time (12 ms a token): a stream is still running when the edge is told to stop."""
-    config = SimConfig(model="demo", time_scale=1.0, output_tokens_mean=2000)
-    cluster = SimCluster(config, replicas=1).start_in_thread()
-    yield cluster
-    cluster.stop()
+    yield from simulators(1, time_scale=1.0, output_tokens_mean=2000)
 
 
 def write_config(
@@ -154,10 +155,7 @@ def test_an_rpm_10_key_gets_exactly_10_answers_across_both_workers_and_one_row_e
 @pytest.fixture(scope="module")
 def four_replicas() -> Iterator[Any]:
     """Replicas that report the prompt tokens their prefix cache held (as SGLang does)."""
-    config = SimConfig(model="demo", time_scale=0.0, enable_cache_report=True)
-    cluster = SimCluster(config, replicas=4).start_in_thread()
-    yield cluster
-    cluster.stop()
+    yield from simulators(4, time_scale=0.0, enable_cache_report=True)
 
 
 def converse(base_url: str, secret: str, number: int, turns: int) -> list[tuple[int, int]]:
