@@ -93,12 +93,14 @@ class UpstreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # probes are excused as busy; passing probes readmit it.
     eject_after_timeouts: PositiveInt = 3
     # A request whose failure could be its own doing (the connection dropped after the body
-    # was sent, a first-byte timeout) is tried on at most this many backends: a query of death
-    # must not take the whole fleet down.
+    # was sent, a first-byte timeout) is sent to at most this many backends (one that refused
+    # the connection never had it): a query of death must not take the whole fleet down.
     suspect_attempts: PositiveInt = 2
     # Envoy's retry budget: the retries of the last 10 s stay below max(retry_budget_min,
     # retry_budget_ratio x requests of the last 10 s); a retry past it is refused (the
-    # request gets the last failure) and counted.
+    # request gets the last failure) and counted. Retries after a refused connection are not
+    # counted: that backend never had the request, and they are how traffic leaves replicas
+    # that went down before their probes eject them.
     retry_budget_ratio: Ratio = 0.2
     retry_budget_min: Annotated[int, msgspec.Meta(ge=0)] = 3
 

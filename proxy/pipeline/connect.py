@@ -5,10 +5,12 @@ with the attempt, each time on another backend (tenacity drives the attempts):
 - a refused connection or a 503: the backend cannot have started; up to `max_attempts`;
 - a connection dropped after the body was sent, or no first byte within the first-byte
   budget (`proxy.pipeline.first_byte`; the attempt is abandoned, its connection closed):
-  the request itself may be the cause (a query of death), so it is tried on at most
-  `suspect_attempts` backends.
-Every retry needs room in the fleet's retry budget (`proxy.pipeline.retry_budget`). A
-backend's error answer becomes the gateway's error here.
+  the request itself may be the cause (a query of death), so it is sent to at most
+  `suspect_attempts` backends (a backend that refused the connection was not sent it).
+Every retry needs room in the fleet's retry budget (`proxy.pipeline.retry_budget`), except one
+after a refused connection: that backend never had the request, so the retry adds no work to
+the fleet, and it is how traffic leaves replicas that went down (a region failing over) before
+their probes eject them. A backend's error answer becomes the gateway's error here.
 """
 
 from __future__ import annotations
@@ -73,22 +75,30 @@ class Connected(NamedTuple):
 
 class _RetryableError(Exception):
     """A failure after which another backend may take the request: `suspect` when the request
-    itself may have caused it (it was sent, and no answer came)."""
+    itself may have caused it (it was sent, and no answer came); `refused` when the backend
+    never had it (the connection was refused)."""
 
-    def __init__(self, error: GatewayError, *, suspect: bool = False) -> None:
+    def __init__(
+        self, error: GatewayError, *, suspect: bool = False, refused: bool = False
+    ) -> None:
         super().__init__(error.message)
         self.error = error
         self.suspect = suspect
+        self.refused = refused
 
 
 class _Attempts:
-    """One request's attempts so far: the backends tried, and whether a failure was suspect."""
+    """One request's attempts so far: the backends tried, how many of them were sent the
+    request (a refused connection was not), whether a failure was suspect, and whether the
+    last one was a refused connection."""
 
-    __slots__ = ("suspect", "tried")
+    __slots__ = ("delivered", "refused", "suspect", "tried")
 
     def __init__(self) -> None:
         self.tried: set[str] = set()
+        self.delivered = 0
         self.suspect = False
+        self.refused = False
 
 
 class Connector:
@@ -140,16 +150,16 @@ class Connector:
         tried = len(attempts.tried)
         if tried >= self._max_attempts:
             return True
-        if attempts.suspect and tried >= self._suspect_attempts:
+        if attempts.suspect and attempts.delivered >= self._suspect_attempts:
             self.retry_budget.refuse(REFUSED_SUSPECT)
             return True
-        if not self.retry_budget.allows():
+        if not attempts.refused and not self.retry_budget.allows():
             self.retry_budget.refuse(REFUSED_BUDGET)
             return True
         return False
 
     async def _retry(self, outgoing: Outgoing, attempts: _Attempts) -> Connected:
-        self.retry_budget.started()
+        self.retry_budget.started(budgeted=not attempts.refused)
         return await self._attempt(outgoing, attempts)
 
     async def _attempt(self, outgoing: Outgoing, attempts: _Attempts) -> Connected:
@@ -188,6 +198,8 @@ class Connector:
                 await self._peek(answer, lease, outgoing, deadline)
         except _RetryableError as failure:
             attempts.suspect = attempts.suspect or failure.suspect
+            attempts.refused = failure.refused
+            attempts.delivered += not failure.refused
             raise
         if answer.status == 200:
             if trace is not None:
@@ -247,7 +259,8 @@ class Connector:
         except BackendUnreachable as error:
             error_code = error.instance_code
             lease.finish(Outcome.CONNECT_FAILED)
-            raise _RetryableError(error, suspect=isinstance(error, ConnectionDropped)) from None
+            dropped = isinstance(error, ConnectionDropped)
+            raise _RetryableError(error, suspect=dropped, refused=not dropped) from None
         except BackendTimeout as error:
             error_code = error.instance_code
             lease.finish(Outcome.TIMEOUT_BEFORE_FIRST_BYTE)

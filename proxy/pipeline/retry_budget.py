@@ -80,11 +80,14 @@ class RetryBudget:
         self._advance()
         return self._window_retries < max(self._minimum, self._ratio * self._window_requests)
 
-    def started(self) -> None:
-        slot = self._advance()
-        self._retries[slot] += 1
-        self._window_retries += 1
+    def started(self, *, budgeted: bool = True) -> None:
+        """A retry begins; one that needs no room in the budget (after a refused connection)
+        is counted in `retries` only."""
         self.retries += 1
+        if budgeted:
+            slot = self._advance()
+            self._retries[slot] += 1
+            self._window_retries += 1
 
     def refuse(self, reason: str) -> None:
         self.refused[reason] += 1

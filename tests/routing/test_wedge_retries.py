@@ -82,6 +82,32 @@ async def test_a_request_that_kills_its_backend_is_tried_on_two_backends_not_all
             assert sample(metrics, refused) == 1
 
 
+async def test_a_backend_that_refused_the_connection_never_had_the_suspect_request(
+    tmp_path: Path,
+) -> None:
+    """The first backend's connection drops once it was sent the request (suspect: it may be
+    the request's doing); the second refuses the connection, so it never had the request and
+    does not count toward the two backends a suspect request may reach: the third answers.
+    (A region's replicas going down together do this to the requests they held.)"""
+    async with sim_cluster(3) as cluster, Guillotine(cluster.urls[0]) as cutter:
+        await cluster.replicas[2].set_faults(refuse_connections=True)
+        # Round robin: the first attempt takes the first backend, the retry the second of the
+        # two left (the refusing one), the next retry the one left.
+        urls = [cutter.url, cluster.urls[1], cluster.urls[2]]
+        settings = gateway_settings(
+            urls, tmp_path, policy="round_robin", health=HealthSettings(enabled=False)
+        )
+        async with running_gateway(settings) as gateway:
+            reply = await gateway.client.chat.completions.create(
+                model=MODEL,
+                messages=[{"role": "user", "content": POISON.decode()}],
+                max_tokens=2,
+            )
+            assert reply.choices[0].message.content is not None
+            assert cutter.killed == 1
+            assert cluster.replicas[1].telemetry.requests_received == 1
+
+
 async def test_refused_connections_still_get_every_attempt(tmp_path: Path) -> None:
     async with sim_cluster(3) as cluster:
         await cluster.replicas[0].set_faults(refuse_connections=True)
@@ -123,6 +149,36 @@ async def test_retries_past_the_fleet_budget_are_refused_and_counted(tmp_path: P
             refused = 'warmgate_upstream_retries_refused_total{reason="budget"}'
             assert sample(metrics, refused) == 2
             assert sample(metrics, "warmgate_upstream_retries_total") == 0
+
+
+async def test_retries_after_a_refused_connection_need_no_room_in_the_budget(
+    tmp_path: Path,
+) -> None:
+    """A backend that refused the connection never had the request: moving it elsewhere adds
+    no work to the fleet, and it is how traffic leaves replicas that went down before their
+    probes eject them, so an empty retry budget does not stop it."""
+    async with sim_cluster(2) as cluster:
+        await cluster.replicas[0].set_faults(refuse_connections=True)
+        upstream = UpstreamSettings(retry_budget_ratio=0.0, retry_budget_min=0)
+        # No probes: the refusing replica stays in the pool, and every other request meets it.
+        settings = gateway_settings(
+            cluster.urls, tmp_path, policy="round_robin", health=HealthSettings(enabled=False)
+        )
+        settings = msgspec.structs.replace(settings, upstream=upstream)
+        async with running_gateway(settings) as gateway:
+            for turn in range(4):
+                reply = await gateway.client.chat.completions.create(
+                    model=MODEL,
+                    messages=[{"role": "user", "content": f"turn {turn}"}],
+                    max_tokens=2,
+                )
+                assert reply.choices[0].message.content is not None
+            assert cluster.replicas[1].telemetry.requests_received == 4
+            metrics = await scrape(gateway.root)
+            # Counted as retries (until the breaker took the refusing replica out), all of
+            # them outside the empty budget.
+            assert sample(metrics, "warmgate_upstream_retries_total") >= 1
+            assert sample(metrics, 'warmgate_upstream_retries_refused_total{reason="budget"}') == 0
 
 
 async def scrape(root: str) -> str:
