@@ -16,17 +16,29 @@ from benchmarks.fault_proxy import FaultProxy, FaultProxyThread
 TIMER_RESOLUTION_S = 0.002
 
 
-async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while data := await reader.read(65536):
-        writer.write(data)
-        await writer.drain()
-    writer.close()
+class Echo:
+    """An echo server that keeps every byte it received."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            self.received += data
+            writer.write(data)
+            await writer.drain()
+        writer.close()
 
 
 @pytest.fixture
-async def proxy() -> AsyncIterator[FaultProxy]:
+def echo() -> Echo:
+    return Echo()
+
+
+@pytest.fixture
+async def proxy(echo: Echo) -> AsyncIterator[FaultProxy]:
     """A proxy in front of an echo server."""
-    server = await asyncio.start_server(_echo, "127.0.0.1", 0)
+    server = await asyncio.start_server(echo.serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with FaultProxy("127.0.0.1", port) as running:
         yield running
@@ -62,16 +74,15 @@ async def test_each_direction_is_delayed_by_its_own_latency(proxy: FaultProxy) -
 
 
 @pytest.mark.anyio
-async def test_a_stall_holds_the_bytes_until_resumed(proxy: FaultProxy) -> None:
+async def test_a_stall_holds_the_bytes_until_resumed(proxy: FaultProxy, echo: Echo) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
     proxy.stall()
     writer.write(b"held")
-    await proxy.stalled()
-    reply = asyncio.create_task(reader.readexactly(4))
-    await asyncio.sleep(0)
-    assert not reply.done()
+    await proxy.stalled()  # the proxy holds the bytes it read
+    assert echo.received == b""
     proxy.resume()
-    assert await reply == b"held"
+    assert await reader.readexactly(4) == b"held"
+    assert echo.received == b"held"
     writer.close()
 
 

@@ -16,6 +16,7 @@ import pytest
 from benchmarks.fault_proxy import FaultProxy
 from tests.limits.conftest import REDIS_HOST, REDIS_PORT, no_background
 from tests.support.clock import FakeClock
+from tests.support.turns import turns_until
 from warmgate.proxy.errors import GatewayError, QuotaExceeded, RateLimited
 from warmgate.proxy.keys import Key
 from warmgate.proxy.limits import Admission, RedisLimiter
@@ -207,7 +208,7 @@ async def test_requests_queued_behind_an_exchange_that_fails_are_decided_on_loca
     first = asyncio.create_task(edge.admit(key, "demo"))  # its exchange is held
     await proxy.stalled()
     queued = [asyncio.create_task(edge.admit(key, "demo")) for _ in range(3)]
-    await asyncio.sleep(0)  # they join the queue behind the held exchange
+    await turns_until(lambda: edge.health().waits == 4)  # queued behind the held exchange
     await proxy.refuse()  # the held exchange fails
     async with asyncio.timeout(5):  # a bound, should they be stranded
         results = await asyncio.gather(first, *queued)
@@ -337,7 +338,7 @@ async def test_a_client_that_leaves_while_waiting_for_redis_strands_no_slot(
     (other,) = await processes(1)
     key = new_key(max_concurrency=1)
     waiting = asyncio.create_task(edge.admit(key, "demo"))
-    await asyncio.sleep(0)  # let it start its exchange
+    await turns_until(lambda: edge.health().waits == 1)  # it waits on the exchange it started
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
