@@ -34,6 +34,7 @@ from warmgate.proxy.errors import (
 )
 from warmgate.proxy.observability.metrics import Metrics
 from warmgate.proxy.observability.tracing import NO_SPAN
+from warmgate.proxy.pipeline.deadline import Deadline
 from warmgate.proxy.pipeline.exchange import Exchange
 from warmgate.proxy.pipeline.first_byte import FirstByteBudgets
 from warmgate.proxy.pipeline.retry_budget import REFUSED_BUDGET, REFUSED_SUSPECT, RetryBudget
@@ -190,8 +191,7 @@ class Connector:
         if view.response_ref is not None and "{" in path:
             path = path.format(response_id=quote(view.response_ref, safe=""))
         stream = view.stream and endpoint.translate is not None
-        budget_s = self._first_byte.of(model).seconds(view.prompt_tokens_estimate, stream=stream)
-        deadline = None if budget_s is None else asyncio.get_running_loop().time() + budget_s
+        deadline = self._deadline(model, view, stream=stream)
         try:
             answer = await self._send(lease, path, outgoing, deadline)
             if stream and answer.status == 200:
@@ -201,11 +201,23 @@ class Connector:
             attempts.refused = failure.refused
             attempts.delivered += not failure.refused
             raise
+        finally:
+            if deadline is not None:
+                deadline.disarm()
         if answer.status == 200:
             if trace is not None:
                 trace.answer_started()
             return Connected(lease, answer)
         raise await self._failure(outgoing, answer, lease, path)
+
+    def _deadline(self, model: str, view: RequestView, *, stream: bool) -> Deadline | None:
+        """The attempt's first-byte deadline, armed: one timer for the head and, in a stream,
+        the first chunk; None when the model has no budget."""
+        budget_s = self._first_byte.of(model).seconds(view.prompt_tokens_estimate, stream=stream)
+        if budget_s is None:
+            return None
+        loop = asyncio.get_running_loop()
+        return Deadline(loop, loop.time() + budget_s)
 
     @staticmethod
     def _timed_out(lease: Lease, outgoing: Outgoing) -> _RetryableError:
@@ -229,33 +241,28 @@ class Connector:
         return frozenset(tried | others)
 
     async def _send(
-        self, lease: Lease, path: str, outgoing: Outgoing, deadline: float | None
+        self, lease: Lease, path: str, outgoing: Outgoing, deadline: Deadline | None
     ) -> UpstreamResponse:
-        """The backend's answer head, by `deadline` (loop time; None: no first-byte budget); a
-        failure to get one finishes the lease with its cause. A traced request's `connect`
-        span lasts until the head arrives (or the failure)."""
+        """The backend's answer head, by `deadline` (None: no first-byte budget); a failure to
+        get one finishes the lease with its cause. A traced request's `connect` span lasts
+        until the head arrives (or the failure)."""
         backend = lease.backend
         trace = outgoing.exchange.trace
         span = trace.span("connect") if trace is not None else None
         error_code: str | None = "cancelled"
         try:
-            async with asyncio.timeout_at(deadline):  # cancelling `post` closes its connection
-                answer = await self._upstream.post(
-                    backend.url + path,
-                    outgoing.body,
-                    api_key=backend.api_key,
-                    request_id=outgoing.exchange.request_id,
-                    method=outgoing.endpoint.upstream_method,
-                    content_type=outgoing.content_type,
-                    trace_headers=None
-                    if trace is None
-                    else trace.upstream_headers(span or NO_SPAN),
-                )
+            # Past the deadline `post` is cancelled, which closes its connection.
+            answer = await self._upstream.post(
+                backend.url + path,
+                outgoing.body,
+                api_key=backend.api_key,
+                request_id=outgoing.exchange.request_id,
+                method=outgoing.endpoint.upstream_method,
+                content_type=outgoing.content_type,
+                trace_headers=None if trace is None else trace.upstream_headers(span or NO_SPAN),
+            )
             error_code = None if answer.status == 200 else f"status {answer.status}"
             return answer
-        except TimeoutError:
-            error_code = BackendTimeout.code
-            raise self._timed_out(lease, outgoing) from None
         except BackendUnreachable as error:
             error_code = error.instance_code
             lease.finish(Outcome.CONNECT_FAILED)
@@ -270,6 +277,9 @@ class Connector:
             lease.finish(Outcome.SERVER_ERROR)
             raise
         except asyncio.CancelledError:
+            if deadline is not None and deadline.expired():
+                error_code = BackendTimeout.code
+                raise self._timed_out(lease, outgoing) from None
             lease.finish(Outcome.CANCELLED)
             raise
         finally:
@@ -281,16 +291,12 @@ class Connector:
         answer: UpstreamResponse,
         lease: Lease,
         outgoing: Outgoing,
-        deadline: float | None,
+        deadline: Deadline | None,
     ) -> None:
         """A stream's first chunk, by `deadline`: a head may come before the first token. A
         failure to get one closes the connection and finishes the lease with its cause."""
         try:
-            async with asyncio.timeout_at(deadline):
-                await answer.peek()
-        except TimeoutError:
-            answer.abort()
-            raise self._timed_out(lease, outgoing) from None
+            await answer.peek()
         except BackendTimeout:
             answer.abort()
             lease.finish(Outcome.TIMEOUT_BEFORE_FIRST_BYTE)
@@ -301,6 +307,8 @@ class Connector:
             raise
         except asyncio.CancelledError:
             answer.abort()
+            if deadline is not None and deadline.expired():
+                raise self._timed_out(lease, outgoing) from None
             lease.finish(Outcome.CANCELLED)
             raise
 
