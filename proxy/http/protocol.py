@@ -6,7 +6,7 @@ only to its slower h11 protocol, and `timeout_keep_alive` only to idle connectio
 requests. No ASGI app can help: it is called once the whole head has arrived. So the limits
 are enforced here, in a subclass uvicorn takes through its public `Config(http=...)`, in the
 parser callbacks and connection events that the class has kept from 0.35 to 0.55
-(`connection_made`, `data_received`, `on_message_begin`, `on_url`, `on_headers_complete`,
+(`connection_made`, `data_received`, `on_message_begin`, `on_headers_complete`,
 `connection_lost`, `send_400_response`):
 
 - a request line longer than `max_header_bytes` gets 414, more header bytes or more than
@@ -17,17 +17,20 @@ parser callbacks and connection events that the class has kept from 0.35 to 0.55
 - a head the parser rejects gets 400;
 
 each in OpenAI's error shape, and the connection is closed at once: nothing more is read.
+Every override costs a Python call per request, so there are no more of them than that: the
+head is measured by the chunk in `data_received`, the request line with the rest of the head.
 
 And an answer sent before its request's body has arrived whole (401 for an upload without a
-valid key, 413, a bad content type) ends the connection once sent (`on_message_complete`,
-`on_response_complete`): uvicorn would otherwise read and drop the rest of the body to keep
+valid key, 413, a bad content type) says `connection: close` (`proxy.http.framing`) and ends
+the connection once sent: uvicorn would otherwise read and drop the rest of the body to keep
 the connection, however large it is. The end is a lingering close, as web servers do it: the
 answer is followed by a FIN, what the client still sends is dropped for at most LINGER_S and
 LINGER_BYTES, then the socket closes. Closing at once would reset a connection whose last body
 bytes were still in flight, and a client reading its answer would get the reset instead. uvicorn
 closes the connection after an answer that says `connection: close` through the transport it
 was given in `connection_made` (0.35 to 0.55 alike), so that transport is the real one with
-`close` redirected (`_EndingTransport`).
+`close` redirected (`_EndingTransport`). Whether the body is still arriving is the request
+cycle's `more_body`, which uvicorn clears when the body has arrived whole (0.35 to 0.55 alike).
 """
 
 from __future__ import annotations
@@ -84,26 +87,34 @@ class _EndingTransport:
     """The connection's transport as uvicorn's request cycles see it: the same methods, bound
     straight to the real transport, but `close` ends a connection whose request body has not
     arrived whole (an answer with `connection: close` sent before it was read) with the
-    protocol's lingering close."""
+    protocol's lingering close. Every method of `asyncio.Transport` is bound here, and no
+    `__getattr__` forwards the rest: a class with one is slow for every attribute read, and
+    uvicorn reads the transport's several times per request."""
 
     def __init__(self, transport: asyncio.Transport, protocol: GuardedHttpProtocol) -> None:
         self._transport = transport
         self._protocol = protocol
         self.write = transport.write
+        self.writelines = transport.writelines
+        self.write_eof = transport.write_eof
+        self.can_write_eof = transport.can_write_eof
         self.is_closing = transport.is_closing
+        self.abort = transport.abort
         self.get_extra_info = transport.get_extra_info
         self.pause_reading = transport.pause_reading
         self.resume_reading = transport.resume_reading
+        self.is_reading = transport.is_reading
         self.set_protocol = transport.set_protocol
+        self.get_protocol = transport.get_protocol
+        self.get_write_buffer_size = transport.get_write_buffer_size
+        self.get_write_buffer_limits = transport.get_write_buffer_limits
+        self.set_write_buffer_limits = transport.set_write_buffer_limits
 
     def close(self) -> None:
         if self._protocol.body_pending:
             self._protocol.linger()
         else:
             self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -120,7 +131,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._chunk_bytes = 0  # of the chunk being parsed
         self._head_started_s = 0.0
         self._in_head = False  # between a request's first byte and the end of its head
-        self._body_done = True  # the current request's body has arrived whole
         self._began = False  # a request's first byte has arrived on this connection
         self._linger_bytes_left: int | None = None  # set once the connection is ending
         self._linger_timer: asyncio.TimerHandle | None = None
@@ -135,8 +145,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     @property
     def body_pending(self) -> bool:
-        """A request's body has begun or been announced and not arrived whole."""
-        return not self._body_done
+        """A request's body has been announced and not arrived whole."""
+        cycle = self.cycle
+        return cycle is not None and cycle.more_body
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
@@ -153,7 +164,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 # the chunk, not by the field, to cost nothing per field.
                 self._head_bytes += len(data)
                 if self._head_bytes > self.max_header_bytes:
-                    self._close_with(self._too_large())
+                    self._close_with(self._head_too_large())
             return
         self._linger_bytes_left -= len(data)  # the rest of a refused body: dropped
         if self._linger_bytes_left < 0:
@@ -165,12 +176,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_started_s = self.loop.time()
         self._in_head = True
         self._began = True
-        self._body_done = False
-
-    def on_url(self, url: bytes) -> None:
-        if len(self.url) + len(url) > self.max_header_bytes:
-            self._refuse(UriTooLong("The request URL is too long."))
-        super().on_url(url)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -181,7 +186,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._head_bytes + self._chunk_bytes > self.max_header_bytes and (
             self._head_size() > self.max_header_bytes
         ):
-            self._refuse(self._too_large())
+            self._refuse(self._head_too_large())
         super().on_headers_complete()
 
     def _head_size(self) -> int:
@@ -193,19 +198,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             f"The request has too many header fields (at most {self.max_header_count})."
         )
 
-    def _too_large(self) -> HeadersTooLarge:
+    def _head_too_large(self) -> GatewayError:
+        """414 when the request line alone is over the limit, else 431."""
+        if len(self.url) > self.max_header_bytes:
+            return UriTooLong("The request URL is too long.")
         return HeadersTooLarge(
             f"The request's header fields are too large (at most {self.max_header_bytes} bytes)."
         )
-
-    def on_message_complete(self) -> None:
-        self._body_done = True
-        super().on_message_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self._body_done and not self.transport.is_closing():
-            self.linger()  # rather than reading the rest of an unread body to keep the connection
 
     def linger(self) -> None:
         """End the connection after the answer sent: FIN, drop what still comes for a while,
