@@ -4,9 +4,12 @@ time bounds of a query as the usage API and the console read them from a query s
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from itertools import chain
 from typing import Literal, Protocol
 
 import msgspec
+from msgspec.structs import astuple
 
 from warmgate.proxy.errors import InvalidRequest
 from warmgate.proxy.ledger.row import FIELDS, LedgerRow
@@ -155,8 +158,10 @@ def row_from_record(record: tuple[object, ...]) -> LedgerRow:
     return msgspec.convert(values, LedgerRow)
 
 
-def row_params(row: LedgerRow) -> tuple[object, ...]:
-    return tuple(getattr(row, name) for name in FIELDS)
+def rows_params(rows: Iterable[LedgerRow]) -> list[object]:
+    """The rows' values one row after the other, each in FIELDS order: the parameters of one
+    multi-row INSERT (built in C: a Python loop over 21 fields cost ~10k instructions a row)."""
+    return list(chain.from_iterable(map(astuple, rows)))
 
 
 class NullLedgerStore:
