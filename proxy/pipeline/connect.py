@@ -191,7 +191,8 @@ class Connector:
         if view.response_ref is not None and "{" in path:
             path = path.format(response_id=quote(view.response_ref, safe=""))
         stream = view.stream and endpoint.translate is not None
-        deadline = self._deadline(model, view, stream=stream)
+        budget_s = self._first_byte.seconds(model, view.prompt_tokens_estimate, stream=stream)
+        deadline = None if budget_s is None else Deadline(budget_s)  # the head and 1st chunk
         try:
             answer = await self._send(lease, path, outgoing, deadline)
             if stream and answer.status == 200:
@@ -209,15 +210,6 @@ class Connector:
                 trace.answer_started()
             return Connected(lease, answer)
         raise await self._failure(outgoing, answer, lease, path)
-
-    def _deadline(self, model: str, view: RequestView, *, stream: bool) -> Deadline | None:
-        """The attempt's first-byte deadline, armed: one timer for the head and, in a stream,
-        the first chunk; None when the model has no budget."""
-        budget_s = self._first_byte.of(model).seconds(view.prompt_tokens_estimate, stream=stream)
-        if budget_s is None:
-            return None
-        loop = asyncio.get_running_loop()
-        return Deadline(loop, loop.time() + budget_s)
 
     @staticmethod
     def _timed_out(lease: Lease, outgoing: Outgoing) -> _RetryableError:

@@ -22,13 +22,6 @@ class FirstByteBudget(NamedTuple):
     s_per_prompt_token: float  # prefill allowance
     answer_timeout_s: float  # a whole answer's head
 
-    def seconds(self, prompt_tokens: int, *, stream: bool) -> float | None:
-        """The budget of an attempt, or None when there is none."""
-        base = self.timeout_s if stream else self.answer_timeout_s
-        if base <= 0:
-            return None
-        return base + max(prompt_tokens, 0) * self.s_per_prompt_token
-
 
 class FirstByteBudgets:
     """Each model's budget: its own fields where set, else `[upstream]`'s."""
@@ -51,5 +44,10 @@ class FirstByteBudgets:
             default.answer_timeout_s if model.answer_timeout_s is None else model.answer_timeout_s,
         )
 
-    def of(self, model: str) -> FirstByteBudget:
-        return self._models.get(model, self.default)
+    def seconds(self, model: str, prompt_tokens: int, *, stream: bool) -> float | None:
+        """The budget of an attempt on `model`, or None when it has none."""
+        budget = self._models.get(model, self.default)
+        base = budget.timeout_s if stream else budget.answer_timeout_s
+        if base <= 0:
+            return None
+        return base + max(prompt_tokens, 0) * budget.s_per_prompt_token

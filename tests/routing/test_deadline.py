@@ -16,12 +16,11 @@ pytestmark = pytest.mark.anyio
 async def _wait_with(deadline_in_s: float, *, cancel_too: bool) -> tuple[bool, int]:
     """What the attempt sees: (whether the deadline was the cause, cancellations left)."""
     parked = asyncio.Event()
-    loop = asyncio.get_running_loop()
 
     async def attempt() -> tuple[bool, int]:
         task = asyncio.current_task()
         assert task is not None
-        deadline = Deadline(loop, loop.time() + deadline_in_s)
+        deadline = Deadline(deadline_in_s)
         try:
             parked.set()
             await asyncio.Event().wait()  # a backend that never answers
@@ -55,7 +54,7 @@ async def test_a_client_leaving_as_the_deadline_fires_wins() -> None:
 async def test_a_disarmed_deadline_never_fires() -> None:
     loop = asyncio.get_running_loop()
     when = loop.time() - 1.0
-    deadline = Deadline(loop, when)
+    deadline = Deadline(-1.0)  # due at `when` or a hair after
     deadline.disarm()
     later = asyncio.Event()
     loop.call_at(when + 0.5, later.set)  # due after the deadline: timers fire in time order

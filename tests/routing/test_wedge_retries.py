@@ -227,9 +227,9 @@ def test_a_long_prompt_earns_its_prefill_time_and_models_override_the_budget() -
     )
     big = ModelSettings(name="big", first_byte_timeout_s=90.0)
     budgets = FirstByteBudgets(upstream, [big])
-    assert budgets.of("demo").seconds(100, stream=True) == pytest.approx(30.05)
-    assert budgets.of("demo").seconds(128_000, stream=True) == pytest.approx(94.0)
-    assert budgets.of("demo").seconds(0, stream=False) == pytest.approx(300.0)
-    assert budgets.of("big").seconds(0, stream=True) == pytest.approx(90.0)
+    assert budgets.seconds("demo", 100, stream=True) == pytest.approx(30.05)
+    assert budgets.seconds("demo", 128_000, stream=True) == pytest.approx(94.0)
+    assert budgets.seconds("demo", 0, stream=False) == pytest.approx(300.0)
+    assert budgets.seconds("big", 0, stream=True) == pytest.approx(90.0)
     off = FirstByteBudgets(msgspec.structs.replace(upstream, first_byte_timeout_s=0.0))
-    assert off.of("demo").seconds(128_000, stream=True) is None
+    assert off.seconds("demo", 128_000, stream=True) is None
