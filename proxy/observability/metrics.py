@@ -148,9 +148,6 @@ class Metrics:
             "warmgate_backend_errors_total",
             "Requests that failed at the backend (connection, 5xx, timeout, cut stream).",
         )
-        self.model_requests = Counter(
-            "warmgate_model_requests_total", "Requests per model and HTTP status."
-        )
         self.rate_limited = Counter(
             "warmgate_rate_limited_total", "Requests refused with 429, by the limit they hit."
         )
@@ -172,10 +169,14 @@ class Metrics:
             "Time to write one batch of ledger rows to the store.",
             FLUSH_BUCKETS_S,
         )
-        # model -> [prompt, cached, completion tokens, billed requests, revenue in micro-USD]
-        self._usage: dict[str, list[int]] = {}
-        # key id -> [requests, billed requests, revenue in micro-USD]
-        self._keys: dict[str, list[int]] = {}
+        # Finished requests counted by what sets them apart, folded into the per-model and
+        # per-key families at scrape time: one dictionary update per request, not one per
+        # family. (model, status, billed, price in micro-USD) -> requests.
+        self._by_model: dict[tuple[str, int, bool, int], int] = {}
+        # model -> [prompt, cached, completion tokens]
+        self._tokens: dict[str, list[int]] = {}
+        # (key id, billed, price in micro-USD) -> requests
+        self._by_key: dict[tuple[str, bool, int], int] = {}
         self._collectors: list[Collector] = []
 
     def add_collector(self, collector: Collector) -> None:
@@ -202,9 +203,6 @@ class Metrics:
     def observe_overhead(self, seconds: float) -> None:
         self.overhead.observe((), seconds)
 
-    def model_request(self, model: str, status: int) -> None:
-        self.model_requests.inc((("model", model), ("status", str(status))))
-
     def refused(self, limit: str) -> None:
         """A 429: `limit` names the limit (`rpm`, `concurrency`, `quota`, ...)."""
         self.rate_limited.inc((("limit", limit),))
@@ -215,26 +213,20 @@ class Metrics:
         model = request.model
         if model is None:
             return
-        self.model_request(model, request.status)
-        revenue = request.price_micro_usd if request.billed else 0
-        usage = self._usage.get(model)
-        if usage is None:
-            usage = self._usage[model] = [0, 0, 0, 0, 0]
-        usage[0] += request.prompt_tokens
-        usage[1] += request.cached_tokens
-        usage[2] += request.completion_tokens
-        if request.billed:
-            usage[3] += 1
-            usage[4] += revenue
+        billed, price = request.billed, request.price_micro_usd
+        group = (model, request.status, billed, price)
+        by_model = self._by_model
+        by_model[group] = by_model.get(group, 0) + 1
+        tokens = self._tokens.get(model)
+        if tokens is None:
+            tokens = self._tokens[model] = [0, 0, 0]
+        tokens[0] += request.prompt_tokens
+        tokens[1] += request.cached_tokens
+        tokens[2] += request.completion_tokens
         key_id = request.key_id
         if key_id is not None and self.top_keys:
-            per_key = self._keys.get(key_id)
-            if per_key is None:
-                per_key = self._keys[key_id] = [0, 0, 0]
-            per_key[0] += 1
-            if request.billed:
-                per_key[1] += 1
-                per_key[2] += revenue
+            per_key = (key_id, billed, price)
+            self._by_key[per_key] = self._by_key.get(per_key, 0) + 1
 
     def observe_ledger_flush(self, seconds: float) -> None:
         self.ledger_flush.observe((), seconds)
@@ -249,7 +241,6 @@ class Metrics:
             for counter in (
                 self.backend_requests,
                 self.backend_errors,
-                self.model_requests,
                 self.rate_limited,
             )
         ]
@@ -268,24 +259,50 @@ class Metrics:
         return render_families(cut_top_keys(self.snapshot(), self.top_keys))
 
     def _usage_data(self) -> list[FamilyData]:
+        statuses: dict[tuple[str, int], int] = {}
+        per_model: dict[str, list[int]] = {}  # model -> [billed requests, revenue]
+        for (model, status, billed, price), requests in self._by_model.items():
+            statuses[model, status] = statuses.get((model, status), 0) + requests
+            sums = per_model.setdefault(model, [0, 0])
+            if billed:
+                sums[0] += requests
+                sums[1] += requests * price
+        model_requests = [
+            SampleData("", (("model", model), ("status", str(status))), float(requests))
+            for (model, status), requests in statuses.items()
+        ]
         tokens: list[SampleData] = []
-        billed: list[SampleData] = []
+        billed_samples: list[SampleData] = []
         revenue: list[SampleData] = []
-        for model, (prompt, cached, completion, count, micro) in self._usage.items():
+        for model, (prompt, cached, completion) in self._tokens.items():
             labels = (("model", model),)
             for kind, value in (("prompt", prompt), ("cached", cached), ("completion", completion)):
                 tokens.append(SampleData("", (*labels, ("kind", kind)), float(value)))
-            billed.append(SampleData("", labels, float(count)))
+            count, micro = per_model.get(model, (0, 0))
+            billed_samples.append(SampleData("", labels, float(count)))
             revenue.append(SampleData("", labels, micro / MICRO_PER_USD))
+        per_key: dict[str, list[int]] = {}  # key id -> [requests, billed requests, revenue]
+        for (key_id, billed, price), requests in self._by_key.items():
+            sums = per_key.setdefault(key_id, [0, 0, 0])
+            sums[0] += requests
+            if billed:
+                sums[1] += requests
+                sums[2] += requests * price
         key_requests: list[SampleData] = []
         key_billed: list[SampleData] = []
         key_revenue: list[SampleData] = []
-        for key_id, (requests, count, micro) in self._keys.items():
+        for key_id, (requests, count, micro) in per_key.items():
             labels = (("key", key_id),)
             key_requests.append(SampleData("", labels, float(requests)))
             key_billed.append(SampleData("", labels, float(count)))
             key_revenue.append(SampleData("", labels, micro / MICRO_PER_USD))
         return [
+            FamilyData(
+                "warmgate_model_requests_total",
+                "Requests per model and HTTP status.",
+                "counter",
+                model_requests,
+            ),
             FamilyData(
                 "warmgate_model_tokens_total",
                 "Tokens per model, by kind: prompt, cached (part of prompt) and completion.",
@@ -296,7 +313,7 @@ class Metrics:
                 "warmgate_model_billed_requests_total",
                 "Billed requests per model.",
                 "counter",
-                billed,
+                billed_samples,
             ),
             FamilyData(
                 "warmgate_model_revenue_usd_total",

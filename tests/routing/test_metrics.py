@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from warmgate.proxy.ledger.row import LedgerRow
 from warmgate.proxy.observability.metrics import Family, Metrics, Sample
 
 LINE = re.compile(
@@ -19,7 +20,24 @@ def test_every_line_follows_the_exposition_format_and_labels_are_escaped() -> No
     metrics.observe_ttft("b", "m", 0.3)
     metrics.observe_inter_token("b", "m", 0.002)
     metrics.observe_overhead(0.0004)
-    metrics.model_request("m", 200)
+    for price in (2000, 2000, 3000):  # a price changed by a reload between requests
+        metrics.account(
+            LedgerRow(
+                request_id="r",
+                key_id="k",
+                model="m",
+                backend="b",
+                endpoint="chat.completions",
+                stream=False,
+                started_at=0.0,
+                finished_at=0.0,
+                status=200,
+                billed=True,
+                billed_reason="completed",
+                price_micro_usd=price,
+                prompt_tokens=5,
+            )
+        )
     metrics.add_collector(
         lambda: [Family("warmgate_test_gauge", "A gauge.", "gauge", [Sample((("b", "x"),), 1.5)])]
     )
@@ -30,6 +48,11 @@ def test_every_line_follows_the_exposition_format_and_labels_are_escaped() -> No
         assert LINE.match(line), line
     assert 'backend="we\\"ird\\\\model@http://h:1",model="m\\nx"' in text
     assert 'warmgate_test_gauge{b="x"} 1.5' in text
+    assert 'warmgate_model_requests_total{model="m",status="200"} 3' in text
+    assert 'warmgate_model_billed_requests_total{model="m"} 3' in text
+    assert 'warmgate_model_revenue_usd_total{model="m"} 0.007' in text
+    assert 'warmgate_model_tokens_total{model="m",kind="prompt"} 15' in text
+    assert 'warmgate_key_revenue_usd_total{key="k"} 0.007' in text
 
 
 def test_histogram_buckets_are_cumulative_and_end_at_the_count() -> None:
