@@ -136,3 +136,27 @@ def test_nothing_is_sent_after_done() -> None:
     )
     assert out == b"data: [DONE]\n\n"
     assert relay.feed(event(chunk({"content": "later"}))) == b""
+
+
+def test_events_of_several_lines_among_ordinary_ones_are_read_one_by_one() -> None:
+    """In one chunk, ordinary events are edited in bulk; an event with an `id:` line or a JSON
+    split over two `data:` lines among them must not be: each is read on its own."""
+    hel, lo = json.dumps(chunk({"content": "Hel"})), json.dumps(chunk({"content": "lo"}))
+    middle = len(lo) // 2
+    stream = b"".join(
+        [
+            event(chunk({"role": "assistant", "content": ""})),
+            event(chunk({"content": "a"})),
+            b"data: " + hel.encode() + b"\nid: 7\n\n",
+            event(chunk({"content": "b"})),
+            b"data: " + lo[:middle].encode() + b"\ndata: " + lo[middle:].encode() + b"\n\n",
+            event(chunk({"content": "c"})),
+            b"data: [DONE]\n\n",
+        ]
+    )
+    out, relay = relay_all([stream], forward_usage=False)
+    contents = [c["choices"][0]["delta"]["content"] for c in payloads(out)]
+    assert contents == ["", "a", "Hel", "b", "lo", "c"]
+    assert all(c["id"] == OURS for c in payloads(out))
+    assert b"id: 7" not in out
+    assert relay.token_chunks == 5
