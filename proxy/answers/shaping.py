@@ -9,7 +9,9 @@ names one of each per endpoint; the functions here are those of the OpenAI surfa
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import Protocol
+
+import msgspec
 
 from warmgate.proxy.answers.base64_vectors import encode_embeddings_base64
 from warmgate.proxy.answers.completions import CompletionUsage, answer_head, normalize_body
@@ -30,7 +32,7 @@ from warmgate.proxy.wire.images import CreateImageRequest
 from warmgate.proxy.wire.views import RequestView
 
 
-class AnswerContext(NamedTuple):
+class AnswerContext(msgspec.Struct, frozen=True):
     """What shaping an answer needs to know of its request."""
 
     request_id: str
@@ -39,7 +41,7 @@ class AnswerContext(NamedTuple):
     view: RequestView
 
 
-class Shaped(NamedTuple):
+class Shaped(msgspec.Struct, frozen=True):
     payload: bytes
     content_type: str
     usage: CompletionUsage | None = None

@@ -10,8 +10,8 @@ the same whether the size is announced or the body is streamed.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
 
+import msgspec
 from litestar.types import Receive
 
 from warmgate.proxy.endpoints import Body
@@ -21,7 +21,7 @@ from warmgate.proxy.pipeline.relay import ClientGoneError
 _TOO_LARGE = "The request body is too large."
 
 
-class RequestHead(NamedTuple):
+class RequestHead(msgspec.Struct, frozen=True):
     authorization: str | None
     content_type: str | None
     # Content-Length, or -1 when the body's size is not announced (chunked) or not a number.

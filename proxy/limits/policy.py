@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
-from typing import NamedTuple
 
 import msgspec
 
@@ -32,7 +31,7 @@ class Counters(msgspec.Struct, frozen=True):
     quota_used: int = 0
 
 
-class Windows(NamedTuple):
+class Windows(msgspec.Struct, frozen=True):
     """The time frames a request falls in: its minute, and its key's quota period if any."""
 
     minute: int

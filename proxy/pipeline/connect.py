@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import NamedTuple
 from urllib.parse import quote
 
+import msgspec
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type
 
@@ -50,7 +50,7 @@ from warmgate.proxy.wire.views import RequestView
 _log = structlog.get_logger("warmgate.backend")
 
 
-class Route(NamedTuple):
+class Route(msgspec.Struct, frozen=True):
     """Where a request may go: its model, and the one backend holding the stored response it
     refers to, when it refers to one."""
 
@@ -58,7 +58,7 @@ class Route(NamedTuple):
     pinned_backend: str | None = None
 
 
-class Outgoing(NamedTuple):
+class Outgoing(msgspec.Struct, frozen=True):
     """A request on its way to a backend."""
 
     endpoint: Endpoint
@@ -69,7 +69,7 @@ class Outgoing(NamedTuple):
     exchange: Exchange
 
 
-class Connected(NamedTuple):
+class Connected(msgspec.Struct, frozen=True):
     lease: Lease
     answer: UpstreamResponse
 
@@ -164,7 +164,12 @@ class Connector:
         return await self._attempt(outgoing, attempts)
 
     async def _attempt(self, outgoing: Outgoing, attempts: _Attempts) -> Connected:
-        endpoint, view, route, _, _, exchange = outgoing
+        endpoint, view, route, exchange = (
+            outgoing.endpoint,
+            outgoing.view,
+            outgoing.route,
+            outgoing.exchange,
+        )
         model = route.entry.name
         tried = attempts.tried
         hint = RouteHint(view.prefix, float(view.prompt_tokens_estimate))

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import NamedTuple
 
+import msgspec
 import structlog
 from litestar.types import Receive
 
@@ -73,7 +73,7 @@ class ClientGoneError(Exception):
     """The client left before its request's body had arrived."""
 
 
-class Inbound(NamedTuple):
+class Inbound(msgspec.Struct, frozen=True):
     """A request as the HTTP entry has it: its head read, its body not yet."""
 
     authorization: str | None
@@ -90,7 +90,7 @@ class Inbound(NamedTuple):
     tracestate: str | None = None
 
 
-class _Received(NamedTuple):
+class _Received(msgspec.Struct, frozen=True):
     """The request as a decoder reads it (`proxy.wire.views.RawRequest`)."""
 
     body: bytes | bytearray
@@ -172,7 +172,7 @@ class Relay:
                 if watch is not None:
                     watch.stop()
                 streaming = True
-                lease, answer = connected
+                lease, answer = connected.lease, connected.answer
                 bind, settle = self._binder(exchange, lease.backend.id)
                 events = relay_stream(
                     answer,
@@ -328,7 +328,7 @@ class Relay:
         headers: dict[str, str],
     ) -> JsonResponse:
         """A whole answer, read and shaped for the client."""
-        lease, answer = connected
+        lease, answer = connected.lease, connected.answer
         # An answer that cannot be read (HTML from a proxy in between, a truncated body, one
         # over [server] max_answer_bytes) is the backend's failure: a 502, never billed.
         outcome = Outcome.SERVER_ERROR

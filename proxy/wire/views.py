@@ -10,7 +10,7 @@ re-encoding a body.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -55,7 +55,7 @@ class RawRequest(Protocol):
     def path_params(self) -> Mapping[str, str]: ...
 
 
-class DecodeOptions(NamedTuple):
+class DecodeOptions(msgspec.Struct, frozen=True):
     """Limits a decoder applies that come from the settings."""
 
     # How much prompt text the view keeps for cache-aware routing (RequestView.prefix).

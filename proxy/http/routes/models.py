@@ -53,7 +53,7 @@ def model_routes(pool: Pool, keys: KeyRing) -> list[HTTPRouteHandler]:
     @get("/v1/models", name="list_models")
     async def list_models(request: AnyRequest) -> ASGIApp:
         try:
-            key = keys.authenticate(request_headers(request)[0])
+            key = keys.authenticate(request_headers(request).authorization)
         except GatewayError as error:
             return error_response(error)
         models = [
@@ -68,7 +68,7 @@ def model_routes(pool: Pool, keys: KeyRing) -> list[HTTPRouteHandler]:
         # The SDKs percent-encode the id (`org%2Fname`); the path arrives decoded.
         name = str(request.path_params["model_id"]).removeprefix("/")
         try:
-            key = keys.authenticate(request_headers(request)[0])
+            key = keys.authenticate(request_headers(request).authorization)
             entry = pool.resolve(name)
             if not key.may_use(entry.name):
                 raise ModelNotFound.named(name)

@@ -7,20 +7,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import Protocol
+
+import msgspec
 
 from warmgate.proxy.settings import Policy as PolicyName
 from warmgate.proxy.settings import RoutingSettings
 
 
-class RouteHint(NamedTuple):
+class RouteHint(msgspec.Struct, frozen=True):
     """What routing may know about a request: its leading text and its prompt size."""
 
     prefix: str = ""
     weight: float = 1.0  # estimated prompt tokens
 
 
-class Candidate(NamedTuple):
+class Candidate(msgspec.Struct, frozen=True):
     """One backend the request may go to, with its load at this instant."""
 
     backend_id: str
