@@ -10,12 +10,13 @@ not mistaken for a wedge. Pure: settings in, seconds out.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+
+import msgspec
 
 from warmgate.proxy.settings import ModelSettings, UpstreamSettings
 
 
-class FirstByteBudget(NamedTuple):
+class FirstByteBudget(msgspec.Struct, frozen=True):
     """One model's budget (0 as a base: no budget)."""
 
     timeout_s: float  # a stream's first chunk

@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import astuple
 from types import MappingProxyType
-from typing import NamedTuple
 
 import httpx
+import msgspec
 
 from warmgate.proxy.errors import NoHealthyBackend, ShuttingDown
 from warmgate.proxy.observability.metrics import Family, Metrics
@@ -50,7 +50,7 @@ _NO_EXCLUDE: frozenset[str] = frozenset()
 _NO_HINT = RouteHint()
 
 
-class PoolSnapshot(NamedTuple):
+class PoolSnapshot(msgspec.Struct, frozen=True):
     version: int
     members: Mapping[str, tuple[Member, ...]]  # model -> members (not retired)
     healthy: Mapping[str, tuple[Member, ...]]  # model -> members whose probes pass
