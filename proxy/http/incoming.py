@@ -18,6 +18,10 @@ from warmgate.proxy.endpoints import Body
 from warmgate.proxy.errors import PayloadTooLarge
 from warmgate.proxy.pipeline.relay import ClientGoneError
 
+# Enum members read per request, looked up once here: on Python 3.11 each `Enum.MEMBER`
+# read goes through the enum metaclass's __getattr__ hook, a slow generic lookup.
+_NO_BODY, _FORM_BODY = Body.NONE, Body.FORM
+
 _TOO_LARGE = "The request body is too large."
 
 
@@ -102,7 +106,7 @@ class BodyReader:
 
     async def __call__(self) -> bytes | bytearray:
         kind, limit = self._kind, self._limit
-        if kind is Body.NONE:
+        if kind is _NO_BODY:
             return b""
         if self._announced > limit:
             raise PayloadTooLarge(_TOO_LARGE)
@@ -110,7 +114,7 @@ class BodyReader:
         if message["type"] != "http.request":
             raise ClientGoneError
         first: bytes = message.get("body", b"")
-        if not message.get("more_body", False) and kind is not Body.FORM:
+        if not message.get("more_body", False) and kind is not _FORM_BODY:
             if len(first) > limit:
                 raise PayloadTooLarge(_TOO_LARGE)
             self.done = True
@@ -129,4 +133,4 @@ class BodyReader:
         if size > limit:
             raise PayloadTooLarge(_TOO_LARGE)
         self.done = True
-        return bytearray().join(parts) if kind is Body.FORM else b"".join(parts)
+        return bytearray().join(parts) if kind is _FORM_BODY else b"".join(parts)

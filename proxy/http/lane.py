@@ -21,6 +21,7 @@ passes here first, so an HTTP/1.0 client's answer is framed for HTTP/1.0 here
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 import structlog
 from litestar.enums import ScopeType
@@ -35,6 +36,9 @@ from warmgate.proxy.pipeline.replies import Answer, error_response
 
 _log = structlog.get_logger("warmgate.errors")
 _NO_PARAMS: Mapping[str, str] = {}
+# Read once: on Python 3.11 each `Enum.MEMBER` read goes through the enum metaclass's
+# __getattr__ hook, a slow generic lookup.
+_HTTP: Final = ScopeType.HTTP
 
 
 class HotLane:
@@ -61,7 +65,7 @@ class HotLane:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
+        if scope["type"] != _HTTP:
             await self._fallback(scope, receive, send)
             return
         if scope["http_version"] == "1.0":

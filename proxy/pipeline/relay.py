@@ -62,6 +62,16 @@ from warmgate.proxy.wire.multipart import boundary_of
 from warmgate.proxy.wire.rejection import wrong_content_type
 from warmgate.proxy.wire.views import DecodeOptions, RequestView
 
+# Enum members read per request, looked up once here: on Python 3.11 each `Enum.MEMBER`
+# read goes through the enum metaclass's __getattr__ hook, a slow generic lookup.
+_JSON_BODY, _FORM_BODY = Body.JSON, Body.FORM
+_OK, _SERVER_ERROR, _STREAM_CUT, _CANCELLED = (
+    Outcome.OK,
+    Outcome.SERVER_ERROR,
+    Outcome.STREAM_CUT,
+    Outcome.CANCELLED,
+)
+
 PRICE_HEADER = "x-warmgate-price-usd"
 # The status a request that the client abandoned is accounted with (nothing is sent).
 CLIENT_CLOSED = 499
@@ -244,9 +254,9 @@ class Relay:
     async def _receive(endpoint: Endpoint, inbound: Inbound) -> _Received:
         """The body, once its content type is one the endpoint takes (OpenAI's 400 if not)."""
         content_type = inbound.content_type
-        if endpoint.body is Body.JSON and not is_json(content_type):
+        if endpoint.body is _JSON_BODY and not is_json(content_type):
             raise wrong_content_type(content_type, JSON)
-        if endpoint.body is Body.FORM and boundary_of(content_type) is None:
+        if endpoint.body is _FORM_BODY and boundary_of(content_type) is None:
             raise wrong_content_type(content_type, "multipart/form-data with a boundary")
         body = await inbound.read_body()
         return _Received(body, content_type, inbound.path_params)
@@ -331,16 +341,16 @@ class Relay:
         lease, answer = connected.lease, connected.answer
         # An answer that cannot be read (HTML from a proxy in between, a truncated body, one
         # over [server] max_answer_bytes) is the backend's failure: a 502, never billed.
-        outcome = Outcome.SERVER_ERROR
+        outcome = _SERVER_ERROR
         try:
             payload = await answer.read()
             shaped = endpoint.shape(payload, context)
-            outcome = Outcome.OK
+            outcome = _OK
         except (StreamInterrupted, BackendTimeout):
-            outcome = Outcome.STREAM_CUT
+            outcome = _STREAM_CUT
             raise
         except asyncio.CancelledError:
-            outcome = Outcome.CANCELLED
+            outcome = _CANCELLED
             raise
         finally:
             lease.finish(outcome)
@@ -374,9 +384,9 @@ class Relay:
 
     @staticmethod
     def _upstream_type(endpoint: Endpoint, inbound: Inbound) -> str | None:
-        if endpoint.body is Body.JSON:
+        if endpoint.body is _JSON_BODY:
             return JSON
-        if endpoint.body is Body.FORM:
+        if endpoint.body is _FORM_BODY:
             return inbound.content_type  # the boundary travels with the form
         return None
 

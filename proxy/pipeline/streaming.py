@@ -19,6 +19,15 @@ from warmgate.proxy.routing.backend import Outcome
 from warmgate.proxy.routing.lease import Lease
 from warmgate.proxy.upstream.client import UpstreamResponse
 
+# Enum members read per request, looked up once here: on Python 3.11 each `Enum.MEMBER`
+# read goes through the enum metaclass's __getattr__ hook, a slow generic lookup.
+_OK, _SERVER_ERROR, _STREAM_CUT, _CANCELLED = (
+    Outcome.OK,
+    Outcome.SERVER_ERROR,
+    Outcome.STREAM_CUT,
+    Outcome.CANCELLED,
+)
+
 
 async def relay_stream(
     answer: UpstreamResponse,
@@ -39,7 +48,7 @@ async def relay_stream(
     client that has its whole answer has its row, even if the process is killed at once.
     `settle` runs just before, for what must be done before the client can act on the answer
     (a stored response's binding written to the shared store)."""
-    outcome = Outcome.OK
+    outcome = _OK
     released = False
     accounted = False
 
@@ -60,25 +69,25 @@ async def relay_stream(
                 if translator.complete and not accounted:  # `out` ends the answer
                     if settle is not None:
                         await settle()
-                    account(Outcome.SERVER_ERROR if translator.failed else Outcome.OK)
+                    account(_SERVER_ERROR if translator.failed else _OK)
                 if out:
                     yield out
             released = True
             answer.release()
             if translator.failed:
-                outcome = Outcome.SERVER_ERROR
+                outcome = _SERVER_ERROR
             elif not translator.complete:
-                outcome = Outcome.STREAM_CUT
+                outcome = _STREAM_CUT
                 end = translator.fail(StreamInterrupted("The model backend's stream broke off."))
                 account(outcome)
                 yield end
         except (StreamInterrupted, BackendTimeout) as error:
-            outcome = Outcome.STREAM_CUT
+            outcome = _STREAM_CUT
             end = translator.fail(error)
             account(outcome)
             yield end
     except (asyncio.CancelledError, GeneratorExit):
-        outcome = Outcome.CANCELLED
+        outcome = _CANCELLED
         exchange.cancelled = True
         raise
     finally:
@@ -100,7 +109,7 @@ def account_stream(translator: StreamTranslator, exchange: Exchange, outcome: Ou
     elif translator.token_chunks:
         # no usage chunk (the stream broke off): what reached the client, a chunk a token
         exchange.completion_tokens = translator.token_chunks
-    if translator.failed or outcome is Outcome.STREAM_CUT:
+    if translator.failed or outcome is _STREAM_CUT:
         exchange.error_code = StreamInterrupted.code
     else:
-        exchange.completed = translator.complete and outcome is Outcome.OK
+        exchange.completed = translator.complete and outcome is _OK

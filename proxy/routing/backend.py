@@ -17,10 +17,10 @@ class Outcome(enum.Enum):
     CANCELLED = "cancelled"  # the client went away: says nothing about the backend
     STREAM_CUT = "stream_cut"  # the backend broke a stream that had started
 
-    @property
-    def is_failure(self) -> bool:
-        """Whether the outcome counts against the backend's circuit breaker."""
-        return self not in {Outcome.OK, Outcome.CANCELLED}
+    def __init__(self, value: str) -> None:
+        # Whether the outcome counts against the backend's circuit breaker: an attribute, read
+        # per request (a property built a set of two members and hashed one each time).
+        self.is_failure = value not in ("ok", "cancelled")
 
 
 def backend_id(model: str, url: str) -> str:

@@ -17,6 +17,11 @@ class BreakerState(enum.Enum):
     HALF_OPEN = "half_open"
 
 
+# Enum members read per request, looked up once here: on Python 3.11 each `Enum.MEMBER`
+# read goes through the enum metaclass's __getattr__ hook, a slow generic lookup.
+_CLOSED, _OPEN, _HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+
+
 class CircuitBreaker:
     __slots__ = (
         "_clock",
@@ -52,7 +57,7 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerState:
-        if self._state is BreakerState.OPEN and self._cooled_down():
+        if self._state is _OPEN and self._cooled_down():
             return BreakerState.HALF_OPEN
         return self._state
 
@@ -61,17 +66,17 @@ class CircuitBreaker:
 
     def allows(self) -> bool:
         """Whether a request may be sent now (does not claim the half-open trial)."""
-        if self._state is BreakerState.CLOSED:
+        if self._state is _CLOSED:
             return True
-        if self._state is BreakerState.OPEN:
+        if self._state is _OPEN:
             return self._cooled_down()
         return not self._trial_in_flight
 
     def acquire(self) -> bool:
         """Called when a request is routed here; True when it is the half-open trial."""
-        if self._state is BreakerState.CLOSED:
+        if self._state is _CLOSED:
             return False
-        if self._state is BreakerState.OPEN:
+        if self._state is _OPEN:
             self._state = BreakerState.HALF_OPEN
             self._trial_successes = 0
         self._trial_in_flight = True
@@ -83,15 +88,15 @@ class CircuitBreaker:
             self._trial_in_flight = False
         if failure:
             self._consecutive_failures += 1
-            if self._state is BreakerState.HALF_OPEN or (
-                self._state is BreakerState.CLOSED and self._consecutive_failures >= self._failures
+            if self._state is _HALF_OPEN or (
+                self._state is _CLOSED and self._consecutive_failures >= self._failures
             ):
-                was_closed = self._state is BreakerState.CLOSED
+                was_closed = self._state is _CLOSED
                 self._open()
                 return was_closed
             return False
         self._consecutive_failures = 0
-        if self._state is BreakerState.HALF_OPEN and trial:
+        if self._state is _HALF_OPEN and trial:
             self._trial_successes += 1
             if self._trial_successes >= self._close_after:
                 self._state = BreakerState.CLOSED

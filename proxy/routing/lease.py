@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING
 from warmgate.proxy.routing.backend import Backend, Outcome
 from warmgate.proxy.routing.member import Member
 
+# Enum members read per request, looked up once here: on Python 3.11 each `Enum.MEMBER`
+# read goes through the enum metaclass's __getattr__ hook, a slow generic lookup.
+_CANCELLED = Outcome.CANCELLED
+
 if TYPE_CHECKING:
     from warmgate.proxy.observability.metrics import Metrics
 
@@ -90,7 +94,7 @@ class Lease:
         self._metrics.backend_request(
             self.backend.id, self.backend.model, outcome.value, failed=failed
         )
-        if outcome is Outcome.CANCELLED and self._trial:
+        if outcome is _CANCELLED and self._trial:
             member.breaker.release_trial()
             changed = False
         else:

@@ -33,6 +33,11 @@ class RemoteLoad:
         self.read_at = read_at
 
 
+# Enum members read per request, looked up once here: on Python 3.11 each `Enum.MEMBER`
+# read goes through the enum metaclass's __getattr__ hook, a slow generic lookup.
+_HEALTHY = HealthState.HEALTHY
+
+
 class Member:
     __slots__ = (
         "backend",
@@ -125,7 +130,7 @@ class Member:
     @property
     def routable(self) -> bool:
         """Healthy and its breaker lets a request through now."""
-        return self.health is HealthState.HEALTHY and not self.retired and self.breaker.allows()
+        return self.health is _HEALTHY and not self.retired and self.breaker.allows()
 
     def describe(self, now: float, stale_after_s: float) -> dict[str, object]:
         """The admin view of this member (never the key)."""

@@ -46,6 +46,10 @@ from warmgate.proxy.routing.member import HealthState, Member, member_gauges
 from warmgate.proxy.routing.policies import Candidate, Policy, RouteHint, build_policy
 from warmgate.proxy.settings import HealthSettings, RoutingSettings
 
+# Enum members read per request, looked up once here: on Python 3.11 each `Enum.MEMBER`
+# read goes through the enum metaclass's __getattr__ hook, a slow generic lookup.
+_TIMED_OUT, _OK = Outcome.TIMEOUT_BEFORE_FIRST_BYTE, Outcome.OK
+
 _NO_EXCLUDE: frozenset[str] = frozenset()
 _NO_HINT = RouteHint()
 
@@ -214,11 +218,11 @@ class Pool:
 
     def _finished(self, member: Member, outcome: Outcome, breaker_changed: bool) -> None:
         self._in_flight -= 1
-        if outcome is Outcome.TIMEOUT_BEFORE_FIRST_BYTE:
+        if outcome is _TIMED_OUT:
             member.consecutive_timeouts += 1
             if member.consecutive_timeouts >= self._eject_after_timeouts:
                 self.eject_outlier(member)
-        elif outcome is Outcome.OK:
+        elif outcome is _OK:
             member.consecutive_timeouts = 0
         if member.retired and member.outstanding == 0:
             self._retired.pop(id(member), None)
