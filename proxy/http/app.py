@@ -180,8 +180,7 @@ def create_app(
         debug=False,
     )
     app.state.runtime = runtime
-    # The table's plain POST endpoints bypass Litestar's request machinery (proxy/http/lane.py).
-    app.asgi_handler = HotLane(
-        runtime.relay, app.asgi_handler, endpoints, max_body_bytes=max_body_bytes
-    )
+    # What the server calls: the table's plain POST endpoints bypass Litestar's request
+    # machinery, its entry included (proxy/http/lane.py); every other request goes to `app`.
+    app.state.entry = HotLane(runtime.relay, app, endpoints, max_body_bytes=max_body_bytes)
     return app

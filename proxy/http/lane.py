@@ -4,7 +4,8 @@ Litestar's per-request work (a `Request` object, the handler's signature model, 
 resolution, the route's response pipeline, the exception and CORS middleware frames) cost
 about as much CPU as the relay itself on these routes, which do none of it: they read two
 headers and the body bytes and return a bare ASGI answer (`proxy.pipeline.replies`). `HotLane`
-wraps the app's ASGI handler and takes exactly those requests — `POST` to an exact path of a
+is what the server calls, in front of the Litestar app (so that these requests skip the app's
+own entry too), and takes exactly those requests — `POST` to an exact path of a
 table endpoint without path parameters, without an `Origin` header — and hands every other
 request, unchanged, to Litestar (the same endpoints are registered there too, so a browser's
 CORS request, a wrong method or a trailing slash are answered there exactly as before).

@@ -146,7 +146,7 @@ def server_config(app: Litestar) -> uvicorn.Config:
     (`proxy.http.protocol`), no WebSocket, the app's lifespan driven by `run`."""
     runtime: Runtime = app.state.runtime
     return uvicorn.Config(
-        app,
+        app.state.entry,  # the hot lane, in front of `app` (`proxy.http.lane`)
         http=guarded_protocol(runtime.settings.server),
         ws="none",  # no WebSocket route; also keeps uvicorn from loading websockets at all
         lifespan="off",  # `run` drives the app's lifespan itself, around uvicorn

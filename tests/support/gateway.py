@@ -29,7 +29,7 @@ def uvicorn_config(app: Litestar) -> uvicorn.Config:
     settings, no WebSocket support, so websockets is never loaded), with the app's own lifespan
     and no access log of uvicorn's."""
     return uvicorn.Config(
-        app,
+        app.state.entry,  # the hot lane in front of the app, as `warmgate serve` serves it
         loop="uvloop",
         http=guarded_protocol(app.state.runtime.settings.server),
         ws="none",
