@@ -56,9 +56,8 @@ class RetryBudget:
         self.retries = 0
         self.refused = {REFUSED_BUDGET: 0, REFUSED_SUSPECT: 0}
 
-    def _advance(self) -> int:
-        """The current bucket's slot, buckets that fell out of the window emptied."""
-        now = int(self._clock())
+    def _advance(self, now: int) -> int:
+        """The slot of second `now`, buckets that fell out of the window emptied."""
         size = len(self._requests)
         if now != self._bucket:
             for second in range(max(self._bucket + 1, now - size + 1), now + 1):
@@ -70,14 +69,16 @@ class RetryBudget:
         return now % size
 
     def request(self) -> None:
-        """A request reached the connect stage."""
-        slot = self._advance()
+        """A request reached the connect stage (every request: the usual second costs no
+        call to `_advance`)."""
+        now = int(self._clock())
+        slot = now % len(self._requests) if now == self._bucket else self._advance(now)
         self._requests[slot] += 1
         self._window_requests += 1
 
     def allows(self) -> bool:
         """Whether one more retry may start now."""
-        self._advance()
+        self._advance(int(self._clock()))
         return self._window_retries < max(self._minimum, self._ratio * self._window_requests)
 
     def started(self, *, budgeted: bool = True) -> None:
@@ -85,7 +86,7 @@ class RetryBudget:
         is counted in `retries` only."""
         self.retries += 1
         if budgeted:
-            slot = self._advance()
+            slot = self._advance(int(self._clock()))
             self._retries[slot] += 1
             self._window_retries += 1
 
