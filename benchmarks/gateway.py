@@ -95,8 +95,10 @@ def warmgate_process(
     region: str | None = None,
     backend_regions: Sequence[str | None] = (),
     ledger_url: str | None = None,
+    executable: str | None = None,
 ) -> ServerProcess:
-    """A `warmgate serve --config` process (not started) with its own config and data dir."""
+    """A `warmgate serve --config` process (not started) with its own config and data dir; with
+    `executable`, another build's `warmgate` command serves it instead of this checkout."""
     config = workdir / f"{name}.toml"
     config.write_text(
         config_text(
@@ -116,7 +118,8 @@ def warmgate_process(
     env = {BENCH_KEY_ENV: BENCH_KEY}
     if backend_key is not None:
         env[BACKEND_KEY_ENV] = backend_key
-    argv = [sys.executable, "-m", "warmgate.proxy.cli", "serve", "--config", str(config)]
+    command = [executable] if executable else [sys.executable, "-m", "warmgate.proxy.cli"]
+    argv = [*command, "serve", "--config", str(config)]
     return ServerProcess(
         name, argv, cpus=cpus, log_path=workdir / f"{name}.log", env=env, cwd=REPO_ROOT
     )

@@ -44,7 +44,8 @@ from benchmarks.progress import CellCounter
 from benchmarks.upstreams import canned_process, replica_urls, sim_process
 
 MODEL = "demo"
-ALL_TARGETS = TARGETS
+# `baseline` runs only with --baseline (another build's command).
+ALL_TARGETS = tuple(key for key in TARGETS if key != "baseline")
 
 
 @dataclass
@@ -78,6 +79,8 @@ class Plan:
     hold_ms: int
     server_cpus: str | None
     load_cpus: str | None
+    # Another build's `warmgate` command, measured beside this one (`baseline`).
+    baseline: str | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -97,6 +100,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--server-cpus", help="CPUs of the servers under test (default: 1)")
     parser.add_argument("--load-cpus", help="CPUs of load generator + upstream (default: 0)")
     parser.add_argument("--out", type=Path, default=report.RESULTS_DIR)
+    parser.add_argument(
+        "--baseline",
+        metavar="WARMGATE",
+        help="another build's `warmgate` command (say, a checkout of the previous release in its "
+        "own venv), run beside this one with the same config: CPU per request before and after",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep server logs and configs")
     parser.add_argument("--name", help="result file stem (default overhead / overhead-quick)")
     return parser.parse_args(argv)
@@ -115,19 +124,24 @@ def make_plan(args: argparse.Namespace) -> Plan:
         hold_ms=args.hold_ms or (1500 if args.quick else 4000),
         server_cpus=args.server_cpus or ("1" if two_cpus else None),
         load_cpus=args.load_cpus or ("0" if two_cpus else None),
+        baseline=args.baseline,
     )
 
 
 def choose_targets(args: argparse.Namespace, plan: Plan) -> list[str]:
     if args.targets:
         wanted = [t for t in args.targets.split(",") if t]
-        unknown = set(wanted) - set(ALL_TARGETS)
+        unknown = set(wanted) - set(ALL_TARGETS) - ({"baseline"} if plan.baseline else set())
         if unknown:
             raise SystemExit(f"unknown targets: {', '.join(sorted(unknown))}")
     elif args.quick and not args.peers:
         wanted = ["direct", "bare", "warmgate", "warmgate-off"]
     else:
         wanted = list(ALL_TARGETS)
+    if plan.baseline is not None:
+        if shutil.which(plan.baseline) is None:
+            raise SystemExit(f"--baseline: no such command: {plan.baseline}")
+        wanted = [*wanted, "baseline"] if "baseline" not in wanted else wanted
     chosen = []
     for key in wanted:
         peer = PEERS.get(key)
@@ -159,7 +173,7 @@ def start_targets(
                 key, argv, cpus=plan.server_cpus, log_path=workdir / "bare.log", cwd=REPO_ROOT
             )
             target = Target(key, f"http://127.0.0.1:{port}", None, process)
-        elif key in ("warmgate", "warmgate-off"):
+        elif key in ("warmgate", "warmgate-off", "baseline"):
             process = warmgate_process(
                 key,
                 workdir,
@@ -167,7 +181,8 @@ def start_targets(
                 model=MODEL,
                 backends=[upstream],
                 cpus=plan.server_cpus,
-                features=key == "warmgate",
+                features=key != "warmgate-off",
+                executable=plan.baseline if key == "baseline" else None,
             )
             target = Target(key, f"http://127.0.0.1:{port}", BENCH_KEY, process)
         else:

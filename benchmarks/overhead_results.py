@@ -15,18 +15,20 @@ from typing import Any
 from benchmarks import charts, goals, report
 from benchmarks.peers import PEERS
 
-TARGETS = ("direct", "bare", "warmgate", "warmgate-off", *PEERS)
+TARGETS = ("direct", "bare", "warmgate", "warmgate-off", "baseline", *PEERS)
 LABELS = {
     "direct": "direct (no proxy)",
     "bare": "bare Litestar + aiohttp relay",
     "warmgate": "Warmgate, every feature on",
     "warmgate-off": "Warmgate, keys/limits/ledger off",
+    "baseline": "Warmgate, the --baseline build",
     **{key: peer.name for key, peer in PEERS.items()},
 }
 # Shorter names for the plot's rows, Warmgate first.
 PLOT_ROWS = {
     "warmgate": "Warmgate,\nevery feature on",
     "warmgate-off": "Warmgate,\nkeys/limits/ledger off",
+    "baseline": "Warmgate,\nbaseline build",
     "bare": "bare relay",
     "sglang-router": "SGLang router",
     "skyserve": "SkyServe load balancer",
@@ -188,6 +190,12 @@ def figures(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
             f"Warmgate server CPU per request ÷ bare relay's, c={top}, {mode}",
             cells.ratio("warmgate", "bare", mode, top, cpu_ms_per_request),
         ))  # fmt: skip
+        for concurrency in doc["concurrencies"]:
+            found.append(goals.figure(
+                f"Warmgate server CPU per request ÷ the baseline build's, c={concurrency}, {mode}",
+                cells.ratio("warmgate", "baseline", mode, concurrency, cpu_ms_per_request),
+                at_most=1.05,
+            ))  # fmt: skip
         found.append(goals.figure(
             f"req/s with keys, limits and ledger on ÷ off, c={top}, {mode}",
             cells.ratio("warmgate", "warmgate-off", mode, top, _rps), at_least=0.9,

@@ -90,7 +90,7 @@ class EventStream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
         assert task is not None  # an ASGI app runs in a task
-        watch = asyncio.get_running_loop().create_task(_until_disconnect(receive, task))
+        watch = task.get_loop().create_task(_until_disconnect(receive, task))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers})
             async for chunk in self._chunks:
@@ -141,7 +141,8 @@ class DisconnectWatch:
         assert target is not None  # made inside a request handler
         self._target = target
         self._task: asyncio.Task[None] | None = None
-        self._timer = asyncio.get_running_loop().call_later(delay_s, self._begin, receive)
+        # The task's loop, not get_running_loop(): on Python 3.11 each of those is a getpid().
+        self._timer = target.get_loop().call_later(delay_s, self._begin, receive)
 
     def _begin(self, receive: Receive) -> None:
         self._task = asyncio.get_running_loop().create_task(self._watch(receive))
