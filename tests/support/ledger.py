@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import msgspec
 
 from warmgate.proxy.ledger import LedgerRow, UsageFilter, open_ledger_store
+from warmgate.proxy.ledger.spool import segment_rows
 
 T0 = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
 
@@ -61,9 +61,8 @@ async def execute_sql(url: str, script: str) -> None:
 
 def spooled_rows(directory: Path) -> list[LedgerRow]:
     """The rows in the spool segments under `directory` (the ledger's `spool_directory`)."""
-    decode = msgspec.json.Decoder(LedgerRow).decode
     return [
-        decode(line)
+        row
         for segment in sorted(directory.glob("*.spool"))
-        for line in segment.read_bytes().splitlines()
+        for row in segment_rows(segment.read_bytes())[0]
     ]
