@@ -1,7 +1,7 @@
 """What the ledger's and the bindings' durability costs per request.
 
 - `Ledger.record` per row: without a spool, and with it (the row made storable, encoded and
-  appended with one `os.write`), plus the parts alone.
+  copied into the mapped spool segment), plus the parts alone.
 - Response bindings: the wait an answer that creates a response pays for its binding's write,
   a lookup of a response another edge made (one database read), and one this edge knows
   (memory), on SQLite and PostgreSQL.
@@ -179,7 +179,10 @@ def markdown(result: dict[str, Any]) -> str:
                 ["Ledger.record, spooled", record["record_with_spool_us"]],
                 ["  make storable, a clean row", record["sanitize_clean_row_us"]],
                 ["  make storable, a row with a NUL", record["sanitize_poisoned_row_us"]],
-                ["  spool append (encode + os.write)", record["spool_append_us"]],
+                [
+                    "  spool append (encode + copy into the mapped segment)",
+                    record["spool_append_us"],
+                ],
                 ["spool bytes per row", record["spool_bytes_per_row"]],
             ],
         ),
