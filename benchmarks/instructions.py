@@ -16,6 +16,10 @@ fifty-fold: the default 300 requests per mode take about a minute.
     python -m benchmarks.instructions                 # needs valgrind (Debian: valgrind)
     python -m benchmarks.instructions --requests 1000 --name instructions-main
     python -m benchmarks.instructions --keep-dumps /tmp/cg   # then: callgrind_annotate /tmp/cg/*
+    python -m benchmarks.instructions --baseline ../old/.venv/bin/warmgate   # before and after
+
+With `--baseline`, another build's `warmgate` command (a checkout of an earlier commit in its own
+venv) is measured the same way just before this one, and the ratio is reported per mode.
 """
 
 from __future__ import annotations
@@ -107,7 +111,11 @@ def count(pid: int, out: Path, base_url: str, *, mode: str, requests: int) -> in
     return int(match.group(1))
 
 
-def measure(requests: int, warmup: int, workdir: Path) -> dict[str, float]:
+def measure(
+    requests: int, warmup: int, workdir: Path, command: Sequence[str] | None = None
+) -> dict[str, float]:
+    """Instructions per request for each mode, of this checkout's gateway or of `command`
+    (another build's `warmgate`)."""
     upstream_port, gateway_port = free_port(), free_port()
     out = workdir / "callgrind.out"
     config = workdir / "warmgate.toml"
@@ -125,9 +133,7 @@ def measure(requests: int, warmup: int, workdir: Path) -> dict[str, float]:
         "--tool=callgrind",
         "--instr-atstart=no",
         f"--callgrind-out-file={out}",
-        sys.executable,
-        "-m",
-        "warmgate.proxy.cli",
+        *(command or (sys.executable, "-m", "warmgate.proxy.cli")),
         "serve",
         "--config",
         str(config),
@@ -154,10 +160,22 @@ def measure(requests: int, warmup: int, workdir: Path) -> dict[str, float]:
 
 
 def render(doc: Any) -> str:
-    rows = [
-        [mode, f"{doc['instructions_per_request'][mode] / 1e6:.3f}"]
-        for mode in doc["instructions_per_request"]
-    ]
+    figures = doc["instructions_per_request"]
+    baseline = doc.get("baseline_instructions_per_request")
+    if baseline is None:
+        header = ["mode", "million instructions per request"]
+        rows = [[mode, f"{figures[mode] / 1e6:.3f}"] for mode in figures]
+    else:
+        header = ["mode", "this build (M)", "--baseline build (M)", "this ÷ baseline"]
+        rows = [
+            [
+                mode,
+                f"{figures[mode] / 1e6:.3f}",
+                f"{baseline[mode] / 1e6:.3f}",
+                f"{figures[mode] / baseline[mode]:.3f}",
+            ]
+            for mode in figures
+        ]
     return "\n".join(
         [
             "# Instructions per request",
@@ -165,7 +183,7 @@ def render(doc: Any) -> str:
             f"`{doc['command']}`: {doc['requests']} sequential requests per mode through "
             "`warmgate serve` over the canned upstream, counted by callgrind.",
             "",
-            markdown_table(["mode", "million instructions per request"], rows),
+            markdown_table(header, rows),
             "",
             "Without `kept-alive`, each request opens and closes a connection of its own.",
             "",
@@ -180,6 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="instructions")
     parser.add_argument(
+        "--baseline",
+        metavar="WARMGATE",
+        help="another build's `warmgate` command, measured the same way before this one",
+    )
+    parser.add_argument(
         "--keep-dumps",
         type=Path,
         default=None,
@@ -189,6 +212,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("benchmarks.instructions: valgrind is not installed", file=sys.stderr)
         return 1
+    if args.baseline is not None and shutil.which(args.baseline) is None:
+        print(f"benchmarks.instructions: no such command: {args.baseline}", file=sys.stderr)
+        return 1
+    baseline = None
+    if args.baseline is not None:
+        with tempfile.TemporaryDirectory(prefix="warmgate-instructions-") as folder:
+            baseline = measure(args.requests, args.warmup, Path(folder), [args.baseline])
     with tempfile.TemporaryDirectory(prefix="warmgate-instructions-") as folder:
         figures = measure(args.requests, args.warmup, Path(folder))
         if args.keep_dumps is not None:
@@ -202,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "requests": args.requests,
         "instructions_per_request": figures,
     }
+    if baseline is not None:
+        doc["baseline_instructions_per_request"] = baseline
     args.out.mkdir(parents=True, exist_ok=True)
     paths = write_results(args.out, args.name, doc, render)
     print(render(doc))

@@ -36,6 +36,7 @@ cycle's `more_body`, which uvicorn clears when the body has arrived whole (0.35 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -84,37 +85,65 @@ def refusal_bytes(error: GatewayError) -> bytes:
 
 
 class _EndingTransport:
-    """The connection's transport as uvicorn's request cycles see it: the same methods, bound
-    straight to the real transport, but `close` ends a connection whose request body has not
-    arrived whole (an answer with `connection: close` sent before it was read) with the
-    protocol's lingering close. Every method of `asyncio.Transport` is bound here, and no
-    `__getattr__` forwards the rest: a class with one is slow for every attribute read, and
-    uvicorn reads the transport's several times per request."""
+    """The connection's transport as uvicorn's request cycles see it: the same methods, but
+    `close` ends a connection whose request body has not arrived whole (an answer with
+    `connection: close` sent before it was read) with the protocol's lingering close. There is
+    no `__getattr__` forwarding the rest: a class with one is slow for every attribute read,
+    and uvicorn reads the transport's several times per request. What uvicorn calls per request
+    is bound straight to the real transport (once per connection); the rest of
+    `asyncio.Transport` is passed on by plain methods."""
 
     def __init__(self, transport: asyncio.Transport, protocol: GuardedHttpProtocol) -> None:
         self._transport = transport
-        self._protocol = protocol
+        self._protocol: GuardedHttpProtocol | None = protocol
         self.write = transport.write
-        self.writelines = transport.writelines
-        self.write_eof = transport.write_eof
-        self.can_write_eof = transport.can_write_eof
         self.is_closing = transport.is_closing
-        self.abort = transport.abort
         self.get_extra_info = transport.get_extra_info
         self.pause_reading = transport.pause_reading
         self.resume_reading = transport.resume_reading
-        self.is_reading = transport.is_reading
-        self.set_protocol = transport.set_protocol
-        self.get_protocol = transport.get_protocol
-        self.get_write_buffer_size = transport.get_write_buffer_size
-        self.get_write_buffer_limits = transport.get_write_buffer_limits
-        self.set_write_buffer_limits = transport.set_write_buffer_limits
+
+    def writelines(self, data: Iterable[bytes | bytearray | memoryview]) -> None:
+        self._transport.writelines(data)
+
+    def write_eof(self) -> None:
+        self._transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
 
     def close(self) -> None:
-        if self._protocol.body_pending:
-            self._protocol.linger()
+        protocol = self._protocol
+        if protocol is not None and protocol.body_pending:
+            protocol.linger()
         else:
             self._transport.close()
+
+    def detach(self) -> None:
+        """Let go of the protocol once the connection is lost: the protocol holds this object,
+        and a cycle between them would leave each connection's objects to the cyclic garbage
+        collector (a collection every few connections) instead of freeing them at once."""
+        self._protocol = None
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -137,9 +166,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._real_transport: asyncio.Transport = None  # type: ignore[assignment]  # as uvicorn
         self._head_timer: asyncio.TimerHandle | None = None
         self._refusal: GatewayError | None = None
+        self._ending: _EndingTransport = None  # type: ignore[assignment]  # set on connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(_EndingTransport(transport, self))  # type: ignore[arg-type]
+        self._ending = _EndingTransport(transport, self)
+        super().connection_made(self._ending)  # type: ignore[arg-type]
         self._real_transport = transport
         self._arm_head_timer()
 
@@ -154,6 +185,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._linger_timer is not None:
             self._linger_timer.cancel()
         super().connection_lost(exc)
+        self._ending.detach()
 
     def data_received(self, data: bytes) -> None:
         if self._linger_bytes_left is None:
