@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import msgspec
 import pytest
 
 from benchmarks.cut_relay import CutRelay
@@ -20,6 +21,7 @@ from warmgate.proxy.ledger import (
     open_ledger_store,
     spool_directory,
 )
+from warmgate.proxy.ledger import spool as spool_module
 from warmgate.proxy.ledger.spool import Spool
 from warmgate.proxy.ledger.writer import SWEEP_INTERVAL_S
 from warmgate.proxy.store.outage import StoreUnavailable
@@ -222,3 +224,28 @@ def test_a_spool_whose_directory_was_removed_makes_it_again_for_its_next_segment
     assert spool.failures == 0
     assert [row.request_id for row in spooled_rows(directory)] == ["req_second"]
     spool.close(keep=False)
+
+
+def test_rows_past_a_full_segment_go_to_the_next_and_every_row_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    row_bytes = len(msgspec.json.encode(ledger_row("req_00"))) + 1
+    monkeypatch.setattr(spool_module, "SEGMENT_BYTES", 3 * row_bytes)  # three rows a segment
+    directory = tmp_path / "spool"
+    spool = Spool(directory)
+    ids = [f"req_{i:02}" for i in range(8)]
+    for request_id in ids[:5]:
+        assert spool.append(ledger_row(request_id))
+    spool.seal()  # the full segment and the current one: 5 rows queued
+    assert spool.sealed == 2
+    for request_id in ids[5:]:
+        assert spool.append(ledger_row(request_id))
+    assert sorted(row.request_id for row in spooled_rows(directory)) == ids
+    spool.discard()  # the first 5 are stored
+    assert [row.request_id for row in spooled_rows(directory)] == ids[5:]
+    spool.close(keep=True)  # a process that dies with 3 rows unstored
+    successor = Spool(directory)
+    assert [row.request_id for row in successor.claim(100)] == ids[5:]
+    successor.discard()
+    assert list(directory.glob("*.spool")) == []
+    assert spool.failures == successor.failures == 0
