@@ -5,8 +5,8 @@ segment file mapped into memory (`mmap`, shared): once copied, the bytes are in 
 page cache and survive the process (not the machine: there is no fsync, which would cost a disk
 flush per request). A mapped file takes a row without a system call; an `os.write` per row cost
 the gateway 3 to 6 % of its CPU per request (a system call, and the GIL given up around it).
-Each segment's blocks are reserved when it is made (`posix_fallocate`): a full disk refuses a
-new segment, where a page of a sparse file would have killed the process (SIGBUS) when first
+Each segment's blocks are reserved when it is made (`posix_fallocate`, or zeros written where
+there is none): a full disk refuses a new segment, where a page of a sparse file would have killed the process (SIGBUS) when first
 written. At the next start the rows of a spool nobody holds are read back and inserted again;
 the inserts are idempotent on the request id, so rows already stored are not duplicated.
 
@@ -202,7 +202,7 @@ class Spool:
             fd = os.open(temporary, flags, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.posix_fallocate(fd, 0, SEGMENT_BYTES)  # ENOSPC here, never SIGBUS later
+            _reserve(fd)  # ENOSPC here, never SIGBUS later
             view = mmap.mmap(fd, SEGMENT_BYTES)
         except OSError:
             os.close(fd)
@@ -224,6 +224,14 @@ class Spool:
                 "ledger_spool_unreadable_lines", segment=segment.path.name, lines=unreadable
             )
         return rows
+
+
+def _reserve(fd: int) -> None:
+    """The segment's blocks, allocated now, so that writing its pages cannot fail later."""
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(fd, 0, SEGMENT_BYTES)
+    else:  # macOS has none: zeros written once allocate the blocks all the same
+        os.pwrite(fd, bytes(SEGMENT_BYTES), 0)
 
 
 def _lock(path: Path) -> Segment | None:

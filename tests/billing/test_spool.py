@@ -4,6 +4,7 @@ or a failed drain, deleted once stored, never taken from a live process."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -249,3 +250,19 @@ def test_rows_past_a_full_segment_go_to_the_next_and_every_row_is_kept(
     successor.discard()
     assert list(directory.glob("*.spool")) == []
     assert spool.failures == successor.failures == 0
+
+
+def test_without_posix_fallocate_a_segment_is_allocated_by_writing_zeros(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on macOS, which has no posix_fallocate: the segment's blocks are still allocated
+    before any row is copied in (a sparse page would fail when first written on a full disk)."""
+    monkeypatch.delattr(os, "posix_fallocate")
+    directory = tmp_path / "spool"
+    spool = Spool(directory)
+    assert spool.append(ledger_row("req_mac"))
+    (segment,) = directory.glob("*.spool")
+    assert segment.stat().st_blocks * 512 >= spool_module.SEGMENT_BYTES  # allocated, not sparse
+    assert [row.request_id for row in spooled_rows(directory)] == ["req_mac"]
+    spool.close(keep=False)
+    assert spool.failures == 0
