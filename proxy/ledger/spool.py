@@ -6,9 +6,10 @@ page cache and survive the process (not the machine: there is no fsync, which wo
 flush per request). A mapped file takes a row without a system call; an `os.write` per row cost
 the gateway 3 to 6 % of its CPU per request (a system call, and the GIL given up around it).
 Each segment's blocks are reserved when it is made (`posix_fallocate`, or zeros written where
-there is none): a full disk refuses a new segment, where a page of a sparse file would have killed the process (SIGBUS) when first
-written. At the next start the rows of a spool nobody holds are read back and inserted again;
-the inserts are idempotent on the request id, so rows already stored are not duplicated.
+there is none): a full disk refuses a new segment, where a page of a sparse file would have
+killed the process (SIGBUS) when first written. At the next start the rows of a spool nobody
+holds are read back and inserted again; the inserts are idempotent on the request id, so rows
+already stored are not duplicated.
 
 The spool is a directory of segment files, `<pid>-<n>.spool`: JSON lines, then zeros up to the
 segment's size (JSON has no raw NUL byte, so the first one ends the rows; a row cut short by a
