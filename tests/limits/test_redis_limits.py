@@ -16,7 +16,7 @@ import pytest
 from benchmarks.fault_proxy import FaultProxy
 from tests.limits.conftest import REDIS_HOST, REDIS_PORT, no_background
 from tests.support.clock import FakeClock
-from tests.support.turns import turns_until
+from tests.support.counters import counted
 from warmgate.proxy.errors import GatewayError, QuotaExceeded, RateLimited
 from warmgate.proxy.keys import Key
 from warmgate.proxy.limits import Admission, RedisLimiter
@@ -207,8 +207,10 @@ async def test_requests_queued_behind_an_exchange_that_fails_are_decided_on_loca
     proxy.stall()
     first = asyncio.create_task(edge.admit(key, "demo"))  # its exchange is held
     await proxy.stalled()
-    queued = [asyncio.create_task(edge.admit(key, "demo")) for _ in range(3)]
-    await turns_until(lambda: edge.health().waits == 4)  # queued behind the held exchange
+    async with counted(edge._health, "waits", 4) as queued_behind:
+        queued = [asyncio.create_task(edge.admit(key, "demo")) for _ in range(3)]
+        async with asyncio.timeout(5):  # a bound, should they never queue
+            await queued_behind.wait()  # all four wait behind the held exchange
     await proxy.refuse()  # the held exchange fails
     async with asyncio.timeout(5):  # a bound, should they be stranded
         results = await asyncio.gather(first, *queued)
@@ -337,8 +339,10 @@ async def test_a_client_that_leaves_while_waiting_for_redis_strands_no_slot(
     (edge,) = await processes(1, url=f"redis://127.0.0.1:{proxy.port}/0")
     (other,) = await processes(1)
     key = new_key(max_concurrency=1)
-    waiting = asyncio.create_task(edge.admit(key, "demo"))
-    await turns_until(lambda: edge.health().waits == 1)  # it waits on the exchange it started
+    async with counted(edge._health, "waits", 1) as started:
+        waiting = asyncio.create_task(edge.admit(key, "demo"))
+        async with asyncio.timeout(5):  # a bound, should it never wait
+            await started.wait()  # it waits on the exchange it started
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
