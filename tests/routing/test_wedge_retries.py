@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -108,6 +109,17 @@ async def test_a_backend_that_refused_the_connection_never_had_the_suspect_reque
             assert cluster.replicas[1].telemetry.requests_received == 1
 
 
+async def answered_turns(gateway: Any, turns: int) -> None:
+    """`turns` chat requests, one after the other, each answered."""
+    for turn in range(turns):
+        reply = await gateway.client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": f"turn {turn}"}],
+            max_tokens=2,
+        )
+        assert reply.choices[0].message.content is not None
+
+
 async def test_refused_connections_still_get_every_attempt(tmp_path: Path) -> None:
     async with sim_cluster(3) as cluster:
         await cluster.replicas[0].set_faults(refuse_connections=True)
@@ -116,13 +128,7 @@ async def test_refused_connections_still_get_every_attempt(tmp_path: Path) -> No
             cluster.urls, tmp_path, policy="round_robin", health=HealthSettings(enabled=False)
         )
         async with running_gateway(settings) as gateway:
-            for turn in range(3):
-                reply = await gateway.client.chat.completions.create(
-                    model=MODEL,
-                    messages=[{"role": "user", "content": f"turn {turn}"}],
-                    max_tokens=2,
-                )
-                assert reply.choices[0].message.content is not None
+            await answered_turns(gateway, 3)
             assert cluster.replicas[2].telemetry.requests_received == 3
 
 
@@ -166,13 +172,7 @@ async def test_retries_after_a_refused_connection_need_no_room_in_the_budget(
         )
         settings = msgspec.structs.replace(settings, upstream=upstream)
         async with running_gateway(settings) as gateway:
-            for turn in range(4):
-                reply = await gateway.client.chat.completions.create(
-                    model=MODEL,
-                    messages=[{"role": "user", "content": f"turn {turn}"}],
-                    max_tokens=2,
-                )
-                assert reply.choices[0].message.content is not None
+            await answered_turns(gateway, 4)
             assert cluster.replicas[1].telemetry.requests_received == 4
             metrics = await scrape(gateway.root)
             # Counted as retries (until the breaker took the refusing replica out), all of
