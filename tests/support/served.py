@@ -116,6 +116,14 @@ class ServedGateway:
         self._reader.join(timeout=10)
         return status
 
+    def drain(self) -> int:
+        """SIGTERM, then the exit status once the process has ended; let go of it either way."""
+        try:
+            self.signal(signal.SIGTERM)
+            return self.wait()
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         if self._process.poll() is not None:
             self._reader.join(timeout=10)

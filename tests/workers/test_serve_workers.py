@@ -133,9 +133,7 @@ def test_an_rpm_10_key_gets_exactly_10_answers_across_both_workers_and_one_row_e
             statuses = list(pool.map(lambda _: ask(edge.base_url, secret), range(sent)))
         lines = [line for line in request_lines_when(edge, sent) if line["key_id"] == f"key_{name}"]
     finally:
-        edge.signal(signal.SIGTERM)
-        status = edge.wait()
-        edge.stop()
+        status = edge.drain()
     assert status == 0
     # Both workers took part: the count is one across processes, not one per worker.
     assert {line["worker"] for line in lines} == {0, 1}
@@ -199,9 +197,7 @@ def test_both_workers_send_each_conversation_to_one_replica_and_reuse_its_cache(
             )
         lines = request_lines_when(edge, conversations * turns)
     finally:
-        edge.signal(signal.SIGTERM)
-        status = edge.wait()
-        edge.stop()
+        status = edge.drain()
     assert status == 0
     assert {line["worker"] for line in lines} == {0, 1}
     follow_ups = [turn for usage in usages for turn in usage[1:]]
