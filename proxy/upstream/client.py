@@ -1,8 +1,11 @@
-"""The forwarding client: one pooled aiohttp session that posts request bytes to a backend.
+"""The forwarding client: request bytes posted to a backend over a pooled connection.
 
-aiohttp was chosen by measurement (`benchmarks/`, shared reference upstream-clients.md): about a
-tenth of a millisecond of CPU per request against 0.35 ms and more for httpx. This module is the
-only place where aiohttp's exceptions are translated into the gateway's errors.
+The HTTP/1.1 client side is the gateway's own (`connection`, `pool`): a request is one write of
+a head built in a single format and the body's bytes as they are, and the answer is framed by
+llhttp. A general client does far more per request (URL objects, header multidicts, cookies,
+trace hooks, a timer per read): aiohttp's, the fastest measured (shared reference
+upstream-clients.md, `benchmarks/`), was a third of the gateway's Python work per whole answer
+and half of a stream's (`python -m benchmarks.instructions`).
 
 Timeouts: connecting is bounded short; the silence between two reads is bounded long, since a
 stream's first byte arrives only at time-to-first-token; nothing bounds the whole request. The
@@ -15,109 +18,85 @@ past it the connection is closed and the answer is the backend's failure.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from typing import Final, NamedTuple
+from urllib.parse import urlsplit
 
-import aiohttp
-
-from warmgate.proxy.errors import (
-    AnswerTooLarge,
-    BackendError,
-    BackendTimeout,
-    BackendUnreachable,
-    StreamInterrupted,
-)
+from warmgate.proxy.errors import BackendError
 from warmgate.proxy.media import JSON
 from warmgate.proxy.settings import UpstreamSettings
+from warmgate.proxy.upstream.connection import ConnectionDropped, UpstreamConnection
+from warmgate.proxy.upstream.pool import ConnectionPool, Origin
+
+__all__ = ["ConnectionDropped", "Upstream", "UpstreamResponse"]
 
 # The largest answer held whole when the settings do not say.
 DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
+# Parsed backend URLs kept (a few per backend: one per path); past it the cache starts over.
+_TARGETS_KEPT: Final = 4096
+# Bodies up to this size go out in one buffer with the head; larger ones are written after
+# it without being copied.
+_JOIN_BELOW: Final = 16 * 1024
 
 
-class ConnectionDropped(BackendUnreachable):
-    """The connection died after the request was sent and before a status line came back:
-    a stale keep-alive connection, a backend that went away, or a request that killed it.
-    Another backend may take it (SGLang's work dies with the connection), but not every one:
-    the request itself may be the cause."""
+class _Target(NamedTuple):
+    origin: Origin
+    # "POST /v1/chat/completions HTTP/1.1\r\nHost: h:p\r\n" without the method
+    line_and_host: str
 
 
 class UpstreamResponse:
     """A backend's answer whose head has arrived; the body is read or streamed once."""
 
-    __slots__ = ("_first", "_max_bytes", "_response", "content_type", "status")
+    __slots__ = ("_connection", "_first", "_max_bytes", "_pool", "status")
 
     def __init__(
-        self, response: aiohttp.ClientResponse, *, max_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+        self,
+        connection: UpstreamConnection,
+        pool: ConnectionPool,
+        *,
+        max_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
-        self._response = response
+        self._connection = connection
+        self._pool = pool
         self._max_bytes = max_bytes
         self._first = b""
-        self.status = response.status
-        self.content_type = response.content_type
+        self.status = connection.status
 
     async def peek(self) -> None:
         """Wait for the body's first chunk and keep it for `chunks()`: a stream's head may
         come before its first token, and only the first chunk shows the backend is working."""
-        try:
-            self._first = await self._response.content.readany()
-        except aiohttp.SocketTimeoutError as exc:
-            raise BackendTimeout("The model backend stopped answering.") from exc
-        except aiohttp.ClientError as exc:
-            raise StreamInterrupted("The model backend's answer broke off.") from exc
+        self._first = await self._connection.read_chunk()
 
     async def read(self) -> bytes:
         """The whole body, at most `max_bytes` of it (AnswerTooLarge past it, the connection
         closed); otherwise the connection goes back to the pool."""
-        response = self._response
-        announced = response.content_length
         try:
-            if announced is not None and announced <= self._max_bytes:
-                return await response.read()  # the usual answer: its size known, and small
-            return await self._read_capped()
-        except aiohttp.SocketTimeoutError as exc:
-            raise BackendTimeout("The model backend stopped answering.") from exc
-        except aiohttp.ClientError as exc:
-            raise StreamInterrupted("The model backend's answer broke off.") from exc
-        finally:
-            response.release()
-
-    async def _read_capped(self) -> bytes:
-        parts: list[bytes] = []
-        size = 0
-        content = self._response.content
-        while chunk := await content.readany():
-            size += len(chunk)
-            if size > self._max_bytes:
-                self._response.close()
-                raise AnswerTooLarge(
-                    f"The model backend's answer is larger than the gateway accepts "
-                    f"({self._max_bytes} bytes)."
-                )
-            parts.append(chunk)
-        return b"".join(parts)
+            body = await self._connection.body(self._max_bytes)
+        except BaseException:
+            self._pool.discard(self._connection)
+            raise
+        self._pool.release(self._connection)
+        return body
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as the backend sends it, chunk by chunk, without buffering."""
-        content = self._response.content
         if self._first:
             first, self._first = self._first, b""
             yield first
-        try:
-            while True:
-                chunk = await content.readany()
-                if not chunk:
-                    return
-                yield chunk
-        except aiohttp.SocketTimeoutError as exc:
-            raise BackendTimeout("The model backend stopped answering.") from exc
-        except aiohttp.ClientError as exc:
-            raise StreamInterrupted("The model backend's answer broke off.") from exc
+        read_chunk = self._connection.read_chunk
+        while chunk := await read_chunk():
+            yield chunk
 
     def abort(self) -> None:
         """Close the connection at once: the backend sees the client go and frees the slot."""
-        self._response.close()
+        self._pool.discard(self._connection)
 
     def release(self) -> None:
         """The body was read to its end: the connection may be reused."""
-        self._response.release()
+        self._pool.release(self._connection)
+
+    def __repr__(self) -> str:
+        return f"UpstreamResponse(status={self.status})"
 
 
 class Upstream:
@@ -128,30 +107,23 @@ class Upstream:
     ) -> None:
         self._settings = settings
         self._max_answer_bytes = max_answer_bytes
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
+        self._targets: dict[tuple[str, str], _Target] = {}
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self._settings.max_connections,
-            limit_per_host=self._settings.max_connections_per_backend,
-            keepalive_timeout=self._settings.keepalive_expiry_s,
-        )
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            sock_connect=self._settings.connect_timeout_s,
-            sock_read=self._settings.read_timeout_s,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=timeout,
-            skip_auto_headers=("User-Agent",),
-            auto_decompress=False,
+        settings = self._settings
+        self._pool = ConnectionPool(
+            max_connections=settings.max_connections,
+            max_per_origin=settings.max_connections_per_backend,
+            keepalive_expiry=settings.keepalive_expiry_s,
+            connect_timeout=settings.connect_timeout_s,
+            read_timeout=settings.read_timeout_s,
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     async def post(
         self,
@@ -167,34 +139,76 @@ class Upstream:
         """Send `body` (JSON unless `content_type` says otherwise; GET sends none) to `url`;
         returns once the status line and headers arrived. `trace_headers` (W3C
         `traceparent`, `tracestate`) carry the request's trace to the backend."""
-        session = self._session
-        if session is None:
+        pool = self._pool
+        if pool is None:
             raise BackendError("The gateway is not started.")
+        target = self._targets.get((method, url)) or self._target(method, url)
         # identity: answers are relayed byte for byte, so they must not arrive compressed
-        headers = {"Accept-Encoding": "identity", "X-Request-Id": request_id}
+        head = target.line_and_host + "Accept-Encoding: identity\r\nX-Request-Id: " + request_id
+        lines = 3  # the request line, Host and Accept-Encoding so far
         if content_type is not None:
-            headers["Content-Type"] = content_type
+            head += "\r\nContent-Type: " + content_type
+            lines += 1
         if api_key:
-            headers["Authorization"] = "Bearer " + api_key
+            head += "\r\nAuthorization: Bearer " + api_key
+            lines += 1
         if trace_headers:
-            headers.update(trace_headers)
+            for name, value in trace_headers.items():
+                head += "\r\n" + name + ": " + value
+                lines += 1
+        payload: bytes | bytearray | None
+        if method == "GET":
+            head += "\r\n\r\n"
+            lines += 2
+            payload = None
+        else:
+            head += f"\r\nContent-Length: {len(body)}\r\n\r\n"
+            lines += 3
+            payload = body
+        request = _encoded(head, lines)
+        if payload is not None and len(payload) < _JOIN_BELOW:
+            request, payload = request + payload, None
+
+        connection = pool.take_idle(target.origin.key) or await pool.open(target.origin)
         try:
-            data = body if method != "GET" else None
-            response = await session.request(method, url, data=data, headers=headers)
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise BackendUnreachable("The model backend could not be reached.") from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            # The connection died before a status line came back: a stale keep-alive connection
-            # the backend had closed, a backend process that went away, or one the request
-            # itself brought down. Its work died with the connection (SGLang aborts a request
-            # whose client is gone), so another backend may take it without duplicating
-            # tokens; the connect stage caps how many (a query of death).
-            raise ConnectionDropped("The model backend closed the connection.") from exc
-        except aiohttp.SocketTimeoutError as exc:
-            raise BackendTimeout("The model backend did not answer in time.") from exc
-        except aiohttp.ClientError as exc:
-            raise BackendError("The model backend failed to answer.") from exc
-        return UpstreamResponse(response, max_bytes=self._max_answer_bytes)
+            connection.send(request, payload)
+            await connection.head()
+        except BaseException:
+            # Cancelled (the first-byte deadline, the client gone) or failed: the connection's
+            # state is unknown, and the backend must see the request abandoned.
+            pool.discard(connection)
+            raise
+        return UpstreamResponse(connection, pool, max_bytes=self._max_answer_bytes)
+
+    def _target(self, method: str, url: str) -> _Target:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BackendError("The model backend's URL is not an http(s) URL.")
+        tls = parts.scheme == "https"
+        port = parts.port or (443 if tls else 80)
+        host_header = parts.netloc.rpartition("@")[2]  # never user:password from the URL
+        origin = Origin(f"{parts.scheme}://{host_header}", parts.hostname, port, tls)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        target = _Target(origin, f"{method} {path} HTTP/1.1\r\nHost: {host_header}\r\n")
+        if len(self._targets) >= _TARGETS_KEPT:
+            self._targets.clear()
+        self._targets[(method, url)] = target
+        return target
 
     def __repr__(self) -> str:
-        return f"Upstream(started={self._session is not None})"
+        return f"Upstream(started={self._pool is not None})"
+
+
+_UNCARRIABLE: Final = "The request to the model backend has a header it cannot carry."
+
+
+def _encoded(head: str, lines: int) -> bytes:
+    """The head's bytes, refused if a value would have added a line (CR or LF in it): the
+    values come from configuration and from headers the front door parsed, never trusted."""
+    try:
+        data = head.encode("latin-1")
+    except UnicodeEncodeError:
+        raise BackendError(_UNCARRIABLE) from None
+    if data.count(b"\n") != lines or data.count(b"\r") != lines:
+        raise BackendError(_UNCARRIABLE)
+    return data
