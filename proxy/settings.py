@@ -116,7 +116,8 @@ class RoutingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # ... unless load is imbalanced: max - min > abs AND max > rel * min (outstanding requests).
     balance_abs_threshold: Annotated[int, msgspec.Meta(ge=0)] = 64
     balance_rel_threshold: Annotated[float, msgspec.Meta(ge=1)] = 1.5
-    # Characters of request text kept in one model's prefix tree before LRU eviction.
+    # Characters of request text kept in one model's prefix tree before LRU eviction, each of
+    # its nodes counted as 450 more (what its bookkeeping weighs): about as many bytes.
     max_tree_chars: PositiveInt = 8_000_000
     # Only the first characters of a request take part in prefix matching (about 16k tokens;
     # the request pipeline should extract this much text for RouteHint.prefix).

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from warmgate.proxy.routing.prefix_tree import PrefixTree, common_prefix_length
+from warmgate.proxy.routing.prefix_tree import NODE_CHARS, PrefixTree, common_prefix_length
 
 
 def test_match_reports_the_longest_prefix_and_its_tenant() -> None:
@@ -35,15 +37,40 @@ def test_match_honours_the_end_limit() -> None:
 
 
 def test_memory_stays_bounded_and_the_least_recently_used_text_goes_first() -> None:
-    tree = PrefixTree(max_chars=1_000)
+    bound = 10 * (100 + NODE_CHARS)  # room for about ten of the texts below
+    tree = PrefixTree(max_chars=bound)
     for i in range(50):
         text = f"{i:04d}" + "x" * 96
         tree.insert(text, len(text), f"t{i % 3}")
-        assert tree.chars <= 1_000
+        assert tree.size <= bound
     newest = "0049" + "x" * 96
     oldest = "0000" + "x" * 96
     assert tree.match(newest, 100, ["t0", "t1", "t2"])[0] == 100
     assert tree.match(oldest, 100, ["t0", "t1", "t2"])[0] == 2  # only "00" is left of it
+
+
+def test_many_short_prompts_take_about_the_bound_in_memory_not_more() -> None:
+    """Each node weighs its bookkeeping, not only its text: short prompts fill the bound as
+    long ones do (counting characters alone, these took over 2.5 MB)."""
+
+    def prompt(i: int) -> str:
+        return f"system prompt {i % 7}. user {i}: " + "how are you today " * (i % 4)
+
+    bound = 200_000
+    tree = PrefixTree(max_chars=bound)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(5_000):
+            text = prompt(i)
+            tree.insert(text, len(text), f"t{i % 3}")
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert tree.size <= bound
+    assert grown < 1.5 * bound
+    last = prompt(4_999)
+    assert tree.match(last, len(last), ["t0", "t1", "t2"]) == (len(last), "t1")
 
 
 def test_a_long_prompt_is_matched_without_degrading_to_a_character_loop() -> None:
