@@ -79,6 +79,12 @@ class UpstreamConnection(asyncio.Protocol):
         "origin",
         "status",
     )
+    # set by `_new_answer`, for each exchange
+    status: int
+    _complete: bool
+    _framed: bool
+    _failure: _Failure | None
+    _body_limit: int
 
     def __init__(
         self,
@@ -97,17 +103,13 @@ class UpstreamConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._chunks: list[bytes] = []
         self._buffered = 0
-        self._body_limit = _NO_LIMIT
-        self._failure: _Failure | None = None
         self._in_exchange = False
-        self._complete = False
-        self._framed = False
         self._keep_alive = False
         self._paused = False
         self._last_read = 0.0
-        self.status = 0
         self.closed = False
         self.idle_since = 0.0
+        self._new_answer()
 
     # -- what the client calls ---------------------------------------------------------------
 
@@ -117,11 +119,7 @@ class UpstreamConnection(asyncio.Protocol):
         if transport is None or self.closed:
             raise ConnectionDropped(_DROPPED[1])
         self._in_exchange = True
-        self._complete = False
-        self._framed = False
-        self._failure = None
-        self._body_limit = _NO_LIMIT
-        self.status = 0
+        self._new_answer()
         if body is None:
             transport.write(data)
         else:
@@ -271,6 +269,14 @@ class UpstreamConnection(asyncio.Protocol):
         self._wake()
 
     # -- inside --------------------------------------------------------------------------------
+
+    def _new_answer(self) -> None:
+        """What is known of the next answer: nothing yet."""
+        self.status = 0
+        self._complete = False
+        self._framed = False
+        self._failure = None
+        self._body_limit = _NO_LIMIT
 
     async def _wait(self) -> None:
         waiter = self._waiter = self._loop.create_future()
