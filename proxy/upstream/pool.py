@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from contextlib import suppress
 from typing import Final, NamedTuple
 
 from warmgate.proxy.errors import BackendUnreachable
 from warmgate.proxy.upstream.connection import UpstreamConnection
 
 _UNREACHABLE: Final = "The model backend could not be reached."
+# The longest `close` waits for the closed connections' sockets to be let go.
+_CLOSE_WAIT_S: Final = 1.0
 
 
 class Origin(NamedTuple):
@@ -54,6 +57,7 @@ class ConnectionPool:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._tls: ssl.SSLContext | None = None
         self._closed = False
+        self._all_gone: asyncio.Future[None] | None = None
         # Idle connections to an origin that gets no more requests are closed by this, at most
         # one expiry late (half a second at least); those in use are checked when taken.
         self._sweep_every = max(keepalive_expiry, 0.5)
@@ -146,7 +150,7 @@ class ConnectionPool:
         connection.close()
 
     async def close(self) -> None:
-        """Close every connection (at exit)."""
+        """Close every connection (at exit), and return once their sockets are closed."""
         self._closed = True
         self._sweeper.cancel()
         for connection in list(self._open):
@@ -154,6 +158,14 @@ class ConnectionPool:
         self._idle.clear()
         while self._waiters:
             self._wake_one()
+        if self._open:
+            # A closed transport lets its socket go on a later turn of the loop (with
+            # connection_lost), and the loop may be about to stop: a socket left open then
+            # is only closed by the collector, with a ResourceWarning.
+            self._all_gone = self._loop.create_future()
+            with suppress(TimeoutError):
+                async with asyncio.timeout(_CLOSE_WAIT_S):
+                    await self._all_gone
 
     def _gone(self, connection: UpstreamConnection) -> None:
         """A connection's close arrived (`connection_lost`)."""
@@ -161,6 +173,8 @@ class ConnectionPool:
             self._open.discard(connection)
             self._per_origin[connection.origin] -= 1
             self._wake_one()
+            if not self._open and self._all_gone is not None and not self._all_gone.done():
+                self._all_gone.set_result(None)
         # else: it closed before `open` counted it in, and `open` sees that.
 
     def _evict_idle(self) -> None:

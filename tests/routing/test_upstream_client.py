@@ -7,8 +7,10 @@ scripted for it: bytes to send, a close, or nothing (a wedge)."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 
 import pytest
 
@@ -369,3 +371,21 @@ async def test_the_connection_limit_makes_the_second_request_wait_for_the_first(
         assert await (await first).read() == b'{"first":1}'
         assert await (await second).read() == b'{"second":1}'
     assert backend.connections == 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+async def test_closing_the_client_closes_its_connections_before_it_returns() -> None:
+    """A stopping gateway closes its loop soon after the client: a socket still open then is
+    closed by the collector, with a ResourceWarning, or never."""
+
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    async with Backend([sends(answer(200, b"{}"))]) as backend:
+        upstream = Upstream(UpstreamSettings())
+        await upstream.start()
+        response = await post(upstream, backend)
+        assert await response.read() == b"{}"
+        before = open_descriptors()
+        await upstream.close()
+        assert open_descriptors() == before - 1  # its kept-alive connection's socket
