@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -119,6 +121,25 @@ def test_sglang_runs_on_loopback_with_metrics_cache_report_and_the_served_name(p
     # The public port is the gate's; SGLang's own is another, on loopback.
     assert config["resources"]["ports"] == 30000
     assert config["envs"]["SGLANG_LOCAL_PORT"] != "30000"
+
+
+# SGLANG_LOCAL_KEY="$(python3 -c '<code>')" in a task's run script
+LOCAL_KEY_COMMAND = re.compile(r"SGLANG_LOCAL_KEY=\"\$\(python3 -c '([^']+)'\)\"")
+
+
+@pytest.mark.parametrize("path", MODEL_FILES, ids=ids(MODEL_FILES))
+def test_sglangs_local_key_never_reads_as_a_flag(path: Path) -> None:
+    """The key is passed as `--api-key KEY`: one that began with "-" would be taken for a flag
+    by SGLang's argument parser and the launch would fail (URL-safe base64 did, 1 in 64)."""
+    found = LOCAL_KEY_COMMAND.search(raw(path)["run"])
+    assert found is not None
+    two_thousand = f"for _ in range(2000):\n    {found.group(1)}"
+    printed = subprocess.run(  # noqa: S603 - the task file's own one-line command
+        [sys.executable, "-c", two_thousand], capture_output=True, text=True, check=True
+    ).stdout
+    keys = printed.split()
+    assert len(set(keys)) == 2000  # each made at random
+    assert all(len(key) >= 43 and not key.startswith("-") for key in keys)
 
 
 @pytest.mark.parametrize("path", MODEL_FILES, ids=ids(MODEL_FILES))
