@@ -125,7 +125,7 @@ class PrefixTree:
             self._touch(child, tenant, tick)
             pos += k
             node = child
-        if self.chars + self.nodes * NODE_CHARS > self.max_chars:
+        if self.size > self.max_chars:
             self.evict(int(self.max_chars * 0.9))
 
     def _grow(self, tenant: str, count: int) -> None:

@@ -138,11 +138,8 @@ class UpstreamConnection(asyncio.Protocol):
     async def read_chunk(self) -> bytes:
         """What of the body has arrived since the last call (waiting for some); b"" at its end."""
         while True:
-            chunks = self._chunks
-            if chunks:
-                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                chunks.clear()
-                self._buffered = 0
+            if self._chunks:
+                data = self._taken()
                 if self._paused:
                     self._resume()
                 return data
@@ -161,11 +158,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._resume()
         while self._failure is None:
             if self._complete:
-                chunks = self._chunks
-                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                chunks.clear()
-                self._buffered = 0
-                return data
+                return self._taken()
             await self._wait()
         raise self._raised(self._failure)
 
@@ -269,6 +262,14 @@ class UpstreamConnection(asyncio.Protocol):
         self._wake()
 
     # -- inside --------------------------------------------------------------------------------
+
+    def _taken(self) -> bytes:
+        """The body's bytes that have arrived and not been taken, as one buffer."""
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
+        return data
 
     def _new_answer(self) -> None:
         """What is known of the next answer: nothing yet."""

@@ -78,13 +78,10 @@ class ConnectionPool:
 
     async def open(self, origin: Origin) -> UpstreamConnection:
         """A new connection to `origin`, once the limits allow one."""
-        while (
-            len(self._open) + self._connecting >= self._max
-            or self._per_origin.get(origin.key, 0) >= self._max_per_origin
-        ):
+        while self._full() or self._per_origin.get(origin.key, 0) >= self._max_per_origin:
             if (reused := self.take_idle(origin.key)) is not None:
                 return reused
-            if len(self._open) + self._connecting >= self._max:
+            if self._full():
                 self._evict_idle()  # its close frees a place (`_gone` wakes a waiter)
             waiter = self._loop.create_future()
             self._waiters.append(waiter)
@@ -109,13 +106,11 @@ class ConnectionPool:
                     origin.port,
                     ssl=self._tls_context() if origin.tls else None,
                 )
-        except (OSError, TimeoutError) as exc:
+        except BaseException as exc:
             self._per_origin[origin.key] -= 1
             self._wake_one()
-            raise BackendUnreachable(_UNREACHABLE) from exc
-        except BaseException:
-            self._per_origin[origin.key] -= 1
-            self._wake_one()
+            if isinstance(exc, OSError | TimeoutError):
+                raise BackendUnreachable(_UNREACHABLE) from exc
             raise
         finally:
             self._connecting -= 1
@@ -135,12 +130,7 @@ class ConnectionPool:
         idle = self._idle.get(connection.origin)
         if idle is None:
             idle = self._idle[connection.origin] = deque()
-        # Connections at the cold end that the backend closed or that expired are let go.
-        while idle and (
-            idle[0].closed or connection.idle_since - idle[0].idle_since > self._expiry
-        ):
-            idle.popleft().close()
-        idle.append(connection)
+        idle.append(connection)  # the sweep lets those at the cold end go once expired
         if self._waiters:
             self._wake_one()
 
@@ -176,6 +166,9 @@ class ConnectionPool:
             if not self._open and self._all_gone is not None and not self._all_gone.done():
                 self._all_gone.set_result(None)
         # else: it closed before `open` counted it in, and `open` sees that.
+
+    def _full(self) -> bool:
+        return len(self._open) + self._connecting >= self._max
 
     def _evict_idle(self) -> None:
         """Close the longest-idle connection to any origin, if there is one."""
